@@ -1,0 +1,173 @@
+"""Structured configs: dataclass schemas -> OmegaConf, YAML files and `key=value` overrides.
+
+Usage (every command does this):
+
+    cfg = load_config(TrainConfig, "configs/train/demo.yaml", ["trainer.lr=1e-3", "seed=1"])
+
+A misspelt key is an error that names the key and the closest valid one; a value of the wrong type names the
+key and the expected type. `ConfigError` carries that message; the CLI prints it and exits with code 2.
+Hydra is not used: it caps omegaconf below 2.4.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid. The message names the key."""
+
+
+def _valid_keys(schema: DictConfig, parent: str | None) -> list[str]:
+    node = schema
+    if parent:
+        try:
+            node = OmegaConf.select(schema, parent)
+        except OmegaConfBaseException:
+            node = None
+    if isinstance(node, DictConfig):
+        return [str(k) for k in node.keys()]
+    return []
+
+
+def _unknown_key_message(schema: DictConfig, full_key: str, source: str) -> str:
+    parent, _, leaf = full_key.rpartition(".")
+    keys = _valid_keys(schema, parent or None)
+    close = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.5)
+    hint = f"; did you mean '{(parent + '.') if parent else ''}{close[0]}'?" if close else ""
+    where = f" (in {source})" if source else ""
+    valid = f" Valid keys{' under ' + parent if parent else ''}: {', '.join(sorted(keys))}." if keys else ""
+    return f"unknown config key '{full_key}'{where}{hint}{valid}"
+
+
+def _check_keys(schema: DictConfig, data: Any, source: str, prefix: str = "") -> None:
+    """Walk `data` and report the first key the schema does not have (with a suggestion)."""
+    if not isinstance(data, dict):
+        return
+    for k, v in data.items():
+        full = f"{prefix}{k}"
+        node = OmegaConf.select(schema, prefix[:-1]) if prefix else schema
+        if not isinstance(node, DictConfig):
+            return
+        # A dict-typed field (e.g. `trl: dict`) accepts any keys.
+        if OmegaConf.is_dict(node) and node._metadata.object_type in (None, dict) and prefix:
+            return
+        if str(k) not in node:
+            raise ConfigError(_unknown_key_message(schema, full, source))
+        child = node[str(k)] if not OmegaConf.is_missing(node, str(k)) else None
+        if isinstance(child, DictConfig) and isinstance(v, dict):
+            _check_keys(schema, v, source, prefix=f"{full}.")
+
+
+def _dotlist_to_dict(overrides: Sequence[str]) -> dict:
+    out: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        key, value = item.split("=", 1)
+        if not key:
+            raise ConfigError(f"override '{item}' has an empty key")
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}' conflicts with another override of '{p}'")
+        node[parts[-1]] = OmegaConf.to_container(OmegaConf.from_dotlist([f"x={value}"]))["x"]
+    return out
+
+
+def load_config(schema_cls: type[T], config_file: str | os.PathLike | None = None,
+                overrides: Sequence[str] = ()) -> T:
+    """Merge defaults <- YAML file <- `key=value` overrides and return a validated dataclass instance."""
+    schema = OmegaConf.structured(schema_cls)
+    layers = []
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = OmegaConf.load(path)
+        except Exception as e:  # yaml errors come in several types
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        data = OmegaConf.to_container(loaded) if loaded is not None else {}
+        if data and not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        _check_keys(schema, data or {}, str(path))
+        layers.append((OmegaConf.create(data or {}), str(path)))
+    over = _dotlist_to_dict(overrides)
+    _check_keys(schema, over, "command line")
+    layers.append((OmegaConf.create(over), "command line"))
+    cfg = schema
+    for layer, source in layers:
+        try:
+            cfg = OmegaConf.merge(cfg, layer)
+        except ValidationError as e:
+            key = e.full_key or "?"
+            expected = _expected_type(schema_cls, key)
+            raise ConfigError(f"config key '{key}' (from {source}): expected {expected}, got {e.value!r}"
+                              if hasattr(e, "value") else f"config key '{key}' (from {source}): {e.msg}") from None
+        except (ConfigKeyError, ConfigAttributeError) as e:
+            raise ConfigError(_unknown_key_message(schema, e.full_key or str(e.key), source)) from None
+    try:
+        missing = sorted(OmegaConf.missing_keys(cfg))
+    except OmegaConfBaseException:
+        missing = []
+    if missing:
+        raise ConfigError(f"missing required config key(s): {', '.join(missing)}")
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"config key '{getattr(e, 'full_key', '?')}': {e}") from None
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        try:
+            validate()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    return obj
+
+
+def _expected_type(schema_cls: type, full_key: str) -> str:
+    cls: Any = schema_cls
+    ftype: Any = None
+    for part in full_key.split("."):
+        if not dataclasses.is_dataclass(cls):
+            break
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields:
+            break
+        ftype = fields[part].type
+        cls = ftype if dataclasses.is_dataclass(ftype) else None
+        if isinstance(ftype, str):
+            return ftype
+    if ftype is None:
+        return "a value of the schema's type"
+    return getattr(ftype, "__name__", str(ftype))
+
+
+def to_yaml(cfg: Any) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def save_resolved(cfg: Any, out_dir: str | os.PathLike, name: str = "config.yaml") -> Path:
+    """Write the resolved config into a run directory (every run does this)."""
+    from memrl.data.io import atomic_write
+
+    path = Path(out_dir) / name
+    with atomic_write(path) as f:
+        f.write(to_yaml(cfg))
+    return path
+
+
+def as_dict(cfg: Any) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
