@@ -13,8 +13,8 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-CONV26 = os.path.join(SHARED, "data", "locomo", "conv-26.json")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+CONV26 = os.path.join(ROOT, "data", "locomo", "conv-26.json")  # shipped with attribution: data/locomo/NOTICE.md
 
 
 # --- Ray (started once per test session: ray.init costs ~3 s and ~0.7 GB) ---
@@ -32,3 +32,22 @@ def conv26_path():
     if not os.path.exists(CONV26):
         pytest.skip(f"{CONV26} not present (shared/ is beside the repo in CI)")
     return CONV26
+
+
+# --- tiny model fixtures (backends) ---
+# One tiny Llama per test session (builds in ~1 s). init_std=0.1 so that an untrained model's greedy output
+# depends on the prompt (at the usual 0.02 it repeats one token whatever the prompt).
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from memrl.train.tiny_model import build_tiny_model_dir
+
+    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny_model") / "model", init_std=0.1)
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_model_dir):
+    """A TransformersBackend on the tiny model (CPU). Tests must not change its model's weights."""
+    from memrl.policies.backends import TransformersBackend
+
+    return TransformersBackend(tiny_model_dir, device="cpu", batch_size=4)
+# --- end tiny model fixtures (backends) ---

@@ -28,15 +28,16 @@ from typing import Any, Iterable, Sequence
 import functools
 
 import numpy as np
-from nltk.stem import PorterStemmer
 
 from memrl.memory.ops import OP_TYPES, ApplyResult, Op, RejectedOp, normalize_op_name
 
-_STEMMER = PorterStemmer()
-# bm25s's English stopword list, copied here so query and index tokenization cannot drift apart.
-from bm25s.stopwords import STOPWORDS_EN as _STOPWORDS_LIST  # noqa: E402
-
-_STOPWORDS = frozenset(_STOPWORDS_LIST)
+_STEMMER = None
+# bm25s's English stopword list, so query and index tokenization use the same one.
+_STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
+    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
+    "will", "with",
+))
 
 
 @dataclass
@@ -93,6 +94,11 @@ _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 @functools.lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
+    global _STEMMER
+    if _STEMMER is None:  # nltk pulls in scipy/sklearn: import it only when retrieval is first used
+        from nltk.stem.porter import PorterStemmer
+
+        _STEMMER = PorterStemmer()
     return _STEMMER.stem(word)
 
 
