@@ -95,11 +95,18 @@ _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 @functools.lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
     global _STEMMER
-    if _STEMMER is None:  # nltk pulls in scipy/sklearn: import it only when retrieval is first used
-        from nltk.stem.porter import PorterStemmer
+    if _STEMMER is None:
+        # PyStemmer (C, what bm25s uses) imports in 2 ms; nltk's Porter stemmer gives the same stems but
+        # importing nltk pulls in scipy and sklearn (~4 s), so it is only the fallback.
+        try:
+            import Stemmer
 
-        _STEMMER = PorterStemmer()
-    return _STEMMER.stem(word)
+            _STEMMER = Stemmer.Stemmer("porter").stemWord
+        except ImportError:
+            from nltk.stem.porter import PorterStemmer
+
+            _STEMMER = PorterStemmer().stem
+    return _STEMMER(word)
 
 
 def _tokens(text: str) -> list[str]:
