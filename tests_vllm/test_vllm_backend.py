@@ -77,6 +77,7 @@ def test_stop_strings(engines):
     assert cut.finish_reason == "stop"
     h = hf.generate(PROMPTS[:1], SamplingParams(max_tokens=16, stop=[stop]))[0][0]
     assert h.text == cut.text
+    assert h.token_ids == cut.token_ids  # both keep the tokens that completed the stop string
 
 
 def test_push_weights_then_sleep_wake(engines, model_dir):

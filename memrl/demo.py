@@ -1,0 +1,364 @@
+"""`memrl demo` (`make demo`): the whole pipeline on CPU in minutes, with real parts throughout.
+
+1. Synthesize a dataset offline (memrl.data_synth), split by conversation.
+2. Build a tiny Llama and a byte-level BPE tokenizer trained on the prompts it will see.
+3. Warm-start both policies with SFT (TRL) on *deliberately imperfect* teachers:
+   - manager: the noisy teacher (gold operations with a share turned into typical mistakes: UPDATE written
+     as ADD, DELETE skipped, wrong target id);
+   - answer agent: the extractive BM25 heuristic.
+4. From each SFT start, train with GRPO (TRL) and with PPO (memrl.train.ppo):
+   - manager: snapshot rows, reward = op agreement + downstream QA by a frozen answer agent + validity +
+     write-side temporal + size terms (memrl.envs.manager_env);
+   - answer agent: F1 of the answer against gold (memrl.envs.answer_env compact mode).
+5. Evaluate on the held-out test conversations against the baselines:
+   - managers: the bank each builds over the test conversations is read by the same frozen answer agent
+     (BM25 extractive), so QA F1 differences are the manager's; plus op accuracy against gold ops;
+   - answer agents: answer from banks built by the gold manager.
+6. Write runs/demo/summary.json, report.md and PNGs (learning curves, a results chart).
+
+`memrl demo seeds=3` repeats training for three seeds and reports means and spreads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@dataclass
+class StageSteps:
+    sft: int = 200
+    grpo: int = 60
+    ppo: int = 40
+
+
+@dataclass
+class DemoConfig:
+    out: str = "runs/demo"
+    seeds: int = 1  # number of training seeds (0, 1, ...); data stay fixed
+    data_seed: int = 0
+    # -- data (a small synthetic world; the question mix stresses what a memory manager controls)
+    num_conversations: int = 40
+    sessions: list[int] = field(default_factory=lambda: [5, 7])
+    turns: list[int] = field(default_factory=lambda: [10, 12])
+    questions_per_conversation: int = 20
+    question_mix: dict[str, float] = field(default_factory=lambda: {
+        "single_hop": 0.3, "knowledge_update": 0.35, "conflict_resolution": 0.35})
+    # -- model
+    hidden_size: int = 128
+    num_layers: int = 2
+    vocab_size: int = 2000
+    # -- teachers
+    teacher_error_rate: float = 0.75  # share of UPDATE/DELETE ops the manager's teacher gets wrong
+    answer_teacher: str = "bm25"
+    # -- training
+    manager_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=200, grpo=60, ppo=40))
+    answer_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=200, grpo=60, ppo=40))
+    sft_lr: float = 3e-3
+    rl_lr: float = 1e-3
+    batch_size: int = 16
+    num_generations: int = 8
+    max_rl_rows: int = 2000
+    related_k: int = 3  # memories shown per fact to the manager (short prompts for a tiny model)
+    answer_k: int = 3  # memories per speaker shown to the answer agent
+    threads: int = 0  # torch threads (0: torch's default)
+
+    def validate(self) -> None:
+        if self.seeds < 1:
+            raise ValueError("seeds must be >= 1")
+        if self.num_conversations < 10:
+            raise ValueError("num_conversations must be >= 10 (train/validation/test split by conversation)")
+        if abs(sum(self.question_mix.values()) - 1.0) > 1e-6:
+            raise ValueError("question_mix must sum to 1")
+
+
+# ---------------------------------------------------------------------------------------------------------
+class CachedManager:
+    """Greedy decoding is deterministic: remember completions by prompt so the answer-side pass over the
+    same banks does not generate twice."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = getattr(inner, "name", "llm")
+        self.kind = "manager"
+        self.cache: dict[str, str] = {}
+
+    def decide(self, steps):
+        keys = [json.dumps(s.messages, sort_keys=True) for s in steps]
+        todo = [(k, s) for k, s in zip(keys, steps) if k not in self.cache]
+        if todo:
+            outs = self.inner.decide([s for _, s in todo])
+            for (k, _), o in zip(todo, outs):
+                self.cache[k] = o
+        return [self.cache[k] for k in keys]
+
+
+def _llm(spec_dir: str, role: str):
+    from memrl.policies.backends import SamplingParams, TransformersBackend
+    from memrl.policies.llm import LLMAnswerer, LLMManager
+
+    backend = TransformersBackend(spec_dir, device="cpu", batch_size=32)
+    sampling = SamplingParams(n=1, temperature=0.0, max_tokens=24 if role == "manager" else 20)
+    if role == "manager":
+        return CachedManager(LLMManager(backend, prompt="compact", sampling=sampling))
+    return LLMAnswerer(backend, mode="compact", sampling=sampling)
+
+
+def evaluate_manager(manager, convs, env_cfg, answer_cfg) -> dict[str, float]:
+    """Op accuracy over the episodes, then QA over the banks the manager built, read by BM25."""
+    from memrl.envs.answer_env import build_requests
+    from memrl.envs.manager_env import drive
+    from memrl.policies.baselines import make_baseline
+    from memrl.rewards.accuracy import exact_match, locomo_f1
+
+    eps = drive(convs, manager, env_cfg, score=True)
+    ops = [v for ep in eps for v in ep.totals.get("op", [])]
+    sizes = [len(ep.bank) for ep in eps]
+    pairs = build_requests(convs, answer_cfg, manager)
+    answers = make_baseline("bm25").answer([r for r, _ in pairs])
+    f1 = [locomo_f1(a.answer or "", row["answer"], row.get("category_id")) for a, (_, row) in zip(answers, pairs)]
+    em = [exact_match(a.answer or "", row["answer"]) for a, (_, row) in zip(answers, pairs)]
+    return {"qa_f1": _mean(f1), "qa_em": _mean(em), "op_accuracy": _mean(ops) if ops else None,
+            "memory_size": _mean(sizes), "questions": len(pairs)}
+
+
+def evaluate_answerer(answerer, convs, answer_cfg) -> dict[str, float]:
+    from memrl.envs.answer_env import build_requests
+    from memrl.policies.baselines import make_baseline
+    from memrl.rewards.accuracy import exact_match, locomo_f1
+
+    pairs = build_requests(convs, answer_cfg, make_baseline("gold_ops"))
+    answers = answerer.answer([r for r, _ in pairs])
+    f1 = [locomo_f1(a.answer or "", row["answer"], row.get("category_id")) for a, (_, row) in zip(answers, pairs)]
+    em = [exact_match(a.answer or "", row["answer"]) for a, (_, row) in zip(answers, pairs)]
+    return {"qa_f1": _mean(f1), "qa_em": _mean(em), "op_accuracy": None, "questions": len(pairs)}
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------
+def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
+    import torch
+
+    from memrl.config import save_resolved
+    from memrl.data.io import write_json
+    from memrl.data_synth.config import SynthConfig
+    from memrl.data_synth.synth import run_synthesis
+    from memrl.envs.answer_env import AnswerEnvConfig
+    from memrl.envs.manager_env import ManagerEnvConfig
+    from memrl.policies.baselines import make_baseline
+    from memrl.train import data as D
+    from memrl.train.config import DataConfig, ModelConfig, TrainConfig
+    from memrl.train.tiny_model import build_tiny_model_dir
+    from memrl.train.trainer import train
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t0 = time.time()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_resolved(cfg, out)
+    say = print if progress else (lambda *a, **k: None)
+
+    # 1. data
+    data_dir = out / "data"
+    synth = SynthConfig(out=str(data_dir), num_conversations=cfg.num_conversations, seed=cfg.data_seed,
+                        sessions_per_conversation=list(cfg.sessions), turns_per_session=list(cfg.turns),
+                        questions_per_conversation=cfg.questions_per_conversation,
+                        question_mix={**{k: 0.0 for k in SynthConfig().question_mix}, **cfg.question_mix})
+    synth.validate()
+    say(f"[demo] 1/5 synthesizing {cfg.num_conversations} conversations -> {data_dir}")
+    run_synthesis(synth, log=lambda *a, **k: None)
+    train_convs = D.load_split(str(data_dir), "train")
+    test_convs = D.load_split(str(data_dir), "test")
+
+    env_cfg = ManagerEnvConfig(related_k=cfg.related_k, max_related=2 * cfg.related_k, max_probes=4)
+    answer_cfg = AnswerEnvConfig(mode="compact", k_per_speaker=cfg.answer_k, metric="locomo_f1",
+                                 bank=ManagerEnvConfig(probes="none", related_k=cfg.related_k,
+                                                       max_related=2 * cfg.related_k))
+
+    # 2. teacher traces (for the tokenizer corpus too)
+    teacher_m = D.make_teacher("manager", "noisy_teacher", cfg.teacher_error_rate, cfg.data_seed)
+    m_rows = D.manager_sft_rows(train_convs, env_cfg, teacher_m)
+    a_rows = D.answer_sft_rows(train_convs, answer_cfg, make_baseline(cfg.answer_teacher))
+    corpus = D.corpus_from_rows(m_rows[:3000], a_rows[:3000])
+
+    results: list[dict[str, Any]] = []
+    seeds = list(range(cfg.seeds))
+    for seed in seeds:
+        sdir = out / f"seed{seed}"
+        say(f"[demo] 2/5 seed {seed}: building the tiny model")
+        base = sdir / "base_model"
+        if not (base / "config.json").exists():
+            build_tiny_model_dir(base, corpus, vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
+                                 layers=cfg.num_layers, seed=seed)
+        common = dict(seed=seed, data=DataConfig(path=str(data_dir)), model=ModelConfig(path=str(base)),
+                      manager_env=env_cfg, answer_env=answer_cfg, batch_size=cfg.batch_size,
+                      num_generations=cfg.num_generations, max_train_rows=cfg.max_rl_rows)
+
+        def stage(role, algo, steps, init_from="", lr=cfg.rl_lr, **kw):
+            if steps <= 0:
+                return None
+            tc = TrainConfig(algo=algo, role=role, max_steps=steps, learning_rate=lr, init_from=init_from,
+                             output_dir=str(sdir / f"{role}_{algo}"), **common, **kw)
+            tc.validate()
+            say(f"[demo] seed {seed}: {algo.upper()} {role} ({steps} steps)")
+            return train(tc, progress=progress)
+
+        say(f"[demo] 3/5 seed {seed}: SFT warm starts on imperfect teachers")
+        m_sft = stage("manager", "sft", cfg.manager_steps.sft, lr=cfg.sft_lr, teacher="noisy_teacher",
+                      teacher_error_rate=cfg.teacher_error_rate)
+        a_sft = stage("answer", "sft", cfg.answer_steps.sft, lr=cfg.sft_lr, teacher=cfg.answer_teacher)
+        m_start = m_sft["final_model"] if m_sft else str(base)
+        a_start = a_sft["final_model"] if a_sft else str(base)
+        say(f"[demo] 4/5 seed {seed}: GRPO and PPO from the SFT starts")
+        runs = {
+            ("manager", "sft"): m_sft, ("answer", "sft"): a_sft,
+            ("manager", "grpo"): stage("manager", "grpo", cfg.manager_steps.grpo, init_from=m_start,
+                                       max_completion_length=24),
+            ("manager", "ppo"): stage("manager", "ppo", cfg.manager_steps.ppo, init_from=m_start,
+                                      max_completion_length=24),
+            ("answer", "grpo"): stage("answer", "grpo", cfg.answer_steps.grpo, init_from=a_start,
+                                      max_completion_length=20),
+            ("answer", "ppo"): stage("answer", "ppo", cfg.answer_steps.ppo, init_from=a_start,
+                                     max_completion_length=20),
+        }
+        say(f"[demo] 5/5 seed {seed}: evaluating on {len(test_convs)} held-out conversations")
+        for (role, algo), summary in runs.items():
+            if summary is None:
+                continue
+            pol = _llm(summary["final_model"], role)
+            m = (evaluate_manager(pol, test_convs, env_cfg, answer_cfg) if role == "manager"
+                 else evaluate_answerer(pol, test_convs, answer_cfg))
+            results.append({"name": f"{role}-{algo}", "role": role, "stage": algo, "seed": seed, **m,
+                            "train_wall_seconds": summary["wall_seconds"],
+                            "reward_first": summary.get("reward_first"), "reward_last": summary.get("reward_last")})
+            say(f"   {role:7s} {algo:4s}  qa_f1={m['qa_f1']:.3f}  qa_em={m['qa_em']:.3f}"
+                + (f"  op_acc={m['op_accuracy']:.3f}" if m.get("op_accuracy") is not None else ""))
+
+    # baselines (deterministic: evaluated once)
+    for name in ("add_only", "noisy_teacher", "rule_based_text", "gold_ops"):
+        pol = (make_baseline(name, error_rate=cfg.teacher_error_rate, seed=cfg.data_seed)
+               if name == "noisy_teacher" else make_baseline(name))
+        m = evaluate_manager(pol, test_convs, env_cfg, answer_cfg)
+        results.append({"name": name, "role": "manager", "stage": "baseline", "seed": None, **m})
+    for name in ("bm25", "oracle_evidence", "gold_answer"):
+        m = evaluate_answerer(make_baseline(name), test_convs, answer_cfg)
+        results.append({"name": name, "role": "answer", "stage": "baseline", "seed": None, **m})
+
+    summary = _summarize(results, seeds, time.time() - t0, cfg)
+    write_json(out / "summary.json", summary)
+    (out / "report.md").write_text(_report(summary, cfg))
+    _plot(summary, out, seeds)
+    say((out / "report.md").read_text())
+    return summary
+
+
+def _summarize(results, seeds, wall, cfg) -> dict[str, Any]:
+    policies = []
+    keys = []
+    for r in results:
+        k = (r["name"], r["role"], r["stage"])
+        if k not in keys:
+            keys.append(k)
+    for name, role, stage in keys:
+        rs = [r for r in results if (r["name"], r["role"], r["stage"]) == (name, role, stage)]
+        entry: dict[str, Any] = {"name": name, "role": role, "stage": stage}
+        for m in ("qa_f1", "qa_em", "op_accuracy", "memory_size"):
+            vals = [r[m] for r in rs if r.get(m) is not None]
+            entry[m] = statistics.mean(vals) if vals else None
+            if len(vals) > 1:
+                entry[m + "_std"] = statistics.stdev(vals)
+        entry["n_seeds"] = len(rs)
+        entry["questions"] = rs[0].get("questions")
+        for m in ("reward_first", "reward_last", "train_wall_seconds"):
+            vals = [r[m] for r in rs if r.get(m) is not None]
+            if vals:
+                entry[m] = statistics.mean(vals)
+        policies.append(entry)
+    by = {(p["role"], p["stage"]): p for p in policies}
+    deltas = {}
+    for role in ("manager", "answer"):
+        sft = by.get((role, "sft"))
+        for algo in ("grpo", "ppo"):
+            rl = by.get((role, algo))
+            if sft and rl:
+                deltas[f"{role}_{algo}_minus_sft_qa_f1"] = rl["qa_f1"] - sft["qa_f1"]
+                if rl.get("op_accuracy") is not None and sft.get("op_accuracy") is not None:
+                    deltas[f"{role}_{algo}_minus_sft_op_accuracy"] = rl["op_accuracy"] - sft["op_accuracy"]
+    return {"wall_seconds": round(wall, 1), "seeds": seeds, "policies": policies, "deltas": deltas,
+            "per_seed": results,
+            "protocol": {"test_conversations": "synthetic test split", "frozen_answer_agent": "bm25 extractive",
+                         "qa_metric": "locomo_f1 (official stemmed F1)", "manager_eval_bank": "built by the manager",
+                         "answer_eval_bank": "built by gold_ops"}}
+
+
+def _fmt(x, std=None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+
+
+def _report(s: dict[str, Any], cfg: DemoConfig) -> str:
+    lines = ["# memrl demo", "",
+             f"{len(s['seeds'])} seed(s), wall time {s['wall_seconds']:.0f} s. Test split: held-out synthetic "
+             "conversations. Managers are scored by the QA F1 a frozen BM25 answer agent reaches on the bank they "
+             "built (LoCoMo official F1), and by op accuracy against gold operations; answer agents answer from "
+             "banks built by the gold manager.", "",
+             "| policy | role | stage | QA F1 | QA EM | op accuracy | memory size |", "|---|---|---|---|---|---|---|"]
+    for p in s["policies"]:
+        lines.append(f"| {p['name']} | {p['role']} | {p['stage']} | {_fmt(p['qa_f1'], p.get('qa_f1_std'))} | "
+                     f"{_fmt(p['qa_em'], p.get('qa_em_std'))} | {_fmt(p.get('op_accuracy'), p.get('op_accuracy_std'))}"
+                     f" | {_fmt(p.get('memory_size'))} |")
+    lines += ["", "## RL minus SFT", ""]
+    lines += [f"- {k}: {v:+.3f}" for k, v in s["deltas"].items()]
+    lines += ["", "Learning curves: `seed*/<role>_<algo>/curves.png`; results chart: `results.png`.", ""]
+    return "\n".join(lines)
+
+
+def _plot(s: dict[str, Any], out: Path, seeds) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, role in zip(axes, ("manager", "answer")):
+        ps = [p for p in s["policies"] if p["role"] == role]
+        ax.bar(range(len(ps)), [p["qa_f1"] or 0 for p in ps], yerr=[p.get("qa_f1_std", 0) for p in ps],
+               color=["#999" if p["stage"] == "baseline" else "#4a7" for p in ps])
+        ax.set_xticks(range(len(ps)))
+        ax.set_xticklabels([p["name"] for p in ps], rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{role}: QA F1 on held-out conversations")
+    fig.tight_layout()
+    fig.savefig(out / "results.png", dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("demo", help="the end-to-end CPU demo",
+                              description="Synthesize data, build a tiny model, SFT + GRPO + PPO both policies, "
+                                          "evaluate on held-out conversations. key=value overrides DemoConfig.")
+    p.add_argument("--config", default=None, help="YAML file with DemoConfig keys")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seeds=3 out=runs/demo3")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from memrl.config import load_config
+
+    cfg = load_config(DemoConfig, args.config, args.overrides)
+    run_demo(cfg)
+    return 0

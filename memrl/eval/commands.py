@@ -1,0 +1,88 @@
+"""`memrl eval`: evaluate a policy (behind an optional manager) with a pinned protocol; compare runs.
+
+    memrl eval --config configs/eval/locomo.yaml data=locomo10.json policy=bm25 out=runs/eval/bm25
+    memrl eval --config configs/eval/synthetic.yaml data=data/synth/test.jsonl policy=bm25 manager=rule_based
+    memrl eval --config configs/eval/locomo.yaml data=data/locomo/conv-26.json policy=transformers:runs/demo
+    memrl eval compare runs/eval/bm25 runs/eval/oracle [--metric locomo_f1] [--out cmp.md]
+
+Every key of `EvalConfig` (memrl/eval/evaluate.py, one line of documentation each) can be given as key=value.
+A bad key or value exits with code 2 (ConfigError), as do unreadable data or result files (DataError).
+Imports are lazy: this module is imported by `memrl --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval", help="evaluate baselines and checkpoints; compare runs",
+        description="memrl eval --config configs/eval/<benchmark>.yaml data=FILE policy=... [manager=...] "
+                    "[out=DIR] [key=value ...]\n"
+                    "memrl eval compare RUN_A RUN_B ... [--metric M] [--out FILE]",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML file of EvalConfig keys (configs/eval/*.yaml)")
+    p.add_argument("--json", action="store_true", help="print results.json instead of the summary table")
+    # REMAINDER: `compare` brings its own options (--metric, --out) that this parser must not reject.
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="key=value | compare RUN ...")
+    p.set_defaults(func=run)
+
+
+def _eval_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="memrl eval")
+    p.add_argument("--config")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("overrides", nargs="*")
+    return p.parse_args(argv)
+
+
+def _compare_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="memrl eval compare",
+                                description="Runs side by side; differences to the first run with paired bootstrap CIs.")
+    p.add_argument("runs", nargs="+", help="evaluation run directories (or their results.json)")
+    p.add_argument("--metric", default=None, help="only this metric (default: every metric all runs have)")
+    p.add_argument("--out", default=None, help="write the table here (markdown; JSON if it ends in .json)")
+    p.add_argument("--samples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level")
+    return p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    rest = list(args.args or [])
+    if rest and rest[0] == "compare":
+        from memrl.eval.report import compare
+
+        c = _compare_args(rest[1:])
+        md, _ = compare(c.runs, metric=c.metric, out=c.out, samples=c.samples, level=c.level)
+        print(md)
+        if c.out:
+            print(f"\nwritten: {c.out}", file=sys.stderr)
+        return 0
+    parsed = _eval_args(rest)
+    config = parsed.config or args.config
+    from memrl.config import load_config
+    from memrl.eval.evaluate import EvalConfig, run_eval
+    from memrl.eval.report import format_protocol, summary_table
+
+    cfg = load_config(EvalConfig, config, parsed.overrides)
+    results = run_eval(cfg)
+    if parsed.json or args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(format_protocol(results["protocol"]))
+    print()
+    print(summary_table(results))
+    ops = results.get("ops")
+    if ops:
+        print(f"\nops: manager {ops['manager']}: op accuracy {ops['op_accuracy'] if ops['op_accuracy'] is not None else 'n/a'}"
+              f", invalid-id rate {ops['invalid_id_rate']}, memory size {ops['memory_size']}")
+    eff = results["efficiency"]
+    print(f"\ntokens read per answer {eff['tokens_read_per_answer']:.1f}; latency per question "
+          f"{eff['latency_s_per_question']:.4f} s; wall {eff['wall_s']:.1f} s"
+          if eff["tokens_read_per_answer"] is not None else "")
+    if cfg.out:
+        print(f"written: {cfg.out}/results.json, report.md, predictions.jsonl, plots")
+    return 0

@@ -1,0 +1,118 @@
+"""`memrl train` recipes: one dataclass tree, loaded with `memrl.config.load_config`.
+
+A recipe names an algorithm (sft | grpo | ppo), a role (manager | answer), a model, data, and the
+environment whose rewards drive RL. TRL-specific extras go in `trl:` and are passed to `GRPOConfig` /
+`SFTConfig` as they are, so any TRL knob is reachable without memrl having to mirror it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from memrl.envs.answer_env import AnswerEnvConfig
+from memrl.envs.manager_env import ManagerEnvConfig
+from memrl.train.ppo import PPOConfig
+
+ALGOS = ("sft", "grpo", "ppo")
+ROLES = ("manager", "answer")
+
+
+@dataclass
+class ModelConfig:
+    path: str = "tiny"  # "tiny": build the offline tiny Llama into <output_dir>/base_model; else a local HF dir
+    # -- the tiny model (used when path == "tiny")
+    vocab_size: int = 2000
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    max_positions: int = 1024
+    # -- LoRA through peft (off: full fine-tune)
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    trust_remote_code: bool = False  # never on unless asked: it runs code shipped with the checkpoint
+    dtype: str = "float32"  # float32 on CPU; bfloat16 on GPU recipes
+
+
+@dataclass
+class DataConfig:
+    path: str = ""  # a `memrl synth` output directory (train/validation/test JSONL) or a common-schema JSONL
+    train_split: str = "train"
+    eval_split: str = "validation"
+    max_conversations: int = 0  # 0 = all
+
+
+@dataclass
+class ScheduleConfig:
+    kind: str = "none"  # none | two_stage (Context-Picker) | alternate (Memory-R1) | joint
+    # Context-Picker: stage I recall-oriented (relaxed margin), stage II precision-oriented (tight margin)
+    stage1_margin: int = 3
+    stage2_margin: int = 1
+    switch_step: int = 0  # switch at this step (0 = half of max_steps) ...
+    plateau_patience: int = 0  # ... or when the reward has not improved for this many logged steps (0 = off)
+    # Memory-R1 alternation: train the manager with the answer agent frozen, then the reverse, for k rounds
+    rounds: int = 2
+
+    def validate(self) -> None:
+        if self.kind not in ("none", "two_stage", "alternate", "joint"):
+            raise ValueError(f"schedule.kind: {self.kind!r} is not one of none, two_stage, alternate, joint")
+
+
+@dataclass
+class TrainConfig:
+    algo: str = "grpo"  # sft | grpo | ppo
+    role: str = "answer"  # manager | answer
+    manager_mode: str = "snapshot"  # manager GRPO: "snapshot" (reward functions) | "episode" (rollout_func)
+    output_dir: str = "runs/train"
+    seed: int = 0
+    resume: str = ""  # "" | "true" (latest checkpoint in output_dir) | a checkpoint path
+    init_from: str = ""  # start from this model directory (e.g. an SFT run's final_model) instead of model.path
+    # -- SFT teacher: whose traces the policy imitates
+    teacher: str = "gold_ops"  # manager: gold_ops | noisy_teacher | add_only | rule_based ; answer: bm25 | oracle_evidence
+    #                            | gold_answer ; or "transformers:PATH" (any backend)
+    teacher_error_rate: float = 0.3  # noisy_teacher's share of deliberately wrong operations
+    # -- optimisation (shared by the three algorithms)
+    max_steps: int = 100
+    learning_rate: float = 1e-3  # tiny models need ~1e-3; real models 1e-6 (Memory-R1)
+    batch_size: int = 16  # completions per step (GRPO: prompts x num_generations)
+    max_completion_length: int = 32
+    temperature: float = 1.0
+    save_steps: int = 0  # checkpoint every N steps (0 = only the final model)
+    logging_steps: int = 1
+    max_train_rows: int = 0  # cap on RL rows (0 = all)
+    # -- GRPO (TRL)
+    num_generations: int = 8
+    beta: float = 0.0  # KL to the reference (TRL default 0: no reference model is kept)
+    loss_type: str = "dapo"  # grpo | dr_grpo | dapo | bnpo | ...: TRL's GRPO variants
+    use_vllm: bool = False  # GPU only: TRL generates with vLLM (colocate mode)
+    # -- sub-configs
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    manager_env: ManagerEnvConfig = field(default_factory=ManagerEnvConfig)
+    answer_env: AnswerEnvConfig = field(default_factory=AnswerEnvConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    report_to: list[str] = field(default_factory=lambda: ["none"])  # tensorboard | wandb | none (TRL's report_to)
+    trl: dict = field(default_factory=dict)  # extra GRPOConfig / SFTConfig keyword arguments, passed through
+
+    def validate(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo: {self.algo!r} is not one of {list(ALGOS)}")
+        if self.role not in ROLES:
+            raise ValueError(f"role: {self.role!r} is not one of {list(ROLES)}")
+        if self.manager_mode not in ("snapshot", "episode"):
+            raise ValueError(f"manager_mode: {self.manager_mode!r} is not snapshot or episode")
+        for name in ("max_steps", "batch_size", "max_completion_length", "num_generations"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.algo == "grpo" and self.batch_size % self.num_generations:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of num_generations "
+                             f"({self.num_generations}): TRL groups completions by prompt")
+        if not 0 <= self.teacher_error_rate <= 1:
+            raise ValueError(f"teacher_error_rate must be in [0, 1], got {self.teacher_error_rate}")
+        self.manager_env.validate()
+        self.answer_env.validate()
+        self.schedule.validate()

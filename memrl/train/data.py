@@ -1,0 +1,138 @@
+"""Training rows for each role, built from conversations through the environments.
+
+- SFT rows: `{"prompt": [chat messages], "completion": [assistant message]}` from a teacher's traces (TRL's
+  prompt-completion format: the loss is on the completion only).
+- RL rows: the environments' exports. Manager: `snapshot_dataset` rows (a bank state + the next step +
+  probe questions), scored by `ManagerSnapshotReward`. Answer: `answer_dataset` rows, scored by the answer
+  environment's composite reward.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Sequence
+
+from memrl.data.io import DataError, read_conversations
+from memrl.data.schema import Conversation
+
+
+def load_split(path: str, split: str, max_conversations: int = 0) -> list[Conversation]:
+    """A split of a `memrl synth` directory (`<dir>/<split>.jsonl`), or a JSONL file as it is."""
+    if not path:
+        raise DataError("data.path is empty: point it at a `memrl synth` output directory or a JSONL file")
+    p = Path(path)
+    if p.is_dir():
+        f = p / f"{split}.jsonl"
+        if not f.exists():
+            raise DataError(f"{p}: no {split}.jsonl (expected a `memrl synth` output directory)")
+        convs = read_conversations(f)
+    else:
+        convs = read_conversations(p)
+    return convs[:max_conversations] if max_conversations else convs
+
+
+def shorten_ops(completion: str, step) -> str:
+    """Drop what the environment can infer, so a tiny model writes fewer tokens.
+
+    An ADD/UPDATE whose text is the step's only candidate fact may omit the text (the environment fills
+    it in, with the fact's event time). Real-model recipes keep the full form (`short_ops=False`)."""
+    try:
+        ops = json.loads(completion)["ops"]
+    except (ValueError, KeyError, TypeError):
+        return completion
+    facts = [f.text for f in step.facts]
+    out = []
+    for op in ops:
+        op = dict(op)
+        if len(facts) == 1 and op.get("text") == facts[0]:
+            op.pop("text", None)
+            op.pop("event_time", None)
+        out.append(op)
+    return json.dumps({"ops": out}, separators=(",", ":"))
+
+
+def make_teacher(role: str, spec: str, error_rate: float = 0.3, seed: int = 0, **policy_kwargs):
+    from memrl.policies.baselines import make_baseline
+    from memrl.policies.llm import make_policy
+
+    if spec == "noisy_teacher":
+        return make_baseline("noisy_teacher", error_rate=error_rate, seed=seed)
+    return make_policy(spec, "manager" if role == "manager" else "answerer", **policy_kwargs)
+
+
+def manager_sft_rows(convs: Sequence[Conversation], env_cfg, teacher, short_ops: bool = True) -> list[dict]:
+    """The teacher drives each conversation; every step becomes (prompt, teacher completion)."""
+    from memrl.envs.manager_env import ManagerEpisode, render_manager_prompt
+
+    rows = []
+    for conv in convs:
+        ep = ManagerEpisode(conv, env_cfg)
+        while not ep.done:
+            step = ep.observe()
+            text = teacher.decide([step])[0]
+            ep.apply(text, score=False)
+            if short_ops:
+                text = shorten_ops(text, step)
+            rows.append({"prompt": render_manager_prompt(step, env_cfg.prompt),
+                         "completion": [{"role": "assistant", "content": text}]})
+    return rows
+
+
+def answer_text(parse, mode: str) -> str:
+    """An answerer's output rendered in the completion format of `mode` (what the policy must write)."""
+    ids = " ".join(f"[{i}]" for i in (parse.selected_ids or []))
+    answer = parse.answer or ""
+    if mode in ("compact", "memory_r1"):
+        return f"{ids}\n**Answer:** {answer}" if ids else f"**Answer:** {answer}"
+    if mode == "memory_t1":
+        return json.dumps({"selected_memory": [f"<{s}>" for s in parse.selected_ids or []], "answer": answer})
+    if mode == "picker":
+        return json.dumps({"rationale": parse.rationale or "", "selected": list(parse.selected_ids or [])})
+    return answer
+
+
+def answer_sft_rows(convs: Sequence[Conversation], env_cfg, teacher, manager=None) -> list[dict]:
+    from memrl.envs.answer_env import build_requests, render_answer_prompt
+
+    pairs = build_requests(convs, env_cfg, manager)
+    parses = teacher.answer([r for r, _ in pairs])
+    return [{"prompt": render_answer_prompt(r, env_cfg.mode),
+             "completion": [{"role": "assistant", "content": answer_text(p, env_cfg.mode)}]}
+            for (r, _), p in zip(pairs, parses)]
+
+
+def manager_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager=None):
+    """Snapshot rows for GRPO/PPO. Rows whose step has no decision to make are kept: NOOP is a skill too."""
+    from memrl.envs.manager_env import snapshot_dataset
+
+    ds = snapshot_dataset(convs, env_cfg, manager=manager, seed=seed)
+    return _cap(ds, max_rows, seed)
+
+
+def answer_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager=None):
+    from memrl.envs.answer_env import answer_dataset
+
+    ds = answer_dataset(convs, env_cfg, manager=manager)
+    return _cap(ds, max_rows, seed)
+
+
+def _cap(ds, max_rows: int, seed: int):
+    if max_rows and len(ds) > max_rows:
+        idx = list(range(len(ds)))
+        random.Random(seed).shuffle(idx)
+        ds = ds.select(sorted(idx[:max_rows]))
+    return ds
+
+
+def corpus_from_rows(*row_lists: Sequence[dict[str, Any]], limit: int = 20000) -> list[str]:
+    """Text for training the tiny tokenizer: the prompts and completions the model will see."""
+    out: list[str] = []
+    for rows in row_lists:
+        for r in rows:
+            for m in list(r.get("prompt", [])) + list(r.get("completion", [])):
+                out.extend(line for line in m["content"].split("\n") if line.strip())
+            if len(out) >= limit:
+                return out[:limit]
+    return out

@@ -1,0 +1,115 @@
+"""A run directory: resolved config, metrics.jsonl, learning-curve PNGs, the final model with a model card.
+
+    runs/<name>/
+      config.yaml          the resolved config (every run writes it first)
+      metrics.jsonl        one JSON object per logged step (TRL's log_history keys, or PPO's)
+      checkpoint-<N>/      resumable checkpoints
+      final_model/         Hugging Face directory (safetensors) + README.md model card
+      curves.png           reward / loss / KL against step
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+
+class MetricsLog:
+    """Append-only JSONL; each line is flushed so a killed run keeps everything it logged."""
+
+    def __init__(self, path: str | os.PathLike, resume: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not resume and self.path.exists():
+            self.path.unlink()
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop lines logged after the checkpoint (they will be logged again)."""
+        rows = [r for r in self.read() if int(r.get("step", 0)) <= step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def __call__(self, metrics: dict[str, Any]) -> None:
+        clean = {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                 for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(clean) + "\n")
+            f.flush()
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut by a crash: everything before it is good
+        return out
+
+
+def plot_curves(rows: Iterable[dict[str, Any]], out_png: str | os.PathLike, title: str = "",
+                keys: tuple[str, ...] = ("reward", "loss", "kl_to_ref", "kl", "pg_loss", "vf_loss", "entropy")) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if "step" in r]
+    present = [k for k in keys if any(k in r and _finite(r[k]) for r in rows)]
+    if not rows or not present:
+        return None
+    fig, axes = plt.subplots(1, len(present), figsize=(3.6 * len(present), 3.0), squeeze=False)
+    for ax, k in zip(axes[0], present):
+        xs = [r["step"] for r in rows if k in r and _finite(r[k])]
+        ys = [r[k] for r in rows if k in r and _finite(r[k])]
+        ax.plot(xs, ys, lw=1.0, alpha=0.5)
+        if len(ys) >= 5:
+            w = max(2, len(ys) // 10)
+            sm = [sum(ys[max(0, i - w + 1): i + 1]) / len(ys[max(0, i - w + 1): i + 1]) for i in range(len(ys))]
+            ax.plot(xs, sm, lw=2.0)
+        ax.set_title(k)
+        ax.set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def write_model_card(model_dir: str | os.PathLike, *, algo: str, role: str, base: str, data: str, reward: str,
+                     results: dict[str, Any] | None = None, config_yaml: str = "") -> Path:
+    lines = [
+        "---",
+        "library_name: transformers",
+        "tags: [memrl, reinforcement-learning, memory-agent, " + algo + "]",
+        "---",
+        f"# memrl {role} policy ({algo.upper()})",
+        "",
+        f"- **Role**: {role} ({'memory manager: ADD/UPDATE/DELETE/NOOP' if role == 'manager' else 'answer agent'})",
+        f"- **Algorithm**: {algo.upper()}" + (" (TRL GRPOTrainer)" if algo == "grpo" else
+                                            " (memrl.train.ppo)" if algo == "ppo" else " (TRL SFTTrainer)"),
+        f"- **Base model**: {base}",
+        f"- **Data**: {data}",
+        f"- **Reward**: {reward}",
+        "- **Weights**: safetensors; load with `AutoModelForCausalLM.from_pretrained(dir)`",
+        "",
+    ]
+    if results:
+        lines += ["## Results", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in results.items()]
+        lines.append("")
+    if config_yaml:
+        lines += ["## Config", "", "```yaml", config_yaml.rstrip(), "```", ""]
+    path = Path(model_dir) / "README.md"
+    path.write_text("\n".join(lines))
+    return path
