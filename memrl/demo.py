@@ -183,10 +183,13 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     train_convs = D.load_split(str(data_dir), "train")
     test_convs = D.load_split(str(data_dir), "test")
 
-    env_cfg = ManagerEnvConfig(related_k=cfg.related_k, max_related=2 * cfg.related_k, max_probes=4)
-    answer_cfg = AnswerEnvConfig(mode="compact", k_per_speaker=cfg.answer_k, metric="locomo_f1",
+    # Tiny-model settings: few memories per prompt, most relevant first (the decision becomes local),
+    # oracle recall of the memory with the fact's world key (ManagerEnvConfig.include_key_matches).
+    env_cfg = ManagerEnvConfig(related_k=cfg.related_k, max_related=2 * cfg.related_k, max_probes=4,
+                               memory_order="relevance")
+    answer_cfg = AnswerEnvConfig(mode="compact", k_per_speaker=cfg.answer_k, metric="locomo_f1", order="relevance",
                                  bank=ManagerEnvConfig(probes="none", related_k=cfg.related_k,
-                                                       max_related=2 * cfg.related_k))
+                                                       max_related=2 * cfg.related_k, memory_order="relevance"))
 
     # 2. teacher traces (for the tokenizer corpus too)
     teacher_m = D.make_teacher("manager", "noisy_teacher", cfg.teacher_error_rate, cfg.data_seed)

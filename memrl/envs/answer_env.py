@@ -69,6 +69,7 @@ class AnswerEnvConfig:
     include_gold: bool = False  # add gold evidence the retrieval missed (training data)
     shuffle: bool = False  # shuffle candidate order (Memory-T1 training shuffles sessions)
     budget: int = 0  # max candidates (0 = no cap); gold candidates are kept first when cutting
+    order: str = "bank"  # memory candidates in "bank" order (Memory-R1) or by "relevance" (BM25 score, best first)
     manager: str = "auto"  # baseline building banks for memory candidates; auto: gold_ops with gold ops, else add_only
     bank: ManagerEnvConfig = field(default_factory=lambda: ManagerEnvConfig(probes="none"))
     metric: str = ""  # accuracy metric ("" = the mode's preset: em for memory_r1/compact, timedial for memory_t1)
@@ -88,6 +89,8 @@ class AnswerEnvConfig:
             raise ValueError(f"AnswerEnvConfig.candidates: {self.candidates!r} is not one of {list(CANDIDATE_SOURCES)}")
         if self.mode == "memory_t1" and self.candidate_source() != "sessions":
             raise ValueError("AnswerEnvConfig: mode 'memory_t1' selects sessions (candidates must be 'sessions' or 'auto')")
+        if self.order not in ("bank", "relevance"):
+            raise ValueError(f"AnswerEnvConfig.order: {self.order!r} is not one of ['bank', 'relevance']")
         for name in ("k_per_speaker", "top_k_sessions", "budget", "picker_margin"):
             if getattr(self, name) < 0:
                 raise ValueError(f"AnswerEnvConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -254,10 +257,14 @@ def _cutoff(step_times: list[str | None], question_time: str | None) -> int | No
 class CandidateBuilder:
     """Builds `AnswerRequest`s and dataset rows for questions of a set of conversations."""
 
-    def __init__(self, conversations: Sequence[Conversation], config: AnswerEnvConfig, manager: Manager | None = None):
+    def __init__(self, conversations: Sequence[Conversation], config: AnswerEnvConfig, manager: Manager | None = None,
+                 on_bank_step: Any = None):
         self.conversations = list(conversations)
         self.config = config
         self.manager = manager
+        # Evaluation's hook: called as drive's after_apply while a bank is built, which is then scored (op
+        # pairs, rejections), so op-level metrics need no second pass over the conversation.
+        self.on_bank_step = on_bank_step
         self._state: dict[int, _ConversationState] = {}
 
     def _st(self, ci: int) -> _ConversationState:
@@ -285,10 +292,12 @@ class CandidateBuilder:
         snaps: dict[int | None, tuple[MemoryBank, TextIndex]] = {}
 
         def after(ep, step, outcome) -> None:
+            if self.on_bank_step is not None:
+                self.on_bank_step(ep, step, outcome)
             if step.index in needed:
                 snaps[step.index] = (ep.bank.copy(), ep.index.fork())
 
-        (ep,) = drive([conv], self._manager_for(conv), cfg, score=False, after_apply=after)
+        (ep,) = drive([conv], self._manager_for(conv), cfg, score=self.on_bank_step is not None, after_apply=after)
         snaps[None] = (ep.bank, ep.index)
         st.banks = snaps
         st.bank_times = times  # type: ignore[attr-defined]
@@ -358,6 +367,8 @@ class CandidateBuilder:
                         cands.append(Candidate("", e.text, e.observed_at, e.event_time, e.owner, list(e.source_turn_ids),
                                                e.id, None))
                 cands.sort(key=lambda c: int(c.doc_id[1:]))
+            if cfg.order == "relevance":
+                cands.sort(key=lambda c: -(c.score or 0.0))
         elif source == "turns":
             cands = self._turn_candidates(ci, q)
             order = {t.turn_id: i for i, (_, t) in enumerate(conv.turns())}

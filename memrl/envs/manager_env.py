@@ -88,6 +88,8 @@ class ManagerEnvConfig:
     related_per_owner: bool = False  # search only the fact subject's memories
     include_key_matches: bool = True  # also show current memories with the fact's world key (oracle recall)
     max_related: int = 20  # cap on memories shown per step
+    memory_order: str = "bank"  # "bank" (creation order) | "relevance" (key matches, then BM25 rank: the most
+    #                             related memory is [0], which makes the decision local for tiny models)
     # -- downstream QA probes (Memory-R1's outcome reward)
     probes: str = "linked"  # "linked" | "complete" | "none"
     max_probes: int = 4  # probe questions answered per step (seeded sample when more qualify)
@@ -106,6 +108,8 @@ class ManagerEnvConfig:
     max_observation_chars: int = 1_000_000
 
     def validate(self) -> None:
+        if self.memory_order not in ("bank", "relevance"):
+            raise ValueError(f"ManagerEnvConfig.memory_order: {self.memory_order!r} is not one of ['bank', 'relevance']")
         for name, value, allowed in (("unit", self.unit, UNITS), ("facts", self.facts, FACT_SOURCES + ("auto",)),
                                      ("prompt", self.prompt, MANAGER_PROMPTS), ("probes", self.probes, PROBE_MODES)):
             if value not in allowed:
@@ -544,6 +548,8 @@ class ManagerEpisode:
             for bid, _ in self.index.search(f.text, cfg.related_k, owner=owner):
                 chosen.setdefault(bid, None)
         ids = list(chosen)[: cfg.max_related]
+        if cfg.memory_order == "relevance":
+            return ids
         return sorted(ids, key=self.index.order_of)
 
     def observe(self) -> ManagerStep:

@@ -75,14 +75,18 @@ def run(args: argparse.Namespace) -> int:
     print(format_protocol(results["protocol"]))
     print()
     print(summary_table(results))
+    from memrl.eval.report import fmt
+
     ops = results.get("ops")
     if ops:
-        print(f"\nops: manager {ops['manager']}: op accuracy {ops['op_accuracy'] if ops['op_accuracy'] is not None else 'n/a'}"
-              f", invalid-id rate {ops['invalid_id_rate']}, memory size {ops['memory_size']}")
+        print(f"\nops: manager {ops['manager']}: op accuracy {fmt(ops['op_accuracy'])}, invalid-id rate "
+              f"{fmt(ops['invalid_id_rate'])}, format failures {fmt(ops['format_failure_rate'])}, memory size "
+              f"{fmt(ops['memory_size'], 1)} (gold {fmt(ops['gold_memory_size'], 1)})")
     eff = results["efficiency"]
-    print(f"\ntokens read per answer {eff['tokens_read_per_answer']:.1f}; latency per question "
-          f"{eff['latency_s_per_question']:.4f} s; wall {eff['wall_s']:.1f} s"
-          if eff["tokens_read_per_answer"] is not None else "")
+    if eff["tokens_read_per_answer"] is not None:
+        print(f"\ntokens read per answer {eff['tokens_read_per_answer']:.1f}; latency per question "
+              f"{eff['latency_s_per_question'] * 1000:.2f} ms; wall {eff['wall_s']:.1f} s "
+              f"({eff['conversations_from_cache']} conversations from cache)")
     if cfg.out:
         print(f"written: {cfg.out}/results.json, report.md, predictions.jsonl, plots")
     return 0

@@ -5,12 +5,12 @@
 One conversation is one shard (`memrl.dist` executor, local or Ray). Per shard and seed:
 
 1. **Bank.** With memory candidates (the default), a manager writes the bank turn by turn through the
-   manager environment (`envs.manager_env.drive`, scored so that op-level agreement with gold ops, rejected
-   ids and unparsable completions are counted). Without a manager, the bank is built by `default_manager`
-   (`add_only`: every candidate fact stored as said, i.e. the raw turns on LoCoMo; no updates, no deletes),
-   recorded in the protocol as such. The manager's completions are then replayed into the answer
-   environment's `CandidateBuilder`, which gives each question the bank as it stood at the question's time
-   (top-k per speaker, Memory-R1's 30 + 30 by default), so an LLM manager generates once, not twice.
+   manager environment (`envs.manager_env.drive`, inside the answer environment's `CandidateBuilder`, which
+   keeps the bank as it stood at each question's time and retrieves top-k per speaker, Memory-R1's 30 + 30
+   by default). The builder's `on_bank_step` hook has each step scored, which counts op-level agreement with
+   gold ops, rejected ids and unparsable completions in the same single pass. Without a manager, the bank is
+   built by `default_manager` (`add_only`: every candidate fact stored as said, i.e. the raw turns on
+   LoCoMo; no updates, no deletes), and the protocol says so.
 2. **Answers.** All requests of the conversation go to the answer policy in one `answer()` call (LLM
    policies batch them); latency per question is that call's wall time over its questions.
 3. **Scores.** Every answer metric (memrl.eval.metrics) and the evidence metrics of the selected candidates,
@@ -244,9 +244,11 @@ class PolicyRef:
     fingerprint: str = ""
     deterministic: bool = True
     obj: Any = None  # the policy object itself (kind object)
+    run: dict[str, Any] | None = None  # what the training run's config.yaml says (algo, role, base model)
 
     def describe(self) -> dict[str, Any]:
-        return {"spec": self.spec, "name": self.name, "kind": self.kind, "path": self.path, "backend": self.backend}
+        return {"spec": self.spec, "name": self.name, "kind": self.kind, "path": self.path, "backend": self.backend,
+                "training_run": self.run}
 
 
 def _checkpoint_dir(raw: str, role: str, what: str) -> Path:
@@ -312,7 +314,26 @@ def policy_ref(policy: Any, role: str, cfg: EvalConfig, what: str | None = None)
     path = _checkpoint_dir(raw, role, what)
     return PolicyRef(role, "checkpoint", path.name if path.name not in ("final_model", role) else str(path), spec,
                      backend="transformers" if kind == "hf" else kind, path=str(path),
-                     fingerprint=f"{kind}:{_weights_fingerprint(path)}", deterministic=cfg.temperature == 0.0)
+                     fingerprint=f"{kind}:{_weights_fingerprint(path)}", deterministic=cfg.temperature == 0.0,
+                     run=_run_info(path))
+
+
+def _run_info(model_dir: Path) -> dict[str, Any] | None:
+    """algo / role / base model from the config.yaml of the run directory a final_model/ sits in, if any."""
+    for run_dir in (model_dir.parent, model_dir.parent.parent):
+        f = run_dir / "config.yaml"
+        if model_dir.name in ("final_model", "answerer", "manager") and f.is_file():
+            try:
+                from omegaconf import OmegaConf
+
+                c = OmegaConf.to_container(OmegaConf.load(f))
+            except Exception:  # noqa: BLE001 - a foreign or broken config: the evaluation does not depend on it
+                return {"run_dir": str(run_dir), "config": "unreadable"}
+            if isinstance(c, dict):
+                model = c.get("model") if isinstance(c.get("model"), dict) else {}
+                return {"run_dir": str(run_dir), "algo": c.get("algo"), "role": c.get("role"),
+                        "base_model": model.get("path")}
+    return None
 
 
 _LOADED: dict[tuple, Any] = {}  # models loaded in this process (a worker serves many conversations)
@@ -361,8 +382,6 @@ def make_judge(cfg: EvalConfig, out: Path | None):
     """The LLM judge of `cfg.judge` (cache in out/judge_cache.jsonl), or None. A bad spec is a ConfigError."""
     if not cfg.judge:
         return None
-    from memrl.policies.judge import LLMJudge
-
     kind, sep, raw = cfg.judge.partition(":")
     if not sep or kind not in BACKEND_KINDS:
         kind, raw = "transformers", cfg.judge
@@ -372,7 +391,8 @@ def make_judge(cfg: EvalConfig, out: Path | None):
                           "model (transformers:PATH). Remove 'judge' from metrics to evaluate without it.")
     if (p / "final_model").is_dir():
         p = p / "final_model"
-    from memrl.policies.backends import make_backend
+    from memrl.policies.backends import make_backend  # torch: only once the judge model is known to exist
+    from memrl.policies.judge import LLMJudge
 
     kwargs = {"device": cfg.device, "batch_size": cfg.batch_size} if kind in ("transformers", "hf") else {}
     backend = make_backend(f"{kind}:{p}", **kwargs)
@@ -383,72 +403,51 @@ def make_judge(cfg: EvalConfig, out: Path | None):
 
 
 # ---- one conversation ----------------------------------------------------------------------------------------
-class _Recorder:
-    """Wraps a manager and keeps its completions by (conversation, step) for `_Replay`."""
-
-    def __init__(self, manager: Any):
-        self.manager = manager
-        self.name = getattr(manager, "name", type(manager).__name__)
-        self.kind = "manager"
-        self.texts: dict[tuple[str, int], str] = {}
-
-    def decide(self, steps):
-        texts = self.manager.decide(steps)
-        for s, t in zip(steps, texts):
-            self.texts[(s.conversation_id, s.index)] = t
-        return texts
-
-
-class _Replay:
-    """Replays recorded completions: rebuilds exactly the bank the manager wrote (the env is deterministic)."""
-
-    kind = "manager"
-
-    def __init__(self, texts: dict[tuple[str, int], str], name: str):
-        self.texts, self.name = texts, name
-
-    def decide(self, steps):
-        return [self.texts[(s.conversation_id, s.index)] for s in steps]
-
-
 _ID_REJECTIONS = ("unknown id", "stale id", "UPDATE without an id", "DELETE without an id")
 
 
-def _build_bank(conv: Conversation, manager: Any, bank_cfg: Any, seed: int,
-                gold_size: bool) -> tuple[_Replay, dict[str, Any]]:
-    """Drive the manager over the conversation, counting op-level statistics; return a replay of it."""
-    from memrl.envs.manager_env import drive
+class _BankStats:
+    """Counts op-level statistics while the answer environment's CandidateBuilder has the manager write the
+    bank (its `on_bank_step` hook; the builder then scores each step, which yields the op pairs)."""
 
-    recorder = _Recorder(manager)
-    stats: dict[str, Any] = {"manager": recorder.name, "steps": 0, "format_failures": 0, "ops_proposed": 0,
-                             "id_ops_proposed": 0, "rejected": 0, "rejected_id": 0, "op_pairs": []}
+    def __init__(self, manager_name: str):
+        self.stats: dict[str, Any] = {"manager": manager_name, "steps": 0, "format_failures": 0, "ops_proposed": 0,
+                                      "id_ops_proposed": 0, "rejected": 0, "rejected_id": 0, "op_pairs": [],
+                                      "memory_size": 0, "memory_versions": 0}
+        self.first: float | None = None
+        self.last: float | None = None
 
-    def count(ep, step, outcome) -> None:
-        stats["steps"] += 1
+    def __call__(self, ep, step, outcome) -> None:
+        s = self.stats
+        now = time.perf_counter()
+        self.first = self.first if self.first is not None else now
+        self.last = now
+        s["steps"] += 1
         if not outcome.parse.ok:
-            stats["format_failures"] += 1
-        stats["ops_proposed"] += len(outcome.parse.ops)
-        stats["id_ops_proposed"] += sum(op.op in ("UPDATE", "DELETE") for op in outcome.parse.ops)
-        stats["rejected"] += len(outcome.result.rejected)
-        stats["rejected_id"] += sum(r.reason.startswith(_ID_REJECTIONS) for r in outcome.result.rejected)
+            s["format_failures"] += 1
+        s["ops_proposed"] += len(outcome.parse.ops)
+        s["id_ops_proposed"] += sum(op.op in ("UPDATE", "DELETE") for op in outcome.parse.ops)
+        s["rejected"] += len(outcome.result.rejected)
+        s["rejected_id"] += sum(r.reason.startswith(_ID_REJECTIONS) for r in outcome.result.rejected)
         if outcome.parse.ok:
-            stats["op_pairs"].extend([list(p) for p in outcome.info.get("op_pairs", [])])
+            s["op_pairs"].extend([list(p) for p in outcome.info.get("op_pairs", [])])
         elif step.has_gold:
             # An unparsable completion changed nothing: each gold op of the step met a NOOP (the pairing rule
             # of manager_env._op_pairs with no predicted ops), so format failures count against op accuracy.
-            stats["op_pairs"].extend([[g.op, "NOOP"] for g in step.gold_ops if g.op != "NOOP" or g.entry])
+            s["op_pairs"].extend([[g.op, "NOOP"] for g in step.gold_ops if g.op != "NOOP" or g.entry])
+        s["memory_size"] = len(ep.bank)
+        s["memory_versions"] = ep.bank.num_versions
 
-    t0 = time.perf_counter()
-    (ep,) = drive([conv], recorder, bank_cfg, score=True, after_apply=count, seed=seed)
-    stats["bank_build_s"] = time.perf_counter() - t0
-    stats["memory_size"] = len(ep.bank)
-    stats["memory_versions"] = ep.bank.num_versions
-    if gold_size and conv.gold_ops:
-        from memrl.policies.baselines import GoldOpsManager
 
-        (gold_ep,) = drive([conv], GoldOpsManager(), bank_cfg, score=False)
-        stats["gold_memory_size"] = len(gold_ep.bank)
-    return _Replay(recorder.texts, recorder.name), stats
+def _gold_memory_size(conv: Conversation, bank_cfg: Any) -> int | None:
+    """Current entries after the gold operations (the reference for a manager's memory size)."""
+    if not conv.gold_ops:
+        return None
+    from memrl.envs.manager_env import drive
+    from memrl.policies.baselines import GoldOpsManager
+
+    (ep,) = drive([conv], GoldOpsManager(), bank_cfg, score=False)
+    return len(ep.bank)
 
 
 def _answer_env_config(cfg: EvalConfig, seed: int):
@@ -486,20 +485,29 @@ def _history(q, pos, cumulative) -> tuple[int, int | None]:
 
 def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any | None,
               seed: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    from memrl.envs import build_requests
+    from memrl.envs.answer_env import CandidateBuilder
     from memrl.policies.baselines import make_baseline
     from memrl.rewards.temporal import session_proximity
 
     acfg = _answer_env_config(cfg, seed)
     source = cfg.source()
-    replay, stats = None, None
+    bank_manager, hook = None, None
     if source == "memories":
+        # The builder's "auto" would pick the gold ops on synthetic data; without a manager we say which one.
         bank_manager = manager if manager is not None else make_baseline(cfg.default_manager)
-        replay, stats = _build_bank(conv, bank_manager, acfg.bank, seed, gold_size=True)
-        stats["default_manager"] = manager is None
-    pairs = build_requests([conv], acfg, manager=replay)
+        hook = _BankStats(str(getattr(bank_manager, "name", type(bank_manager).__name__)))
+    builder = CandidateBuilder([conv], acfg, bank_manager, on_bank_step=hook)
+    eligible = builder.eligible()
     if cfg.max_questions:
-        pairs = pairs[: cfg.max_questions]
+        eligible = eligible[: cfg.max_questions]
+    t0 = time.perf_counter()
+    pairs = [builder.request(ci, qi) for ci, qi in eligible]
+    requests_s = time.perf_counter() - t0
+    stats = None
+    if hook is not None:
+        stats = dict(hook.stats, default_manager=manager is None, requests_s=requests_s,
+                     bank_build_s=(hook.last - hook.first) if hook.first is not None else 0.0,
+                     gold_memory_size=_gold_memory_size(conv, acfg.bank))
     requests = [r for r, _ in pairs]
     t0 = time.perf_counter()
     parses = answerer.answer(requests) if requests else []
@@ -520,10 +528,10 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
         picked = [by_id[i] for i in picked_ids if i in by_id]
         if source == "sessions":
             gold = list(q.evidence_session_ids)
-            ev_of = lambda c: [c.doc_id]  # noqa: E731
+            ev_of = lambda c: [c.doc_id]
         else:
             gold = list(q.evidence_turn_ids)
-            ev_of = lambda c: list(c.source_ids)  # noqa: E731
+            ev_of = lambda c: list(c.source_ids)
         gold_set = set(gold)
         ok = bool(getattr(p, "ok", False))
         prediction = p.answer if ok else None
@@ -655,10 +663,11 @@ def evaluate(conversations: list[Conversation], answerer: Any, manager: Any = No
     base_hash = hashlib.sha256(json.dumps(base_key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     started = time.perf_counter()
+    hashes = {c.conversation_id: conversation_hash(c) for c in convs}
     payloads: dict[str, dict[str, Any]] = {}
     tasks = []
     for conv in convs:
-        key = f"{base_hash}-{conversation_hash(conv)}"
+        key = f"{base_hash}-{hashes[conv.conversation_id]}"
         cache_path = out / "cache" / _cache_name(conv.conversation_id) if out else None
         cached = _read_cache(cache_path, key) if (cache_path is not None and cfg.resume) else None
         if cached is not None:
@@ -679,7 +688,7 @@ def evaluate(conversations: list[Conversation], answerer: Any, manager: Any = No
     records = [r for p in ordered for r in p["records"]]
     judge_stats = _run_judge(judge, records, cfg) if judge is not None else None
     results = assemble_results(records, [s for p in ordered for s in p.get("manager_stats") or []], cfg, ans, man,
-                               convs, seeds, judge=judge, judge_stats=judge_stats)
+                               convs, seeds, judge=judge, judge_stats=judge_stats, conv_hashes=hashes)
     results["efficiency"]["wall_s"] = time.perf_counter() - started
     results["efficiency"]["conversations_from_cache"] = len(convs) - len(tasks)
     if out is not None:
@@ -705,7 +714,8 @@ def _run_judge(judge: Any, records: list[dict[str, Any]], cfg: EvalConfig) -> di
 
 def assemble_results(records: list[dict[str, Any]], manager_stats: list[dict[str, Any]], cfg: EvalConfig,
                      ans: PolicyRef, man: PolicyRef | None, convs: list[Conversation], seeds: list[int],
-                     judge: Any = None, judge_stats: dict[str, Any] | None = None) -> dict[str, Any]:
+                     judge: Any = None, judge_stats: dict[str, Any] | None = None,
+                     conv_hashes: dict[str, str] | None = None) -> dict[str, Any]:
     key_field = _category_key(cfg, records)
     group_of, names, counts = {}, {}, {}
     for r in records:
@@ -729,10 +739,10 @@ def assemble_results(records: list[dict[str, Any]], manager_stats: list[dict[str
     tokens_by_cat: dict[str, list[int]] = {}
     for r in first:
         tokens_by_cat.setdefault(group_of[r["uid"]], []).append(r["tokens_read"])
-    bank_s = [s.get("bank_build_s", 0.0) for s in manager_stats]
+    bank_s = [s.get("bank_build_s", 0.0) for s in manager_stats if s.get("seed", seeds[0]) == seeds[0]]
     results = {
         "format": RESULTS_FORMAT,
-        "protocol": build_protocol(cfg, ans, man, convs, seeds, key_field, names, counts, judge),
+        "protocol": build_protocol(cfg, ans, man, convs, seeds, key_field, names, counts, judge, conv_hashes),
         "metrics": metrics,
         "counts": {"conversations": len(convs), "questions": len(first), "records": len(records),
                    "by_category": {k: {"name": names[k], "n": counts.get(k, 0)} for k in metrics[cfg.metrics[0]]
@@ -761,7 +771,7 @@ def assemble_results(records: list[dict[str, Any]], manager_stats: list[dict[str
 
 def build_protocol(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, convs: list[Conversation],
                    seeds: list[int], key_field: str, names: dict[str, str], counts: dict[str, int],
-                   judge: Any) -> dict[str, Any]:
+                   judge: Any, conv_hashes: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything a reader needs to know to compare a number with another paper's (anchors.md 8)."""
     from memrl.policies.prompts import PROMPTS
 
@@ -774,7 +784,9 @@ def build_protocol(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, convs
         bank = f"no memory bank: the answerer reads {source} directly"
     answer_prompt = {"compact": "compact_answer", "memory_r1": "memory_r1_answer", "picker": "context_picker",
                      "memory_t1": "memory_t1"}[cfg.answer_mode]
-    sha = hashlib.sha256("".join(conversation_hash(c) for c in convs).encode()).hexdigest()[:16]
+    hashes = conv_hashes or {}
+    sha = hashlib.sha256("".join(hashes.get(c.conversation_id) or conversation_hash(c) for c in convs)
+                         .encode()).hexdigest()[:16]
     excluded = [str(x) for x in cfg.exclude_from_overall]
     return {
         "name": cfg.protocol or cfg.benchmark,

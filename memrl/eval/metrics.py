@@ -140,7 +140,7 @@ def history_bins(values: Sequence[int], num_bins: int) -> list[tuple[int, int]]:
     if not values:
         return []
     qs = np.quantile(np.asarray(values, dtype=float), np.linspace(0, 1, max(1, num_bins) + 1))
-    edges = sorted(set(int(math.floor(q)) for q in qs[:-1])) + [int(max(values)) + 1]
+    edges = sorted({math.floor(q) for q in qs[:-1]}) + [int(max(values)) + 1]
     return [(edges[i], edges[i + 1] - 1) for i in range(len(edges) - 1)]
 
 
@@ -233,7 +233,7 @@ def op_metrics(per_conversation: Sequence[dict[str, Any]], samples: int = 1000,
         versions.append(s.get("memory_versions", 0))
         if s.get("gold_memory_size") is not None:
             gold_sizes.append(s["gold_memory_size"])
-    ratio = lambda a, b: (a / b) if b else None  # noqa: E731
+    ratio = lambda a, b: (a / b) if b else None
     return {
         "manager": stats[0].get("manager"),
         "conversations": len(stats),

@@ -60,19 +60,19 @@ def write_report(out: str | Path, results: dict[str, Any], records: Sequence[dic
     p = results["protocol"]
     metrics = list(results["metrics"])
     lines = [f"# Evaluation: {p['answerer']['name']} on {p['name']}", ""]
-    lines += [f"{p['num_questions']} questions in {p['num_conversations']} conversation(s) "
+    lines += [(f"{p['num_questions']} questions in {p['num_conversations']} conversation(s) "
               f"(benchmark `{p['benchmark']}`, split `{p['split']}`). Every metric is on a 0-1 scale; "
               f"intervals are {int(p['bootstrap']['level'] * 100)}% percentile bootstraps over questions "
-              f"({p['bootstrap']['samples']} resamples). Overall = {p['overall']}.", ""]
+              f"({p['bootstrap']['samples']} resamples). Overall = {p['overall']}."), ""]
     lines += ["## Protocol", ""]
     rows = [
-        ("data", f"{'`' + p['data'] + '`' if p['data'] else 'conversations passed in memory'} "
-                 f"(fingerprint {p['data_fingerprint']})"),
+        ("data", (f"{'`' + p['data'] + '`' if p['data'] else 'conversations passed in memory'} "
+                 f"(fingerprint {p['data_fingerprint']})")),
         ("split", f"{p['split']} {p['split_definition'] or ''}".strip()),
         ("conversations", ", ".join(p["conversations"][:12]) + (" ..." if len(p["conversations"]) > 12 else "")),
-        ("answer policy", f"{p['answerer']['spec'] or p['answerer']['name']} ({p['answerer']['kind']}), "
+        ("answer policy", (f"{p['answerer']['spec'] or p['answerer']['name']} ({p['answerer']['kind']}), "
                           f"mode {p['answerer']['mode']}, prompt {p['answerer']['prompt'] or 'n/a'}, "
-                          f"frozen during eval; RL-trained: {p['answerer']['trained']}"),
+                          f"frozen during eval; RL-trained: {p['answerer']['trained']}")),
         ("manager", f"{p['manager']['spec'] or p['manager']['name']} ({p['manager']['kind']})"),
         ("memory bank", p["memory_bank"]),
         ("candidates", ", ".join(f"{k} {v}" for k, v in p["candidates"].items() if v is not None)),
@@ -84,8 +84,8 @@ def write_report(out: str | Path, results: dict[str, Any], records: Sequence[dic
     ]
     lines += _table(["field", "value"], rows) + [""]
 
-    lines += ["## Categories", "", f"Keyed by `{p['category_key']}`; excluded from overall: "
-              f"{p['exclude_from_overall'] or 'none'}; adversarial: {p['adversarial_categories']}.", ""]
+    lines += ["## Categories", "", (f"Keyed by `{p['category_key']}`; excluded from overall: "
+              f"{p['exclude_from_overall'] or 'none'}; adversarial: {p['adversarial_categories']}."), ""]
     cats = results["counts"]["by_category"]
     lines += _table(["key", "name", "questions"], [(k, v["name"], v["n"]) for k, v in cats.items()]) + [""]
 
@@ -169,8 +169,8 @@ def write_report(out: str | Path, results: dict[str, Any], records: Sequence[dic
     ]) + [""]
     if results.get("judge"):
         j = results["judge"]
-        lines += ["## Judge", "", f"{j['judged']} answers judged, {j['format_failures']} verdicts unparsable "
-                  f"(excluded from J), {j['unparsed_answers_scored_0']} unparsable answers scored 0.", ""]
+        lines += ["## Judge", "", (f"{j['judged']} answers judged, {j['format_failures']} verdicts unparsable "
+                  f"(excluded from J), {j['unparsed_answers_scored_0']} unparsable answers scored 0."), ""]
     path = out / "report.md"
     with atomic_write(path) as f:
         f.write("\n".join(lines))
@@ -252,17 +252,17 @@ def format_protocol(p: dict[str, Any]) -> str:
     """The protocol lines `memrl eval` prints before its table."""
     ans, man = p["answerer"], p["manager"]
     return "\n".join([
-        f"protocol   {p['name']} (benchmark {p['benchmark']}, split {p['split']}, "
-        f"{p['num_conversations']} conversations, {p['num_questions']} questions)",
+        (f"protocol   {p['name']} (benchmark {p['benchmark']}, split {p['split']}, "
+        f"{p['num_conversations']} conversations, {p['num_questions']} questions)"),
         f"answerer   {ans['spec'] or ans['name']} [{ans['kind']}] mode={ans['mode']} trained={ans['trained']}",
         f"manager    {man['spec'] or man['name']} [{man['kind']}]",
         f"bank       {p['memory_bank']}",
-        f"retrieval  " + ", ".join(f"{k}={v}" for k, v in p["candidates"].items() if v is not None),
+        "retrieval  " + ", ".join(f"{k}={v}" for k, v in p["candidates"].items() if v is not None),
         f"overall    {p['overall']}; categories keyed by {p['category_key']}: "
         + ", ".join(f"{k}={v}" for k, v in p["category_mapping"].items()),
         f"judge      {p['judge']['spec'] + ' ' + p['judge']['prompt_version'] if p['judge'] else 'none'}",
-        f"seeds      {p['seeds_run']} (temperature {p['temperature']}); CI {p['bootstrap']['level']} bootstrap "
-        f"x{p['bootstrap']['samples']}",
+        (f"seeds      {p['seeds_run']} (temperature {p['temperature']}); CI {p['bootstrap']['level']} bootstrap "
+        f"x{p['bootstrap']['samples']}"),
     ])
 
 
@@ -359,7 +359,7 @@ def compare(paths: Sequence[str | Path], metric: str | None = None, out: str | P
         per_run = [question_scores(r["records"], m) if r["records"] is not None else None for r in runs]
         recs = {rec["uid"]: rec for rec in base["records"] or []}
 
-        def members(group: str) -> set[str] | None:
+        def members(group: str, recs: dict[str, dict[str, Any]] = recs) -> set[str] | None:
             if base["records"] is None:
                 return None
             if group == "overall":

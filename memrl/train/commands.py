@@ -1,0 +1,232 @@
+"""`memrl train`: run a training recipe (SFT / GRPO / PPO, or a schedule of them).
+
+    memrl train --config configs/train/grpo_answer_tiny.yaml [key=value ...]
+    memrl train --config configs/train/grpo_answer_tiny.yaml resume=true          # continue after a crash
+    memrl train --config configs/train/alternate_tiny.yaml answer.init_from=runs/train/sft_answer_tiny/final_model
+    memrl train --config configs/train/alternate_tiny.yaml --answer-config configs/train/grpo_answer_tiny.yaml
+    memrl train --config configs/train/grpo_manager_qwen2.5-7b.yaml --dry-run model.path=... use_vllm=false
+
+Keys are TrainConfig fields (memrl/train/config.py); a misspelt key exits with code 2 and names it.
+`schedule.kind` picks what runs: none (one run), two_stage (Context-Picker), alternate (Memory-R1), joint.
+Alternate / joint train a manager (this recipe) and an answer agent: `--answer-config FILE` is its recipe,
+otherwise it is this recipe with role=answer; `answer.KEY=VALUE` overrides go to it. Their run directories
+are <output_dir>/manager and <output_dir>/answer.
+`--dry-run` builds the datasets, the model and the trainer objects, prints what it built, and trains nothing
+(it writes only to a temporary directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from memrl.train.config import TrainConfig
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("train", help="SFT / GRPO / PPO training from a recipe",
+                                   description=__doc__.split("\n\n")[0],
+                                   epilog=__doc__.split("\n\n", 1)[1],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="recipe YAML (configs/train/*.yaml)")
+    parser.add_argument("--answer-config", help="alternate / joint: the answer agent's recipe YAML")
+    parser.add_argument("--dry-run", action="store_true", help="build datasets and trainers, do not train")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides (answer.key=value for the answer agent)")
+    parser.set_defaults(func=main)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------------------
+def load_recipe(config: str, overrides: Sequence[str] = (), answer_config: str | None = None
+                ) -> tuple[TrainConfig, TrainConfig | None]:
+    """(config, answer config or None). The answer config exists for schedule.kind alternate / joint."""
+    from memrl.config import ConfigError, load_config
+    from memrl.train.config import TrainConfig
+
+    mine = [o for o in overrides if not o.startswith("answer.")]
+    theirs = [o[len("answer."):] for o in overrides if o.startswith("answer.")]
+    cfg = load_config(TrainConfig, config, mine)
+    if cfg.schedule.kind not in ("alternate", "joint"):
+        if theirs or answer_config:
+            raise ConfigError(f"answer.* overrides and --answer-config apply to schedule.kind alternate / joint, "
+                              f"not {cfg.schedule.kind!r}")
+        return cfg, None
+    if cfg.role != "manager":
+        raise ConfigError(f"schedule.kind={cfg.schedule.kind}: the recipe is the manager's (role=manager), got "
+                          f"role={cfg.role!r}; the answer agent's recipe goes in --answer-config")
+    root = Path(cfg.output_dir)
+    if answer_config:
+        answer = load_config(TrainConfig, answer_config, [f"output_dir={root / 'answer'}", *theirs])
+    else:  # this recipe as the answer agent: same data, algorithm and budget, its own model
+        answer = load_config(TrainConfig, config, [*mine, "role=answer", "init_from=''",
+                                                   f"output_dir={root / 'answer'}", *theirs])
+    if answer.role != "answer":
+        raise ConfigError(f"--answer-config {answer_config}: role must be answer, got {answer.role!r}")
+    import dataclasses
+
+    cfg = dataclasses.replace(cfg, output_dir=str(root / "manager"))
+    if cfg.resume and not answer.resume:
+        answer = dataclasses.replace(answer, resume=cfg.resume)
+    return cfg, answer
+
+
+def run_recipe(cfg: TrainConfig, answer: TrainConfig | None = None, progress: bool = True) -> dict[str, Any]:
+    """Dispatch on schedule.kind."""
+    kind = cfg.schedule.kind
+    if kind == "none":
+        from memrl.train.trainer import train
+
+        if cfg.resume:
+            set_aside_torn_checkpoints(Path(cfg.output_dir))
+            _drop_metrics_after_checkpoint(cfg)
+        return train(cfg, progress=progress)
+    from memrl.train import schedules
+
+    if kind == "two_stage":
+        return schedules.run_two_stage(cfg, progress=progress)
+    assert answer is not None
+    if kind == "alternate":
+        return schedules.run_alternating(cfg, answer, cfg.schedule.rounds, progress=progress)
+    return schedules.run_joint(cfg, answer, progress=progress)
+
+
+def set_aside_torn_checkpoints(out: Path) -> list[Path]:
+    """Rename checkpoints cut by a kill during a TRL save (no trainer_state.json: transformers writes it last)
+    to checkpoint-N.incomplete, so that resume continues from the newest complete checkpoint."""
+    moved = []
+    for ck in sorted(out.glob("checkpoint-*")):
+        if ck.is_dir() and ck.name.split("-")[-1].isdigit() and not (ck / "trainer_state.json").exists():
+            target = ck.with_name(ck.name + ".incomplete")
+            if target.exists():
+                import shutil
+
+                shutil.rmtree(target)
+            ck.rename(target)
+            moved.append(target)
+    return moved
+
+
+def _drop_metrics_after_checkpoint(cfg: TrainConfig) -> None:
+    """On resume, metrics.jsonl may hold steps logged after the checkpoint (the run went on before it was
+    killed); they will be logged again, so drop them now and keep one line per step."""
+    from memrl.train.run import MetricsLog
+    from memrl.train.trainer import _resume_path
+
+    out = Path(cfg.output_dir)
+    ck = _resume_path(cfg, out) if cfg.resume else None
+    if ck is None or not (out / "metrics.jsonl").exists():
+        return
+    name = Path(ck).name
+    step = int(name.split("-")[-1]) if name.split("-")[-1].isdigit() else None
+    if step is None:
+        try:
+            step = int(json.loads((Path(ck) / "trainer_state.json").read_text())["global_step"])
+        except (OSError, ValueError, KeyError):
+            return
+    MetricsLog(out / "metrics.jsonl", resume=True).truncate_after(step)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dry run: everything `train` builds before its first step
+def build_trainer(cfg: TrainConfig, out: Path) -> Any:
+    """The trainer object `train(cfg)` would run (same data, model, rewards and arguments), untrained."""
+    from dataclasses import asdict
+
+    from memrl.train import trainer as T
+
+    rows, reward_funcs = T.build_rows(cfg)
+    corpus = rows if cfg.algo == "sft" else [dict(prompt=r["prompt"], completion=[]) for r in rows]
+    model, tok, _ = T.build_or_load_model(cfg, out, corpus)
+    episode = cfg.role == "manager" and cfg.manager_mode == "episode"
+    if cfg.algo == "sft":
+        from datasets import Dataset
+        from trl import SFTConfig, SFTTrainer
+
+        args = SFTConfig(**T._trl_common(cfg, out), per_device_train_batch_size=cfg.batch_size,
+                         max_length=cfg.model.max_positions, lr_scheduler_type="cosine",
+                         warmup_steps=min(10, cfg.max_steps // 10), completion_only_loss=True, **cfg.trl)
+        return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
+                          peft_config=T.peft_config(cfg))
+    if cfg.algo == "grpo":
+        from trl import GRPOConfig, GRPOTrainer
+
+        rollout_func = None
+        if episode:
+            from memrl.train.episodes import EpisodeReward, make_episode_rollout
+
+            rows, rollout_func = make_episode_rollout(cfg)
+            reward_funcs = [EpisodeReward()]
+        args = GRPOConfig(**T._trl_common(cfg, out), per_device_train_batch_size=cfg.batch_size,
+                          num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
+                          temperature=cfg.temperature, beta=cfg.beta, loss_type=cfg.loss_type, use_vllm=cfg.use_vllm,
+                          **cfg.trl)
+        return GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=rows, processing_class=tok,
+                           peft_config=T.peft_config(cfg), rollout_func=rollout_func)
+    from memrl.train.ppo import EnvRollouts, PPOConfig, PPOTrainer, RowRollouts
+
+    p = PPOConfig(**{**asdict(cfg.ppo), "total_iterations": cfg.max_steps, "batch_size": cfg.batch_size,
+                     "max_new_tokens": cfg.max_completion_length, "temperature": cfg.temperature,
+                     "seed": cfg.seed, "save_every": cfg.save_steps, "log_every": cfg.logging_steps})
+    if episode:
+        from memrl.train.episodes import make_env_factory
+
+        rollouts = EnvRollouts(make_env_factory(cfg))
+    else:
+        rollouts = RowRollouts(rows, reward_funcs)
+    return PPOTrainer(model, tok, rollouts, p, out)
+
+
+def describe(trainer: Any) -> dict[str, Any]:
+    model = getattr(trainer, "model", None) or getattr(trainer, "policy", None)
+    params = list(model.parameters()) if model is not None else []
+    ds = getattr(trainer, "train_dataset", None)
+    rollouts = getattr(trainer, "rollouts", None)
+    rows = len(ds) if ds is not None else len(getattr(rollouts, "rows", []) or [])
+    return {
+        "trainer": type(trainer).__name__,
+        "model": type(model).__name__,
+        "parameters": sum(p.numel() for p in params),
+        "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
+        "rows": rows,
+        "reward_funcs": [getattr(f, "__name__", type(f).__name__) for f in getattr(trainer, "reward_funcs", [])],
+        "rollout_func": type(getattr(trainer, "rollout_func", None)).__name__
+        if getattr(trainer, "rollout_func", None) is not None else None,
+    }
+
+
+def dry_run(cfg: TrainConfig, answer: TrainConfig | None = None) -> dict[str, Any]:
+    """Build every trainer the recipe would run (the first stage of a two-stage schedule; both policies of
+    alternate / joint) in a temporary directory; return a description of each."""
+    import dataclasses
+    import tempfile
+
+    out: dict[str, Any] = {"schedule": cfg.schedule.kind, "built": []}
+    configs = [cfg] + ([answer] if answer is not None else [])
+    for c in configs:
+        if c.schedule.kind == "two_stage":
+            c = dataclasses.replace(c, answer_env=dataclasses.replace(c.answer_env,
+                                                                      picker_margin=c.schedule.stage1_margin))
+        with tempfile.TemporaryDirectory(prefix="memrl-dry-run-") as tmp:
+            trainer = build_trainer(dataclasses.replace(c, resume=""), Path(tmp))
+            out["built"].append({"algo": c.algo, "role": c.role, **describe(trainer)})
+            del trainer
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+def main(args: argparse.Namespace) -> int:
+    from memrl.train.ppo import CheckpointError
+
+    cfg, answer = load_recipe(args.config, args.overrides, args.answer_config)
+    try:
+        result = dry_run(cfg, answer) if args.dry_run else run_recipe(cfg, answer)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, default=str))
+    return 0
