@@ -46,7 +46,7 @@ class DemoConfig:
     seeds: int = 1  # number of training seeds (0, 1, ...); data stay fixed
     data_seed: int = 0
     # -- data (a small synthetic world; the question mix stresses what a memory manager controls)
-    num_conversations: int = 40
+    num_conversations: int = 100  # 80 train / 10 validation / 10 test
     sessions: list[int] = field(default_factory=lambda: [5, 7])
     turns: list[int] = field(default_factory=lambda: [10, 12])
     questions_per_conversation: int = 20
@@ -57,15 +57,18 @@ class DemoConfig:
     num_layers: int = 2
     vocab_size: int = 2000
     # -- teachers
-    teacher_error_rate: float = 0.75  # share of UPDATE/DELETE ops the manager's teacher gets wrong
+    teacher_error_rate: float = 0.75  # share of UPDATE/DELETE ops the manager's teacher gets wrong ...
+    teacher_wrong_id_share: float = 0.0  # ... as stale duplicates (UPDATE written as ADD) and skipped DELETEs
     answer_teacher: str = "bm25"
     # -- training
-    manager_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=200, grpo=60, ppo=40))
-    answer_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=200, grpo=60, ppo=40))
+    manager_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=250, grpo=80, ppo=60))
+    answer_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=300, grpo=80, ppo=60))
     sft_lr: float = 3e-3
     rl_lr: float = 1e-3
-    batch_size: int = 16
+    batch_size: int = 16  # SFT batch
+    rl_batch_size: int = 32  # completions per RL step (GRPO: 4 prompts x 8 generations)
     num_generations: int = 8
+    change_focus: float = 0.6  # manager RL rows: share of steps that UPDATE/DELETE a memory
     max_rl_rows: int = 2000
     related_k: int = 3  # memories shown per fact to the manager (short prompts for a tiny model)
     answer_k: int = 3  # memories per speaker shown to the answer agent
@@ -108,7 +111,7 @@ def _llm(spec_dir: str, role: str):
     backend = TransformersBackend(spec_dir, device="cpu", batch_size=32)
     sampling = SamplingParams(n=1, temperature=0.0, max_tokens=24 if role == "manager" else 20)
     if role == "manager":
-        return CachedManager(LLMManager(backend, prompt="compact", sampling=sampling))
+        return CachedManager(LLMManager(backend, prompt="compact_sim", sampling=sampling))
     return LLMAnswerer(backend, mode="compact", sampling=sampling)
 
 
@@ -160,6 +163,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     from memrl.policies.baselines import make_baseline
     from memrl.train import data as D
     from memrl.train.config import DataConfig, ModelConfig, TrainConfig
+    from memrl.train.ppo import PPOConfig
     from memrl.train.tiny_model import build_tiny_model_dir
     from memrl.train.trainer import train
 
@@ -186,13 +190,14 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     # Tiny-model settings: few memories per prompt, most relevant first (the decision becomes local),
     # oracle recall of the memory with the fact's world key (ManagerEnvConfig.include_key_matches).
     env_cfg = ManagerEnvConfig(related_k=cfg.related_k, max_related=2 * cfg.related_k, max_probes=4,
-                               memory_order="relevance")
+                               memory_order="relevance", prompt="compact_sim")
     answer_cfg = AnswerEnvConfig(mode="compact", k_per_speaker=cfg.answer_k, metric="locomo_f1", order="relevance",
                                  bank=ManagerEnvConfig(probes="none", related_k=cfg.related_k,
                                                        max_related=2 * cfg.related_k, memory_order="relevance"))
 
     # 2. teacher traces (for the tokenizer corpus too)
-    teacher_m = D.make_teacher("manager", "noisy_teacher", cfg.teacher_error_rate, cfg.data_seed)
+    teacher_m = D.make_teacher("manager", "noisy_teacher", cfg.teacher_error_rate, cfg.data_seed,
+                               cfg.teacher_wrong_id_share)
     m_rows = D.manager_sft_rows(train_convs, env_cfg, teacher_m)
     a_rows = D.answer_sft_rows(train_convs, answer_cfg, make_baseline(cfg.answer_teacher))
     corpus = D.corpus_from_rows(m_rows[:3000], a_rows[:3000])
@@ -207,21 +212,24 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
             build_tiny_model_dir(base, corpus, vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
                                  layers=cfg.num_layers, seed=seed)
         common = dict(seed=seed, data=DataConfig(path=str(data_dir)), model=ModelConfig(path=str(base)),
-                      manager_env=env_cfg, answer_env=answer_cfg, batch_size=cfg.batch_size,
-                      num_generations=cfg.num_generations, max_train_rows=cfg.max_rl_rows)
+                      manager_env=env_cfg, answer_env=answer_cfg, num_generations=cfg.num_generations,
+                      max_train_rows=cfg.max_rl_rows, change_focus=cfg.change_focus)
 
         def stage(role, algo, steps, init_from="", lr=cfg.rl_lr, **kw):
             if steps <= 0:
                 return None
+            batch = cfg.batch_size if algo == "sft" else cfg.rl_batch_size
+            if algo == "ppo":  # tiny models: the critic learns at the actor's rate (Memory-R1's 1e-5 is for 3B+)
+                kw["ppo"] = PPOConfig(critic_learning_rate=lr, minibatch_size=16, kl_coef=0.02)
             tc = TrainConfig(algo=algo, role=role, max_steps=steps, learning_rate=lr, init_from=init_from,
-                             output_dir=str(sdir / f"{role}_{algo}"), **common, **kw)
+                             output_dir=str(sdir / f"{role}_{algo}"), batch_size=batch, **common, **kw)
             tc.validate()
             say(f"[demo] seed {seed}: {algo.upper()} {role} ({steps} steps)")
             return train(tc, progress=progress)
 
         say(f"[demo] 3/5 seed {seed}: SFT warm starts on imperfect teachers")
         m_sft = stage("manager", "sft", cfg.manager_steps.sft, lr=cfg.sft_lr, teacher="noisy_teacher",
-                      teacher_error_rate=cfg.teacher_error_rate)
+                      teacher_error_rate=cfg.teacher_error_rate, teacher_wrong_id_share=cfg.teacher_wrong_id_share)
         a_sft = stage("answer", "sft", cfg.answer_steps.sft, lr=cfg.sft_lr, teacher=cfg.answer_teacher)
         m_start = m_sft["final_model"] if m_sft else str(base)
         a_start = a_sft["final_model"] if a_sft else str(base)
@@ -252,7 +260,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
 
     # baselines (deterministic: evaluated once)
     for name in ("add_only", "noisy_teacher", "rule_based_text", "gold_ops"):
-        pol = (make_baseline(name, error_rate=cfg.teacher_error_rate, seed=cfg.data_seed)
+        pol = (make_baseline(name, error_rate=cfg.teacher_error_rate, seed=cfg.data_seed,
+                             wrong_id_share=cfg.teacher_wrong_id_share)
                if name == "noisy_teacher" else make_baseline(name))
         m = evaluate_manager(pol, test_convs, env_cfg, answer_cfg)
         results.append({"name": name, "role": "manager", "stage": "baseline", "seed": None, **m})

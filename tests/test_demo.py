@@ -15,7 +15,8 @@ def test_demo_runs_end_to_end_and_writes_summary(tmp_path):
     cfg = load_config(DemoConfig, None, [
         f"out={tmp_path / 'demo'}", "num_conversations=10", "sessions=[2,3]", "turns=[6,8]",
         "questions_per_conversation=6", "manager_steps.sft=2", "manager_steps.grpo=1", "manager_steps.ppo=1",
-        "answer_steps.sft=2", "answer_steps.grpo=1", "answer_steps.ppo=1", "batch_size=8", "num_generations=4",
+        "answer_steps.sft=2", "answer_steps.grpo=1", "answer_steps.ppo=1", "batch_size=8", "rl_batch_size=8",
+        "num_generations=4",
         "max_rl_rows=32"])
     run_demo(cfg, progress=False)
     out = tmp_path / "demo"

@@ -20,7 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "configs" / "train").glob("*.yaml"))
 TINY = [p for p in RECIPES if p.stem.endswith("_tiny")]
 REAL = [p for p in RECIPES if p not in TINY]
-FAST_REAL = {"grpo_manager_qwen2.5-7b_lora", "grpo_manager_llama3.1-8b", "ppo_answer_qwen2.5-3b"}
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +93,7 @@ def test_real_recipes_carry_the_papers_hyperparameters():
     assert {"/models/Qwen2.5-3B-Instruct", "/models/Qwen2.5-7B-Instruct", "/models/Llama-3.1-8B-Instruct"} <= models
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=() if p.stem in FAST_REAL else pytest.mark.slow)
-                                  for p in REAL], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.stem)
 def test_real_recipe_builds_its_trainers_with_the_tiny_model(path, tiny_model_dir, synth_dir, tmp_path,
                                                              torch_one_thread):
     from memrl.train.commands import dry_run, load_recipe
@@ -115,7 +113,6 @@ def test_real_recipe_builds_its_trainers_with_the_tiny_model(path, tiny_model_di
     assert not (tmp_path / "run").exists()  # a dry run writes nothing where the run would go
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", TINY, ids=lambda p: p.stem)
 def test_tiny_recipe_builds_its_trainers(path, tiny_model_dir, synth_dir, tmp_path, torch_one_thread):
     from memrl.train.commands import dry_run, load_recipe
@@ -325,7 +322,6 @@ def test_plateau_fires_after_patience_flat_steps_only():
     assert control.should_training_stop and cb.stopped_at == 3
 
 
-@pytest.mark.slow
 def test_two_stage_switches_margin_and_chains_models(synth_dir, tiny_model_dir, tmp_path, torch_one_thread):
     from omegaconf import OmegaConf
 
@@ -377,14 +373,16 @@ def test_alternation_rounds_chain_both_policies(synth_dir, tiny_model_dir, tmp_p
 
     cfg, answer = load_recipe(str(ROOT / "configs/train/alternate_tiny.yaml"),
                               _tiny(tiny_model_dir, synth_dir, tmp_path, max_steps=1, batch_size=4,
-                                    num_generations=2, max_completion_length=8, **{"schedule.rounds": 2}))
+                                    num_generations=2, max_completion_length=8,
+                                    **{"schedule.rounds": 2, "data.max_conversations": 1}))
     s = run_recipe(cfg, answer)
     assert [r["round"] for r in s["rounds"]] == [1, 2]
     a1 = OmegaConf.load(tmp_path / "answer/round1/config.yaml")
     m2 = OmegaConf.load(tmp_path / "manager/round2/config.yaml")
     assert a1.answer_env.manager == f"transformers:{tmp_path / 'manager/round1/final_model'}"
     assert m2.init_from == str(tmp_path / "manager/round1/final_model")
-    assert s["rounds"][0]["probe_answerer"] == "bm25"  # no answer LLM yet: the heuristic answers the probes
+    # Round 1's probes are answered by the answer agent's starting model, round 2's by its round-1 checkpoint.
+    assert s["rounds"][0]["probe_answerer"] == f"transformers:{tiny_model_dir}"
     assert s["rounds"][1]["probe_answerer"] == f"transformers:{tmp_path / 'answer/round1/final_model'}"
     assert s["answer_final"] == str(tmp_path / "answer/round2/final_model")
 
@@ -395,7 +393,8 @@ def test_joint_interleaves_two_continuous_runs(synth_dir, tiny_model_dir, tmp_pa
 
     cfg, answer = load_recipe(str(ROOT / "configs/train/joint_tiny.yaml"),
                               _tiny(tiny_model_dir, synth_dir, tmp_path, max_steps=2, batch_size=4,
-                                    num_generations=2, max_completion_length=8, **{"schedule.switch_step": 1}))
+                                    num_generations=2, max_completion_length=8,
+                                    **{"schedule.switch_step": 1, "data.max_conversations": 1}))
     s = run_recipe(cfg, answer)
     assert len(s["chunks"]) == 2 and (s["manager_steps"], s["answer_steps"]) == (2, 2)
     for role in ("manager", "answer"):
@@ -439,7 +438,7 @@ def _logged(out: Path, key: str) -> list[tuple[int, float]]:
 @pytest.mark.slow
 def test_sft_resumes_after_kill_9_without_lost_or_repeated_steps(synth_dir, tiny_model_dir, tmp_path):
     recipe = str(ROOT / "configs/train/sft_manager_tiny.yaml")
-    common = ["max_steps=40", "save_steps=4", "batch_size=4", "logging_steps=1", f"data.path={synth_dir}",
+    common = ["max_steps=24", "save_steps=4", "batch_size=4", "logging_steps=1", f"data.path={synth_dir}",
               f"model.path={tiny_model_dir}"]
     ref, run = tmp_path / "ref", tmp_path / "run"
     subprocess.run(_cli("--config", recipe, *common, f"output_dir={ref}"), env=_env(), check=True, cwd=ROOT,
@@ -448,13 +447,13 @@ def test_sft_resumes_after_kill_9_without_lost_or_repeated_steps(synth_dir, tiny
                            "trainer_state.json")
     assert not (run / "summary.json").exists()
     done = subprocess.run(_cli("--config", recipe, *common, f"output_dir={run}", "resume=true"), env=_env(),
-                          cwd=ROOT, capture_output=True, text=True)
+                          check=False, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    state = json.loads((run / "checkpoint-40/trainer_state.json").read_text())
-    assert state["global_step"] == 40
+    state = json.loads((run / "checkpoint-24/trainer_state.json").read_text())
+    assert state["global_step"] == 24
     got, want = _logged(run, "loss"), _logged(ref, "loss")
-    assert [s for s, _ in got] == list(range(1, 41))  # no lost, no repeated step
-    assert [s for s, _ in want] == list(range(1, 41))
+    assert [s for s, _ in got] == list(range(1, 25))  # no lost, no repeated step
+    assert [s for s, _ in want] == list(range(1, 25))
     assert all(abs(a - b) <= 1e-4 * max(1.0, abs(b)) for (_, a), (_, b) in zip(got, want)), (got, want)
 
 
@@ -469,11 +468,12 @@ def test_ppo_resumes_after_kill_9_like_an_uninterrupted_run(synth_dir, tiny_mode
     _kill_after_checkpoint(_cli("--config", recipe, *common, f"output_dir={run}"), run / "checkpoint-2",
                            "trainer_state.json")
     done = subprocess.run(_cli("--config", recipe, *common, f"output_dir={run}", "resume=true"), env=_env(),
-                          cwd=ROOT, capture_output=True, text=True)
+                          check=False, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    got, want = _logged(run, "reward"), _logged(ref, "reward")
-    assert [s for s, _ in got] == [s for s, _ in want] == list(range(1, 7))
-    assert got == pytest.approx(want)
+    for key in ("reward", "pg_loss", "vf_loss", "entropy", "completion_length"):
+        got, want = _logged(run, key), _logged(ref, key)
+        assert [s for s, _ in got] == [s for s, _ in want] == list(range(1, 7)), key
+        assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-5, abs=1e-6), key
 
 
 def test_corrupted_checkpoint_names_the_file(synth_dir, tiny_model_dir, tmp_path, capsys, torch_one_thread):

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 import random
 import statistics
 import string
@@ -68,7 +69,7 @@ from memrl.rewards.accuracy import accuracy
 from memrl.rewards.format import invalid_op_penalty
 from memrl.rewards.temporal import write_temporal_reward
 
-MANAGER_PROMPTS = ("compact", "memory_r1")
+MANAGER_PROMPTS = ("compact", "compact_sim", "memory_r1")
 UNITS = ("turn", "session")
 PROBE_MODES = ("linked", "complete", "none")
 
@@ -226,6 +227,18 @@ def render_manager_prompt(step: ManagerStep, style: str) -> list[dict[str, str]]
     """The chat messages of a step in prompt style "compact" or "memory_r1"."""
     mems = [{"text": m.text, "event_time": m.event_time, "observed_at": m.observed_at} for m in step.memories]
     ids = [m.id for m in step.memories]
+    if style == "compact_sim":
+        # Each memory is tagged with how close it is to the step's facts, as a retriever's similarity score
+        # would be (Mem0 ranks related memories by similarity). "same": the fact restated; "close": the same
+        # subject and relation (a candidate UPDATE/DELETE target: on synthetic data the world key, otherwise
+        # word overlap >= 0.6); "far": unrelated. A sub-million-parameter
+        # model cannot learn string comparison in a few hundred CPU steps; with the tag, the op decision it
+        # learns is the one RL is about (which op, on which memory).
+        tagged = [dict(m, text=f"{_similarity_tag(v, step.facts)}: {m['text']}") for m, v in zip(mems, step.memories)]
+        dialogue = step.dialogue
+        if step.facts:
+            dialogue += "\nFacts:\n" + "\n".join(f"- {f.text}" for f in step.facts)
+        return render("compact_manager", memories=format_memories_compact(tagged, ids), dialogue=dialogue)
     if style == "compact":
         dialogue = step.dialogue
         if step.fact_source != "turn" and step.facts:
@@ -235,6 +248,30 @@ def render_manager_prompt(step: ManagerStep, style: str) -> list[dict[str, str]]
         facts = json.dumps([f.text for f in step.facts], ensure_ascii=False)
         return render("memory_r1_manager", memory=format_memories_mem0(mems, ids), facts=facts)
     raise ValueError(f"unknown manager prompt style {style!r}; choose one of {list(MANAGER_PROMPTS)}")
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_NEGATION_SUFFIX = " (no longer true)"
+
+
+def _similarity_tag(memory: "MemoryView", facts: Sequence[Any]) -> str:
+    mem = memory.text.strip().lower()
+    mw = set(_WORD.findall(mem))
+    tag = "far"
+    for f in facts:
+        ft = f.text.strip().lower()
+        if ft.endswith(_NEGATION_SUFFIX):
+            ft = ft[: -len(_NEGATION_SUFFIX)]
+        if ft == mem:
+            return "same"
+        if memory.key and getattr(f, "entry", None):
+            if memory.key == f.entry:
+                tag = "close"
+            continue
+        fw = set(_WORD.findall(ft))
+        if mw and fw and len(mw & fw) / len(mw | fw) >= 0.6:
+            tag = "close"
+    return tag
 
 
 def messages_text(messages: Sequence[dict[str, str]]) -> str:

@@ -188,11 +188,14 @@ class NoisyTeacherManager(GoldOpsManager):
 
     name = "noisy_teacher"
 
-    def __init__(self, error_rate: float = 0.2, seed: int = 0):
+    def __init__(self, error_rate: float = 0.2, seed: int = 0, wrong_id_share: float = 0.5):
         super().__init__()
         if not 0.0 <= error_rate <= 1.0:
             raise ValueError(f"error_rate must be in [0, 1], got {error_rate}")
+        if not 0.0 <= wrong_id_share <= 1.0:
+            raise ValueError(f"wrong_id_share must be in [0, 1], got {wrong_id_share}")
         self.error_rate = error_rate
+        self.wrong_id_share = wrong_id_share  # share of mistakes that target a wrong memory (else UPDATE->ADD / skip)
         self.seed = seed
         self.mistakes: dict[str, int] = {"update_as_add": 0, "delete_skipped": 0, "wrong_id": 0}
 
@@ -204,7 +207,7 @@ class NoisyTeacherManager(GoldOpsManager):
                 out.append(op)
                 continue
             others = [m.id for m in step.memories if m.id != op["id"]]
-            if others and rng.random() < 0.5:
+            if others and rng.random() < self.wrong_id_share:
                 out.append(dict(op, id=rng.choice(others)))
                 self.mistakes["wrong_id"] += 1
             elif op["op"] == "UPDATE":

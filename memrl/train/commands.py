@@ -76,14 +76,14 @@ def load_recipe(config: str, overrides: Sequence[str] = (), answer_config: str |
 
 
 def run_recipe(cfg: TrainConfig, answer: TrainConfig | None = None, progress: bool = True) -> dict[str, Any]:
-    """Dispatch on schedule.kind."""
+    """Dispatch on schedule.kind (after preparing every run directory for resume, when resuming)."""
+    for c in (cfg, answer):
+        if c is not None and c.resume and c.resume.lower() not in ("false", "no", "0"):
+            prepare_resume(c)
     kind = cfg.schedule.kind
     if kind == "none":
         from memrl.train.trainer import train
 
-        if cfg.resume:
-            set_aside_torn_checkpoints(Path(cfg.output_dir))
-            _drop_metrics_after_checkpoint(cfg)
         return train(cfg, progress=progress)
     from memrl.train import schedules
 
@@ -111,24 +111,45 @@ def set_aside_torn_checkpoints(out: Path) -> list[Path]:
     return moved
 
 
-def _drop_metrics_after_checkpoint(cfg: TrainConfig) -> None:
-    """On resume, metrics.jsonl may hold steps logged after the checkpoint (the run went on before it was
-    killed); they will be logged again, so drop them now and keep one line per step."""
+def prepare_resume(cfg: TrainConfig) -> None:
+    """Before resuming, in the run directory and in every run directory below it (schedules): set torn
+    checkpoints aside, and drop the metrics.jsonl lines logged after the checkpoint the run will resume
+    from (the run went on before it was killed; those steps will be logged again, once)."""
+    from memrl.train.ppo import latest_checkpoint
     from memrl.train.run import MetricsLog
-    from memrl.train.trainer import _resume_path
 
     out = Path(cfg.output_dir)
-    ck = _resume_path(cfg, out) if cfg.resume else None
-    if ck is None or not (out / "metrics.jsonl").exists():
+    if not out.exists():
         return
-    name = Path(ck).name
-    step = int(name.split("-")[-1]) if name.split("-")[-1].isdigit() else None
-    if step is None:
-        try:
-            step = int(json.loads((Path(ck) / "trainer_state.json").read_text())["global_step"])
-        except (OSError, ValueError, KeyError):
-            return
-    MetricsLog(out / "metrics.jsonl", resume=True).truncate_after(step)
+    explicit = cfg.resume.lower() not in ("true", "yes", "1", "latest")
+    for d in sorted({out} | {p.parent for p in out.rglob("checkpoint-*")}):
+        set_aside_torn_checkpoints(d)
+        log = MetricsLog(d / "metrics.jsonl", resume=True)
+        logged = [int(r["step"]) for r in log.read() if "step" in r]
+        if not logged or _finished_at(d) >= max(logged):
+            continue  # nothing logged, or a finished run (PPO does not checkpoint its last iteration)
+        ck = Path(cfg.resume) if explicit and d == out else latest_checkpoint(d)
+        step = _checkpoint_step(ck) if ck is not None else 0
+        if step is not None:
+            log.truncate_after(step)
+
+
+def _finished_at(run_dir: Path) -> int:
+    try:
+        return int(json.loads((run_dir / "summary.json").read_text())["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+def _checkpoint_step(ck: Path) -> int | None:
+    tail = ck.name.split("-")[-1]
+    if tail.isdigit():
+        return int(tail)
+    try:  # TRL checkpoints record global_step, memrl's PPO its iteration
+        state = json.loads((ck / "trainer_state.json").read_text())
+        return int(state.get("global_step", state.get("iteration")))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -140,7 +161,7 @@ def build_trainer(cfg: TrainConfig, out: Path) -> Any:
     from memrl.train import trainer as T
 
     rows, reward_funcs = T.build_rows(cfg)
-    corpus = rows if cfg.algo == "sft" else [dict(prompt=r["prompt"], completion=[]) for r in rows]
+    corpus = rows if cfg.algo == "sft" else [{"prompt": r["prompt"], "completion": []} for r in rows]
     model, tok, _ = T.build_or_load_model(cfg, out, corpus)
     episode = cfg.role == "manager" and cfg.manager_mode == "episode"
     if cfg.algo == "sft":

@@ -74,6 +74,7 @@ class TrainConfig:
     teacher: str = "gold_ops"  # manager: gold_ops | noisy_teacher | add_only | rule_based ; answer: bm25 | oracle_evidence
     #                            | gold_answer ; or "transformers:PATH" (any backend)
     teacher_error_rate: float = 0.3  # noisy_teacher's share of deliberately wrong operations
+    teacher_wrong_id_share: float = 0.5  # of those mistakes, the share aimed at a wrong memory (else UPDATE->ADD)
     # -- optimisation (shared by the three algorithms)
     max_steps: int = 100
     learning_rate: float = 1e-3  # tiny models need ~1e-3; real models 1e-6 (Memory-R1)
@@ -83,6 +84,7 @@ class TrainConfig:
     save_steps: int = 0  # checkpoint every N steps (0 = only the final model)
     logging_steps: int = 1
     max_train_rows: int = 0  # cap on RL rows (0 = all)
+    change_focus: float = 0.0  # manager RL: share of rows from steps that UPDATE/DELETE a memory (0 = natural mix)
     # -- GRPO (TRL)
     num_generations: int = 8
     beta: float = 0.0  # KL to the reference (TRL default 0: no reference model is kept)
@@ -111,6 +113,8 @@ class TrainConfig:
         if self.algo == "grpo" and self.batch_size % self.num_generations:
             raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of num_generations "
                              f"({self.num_generations}): TRL groups completions by prompt")
+        if not 0 <= self.change_focus <= 1:
+            raise ValueError(f"change_focus must be in [0, 1], got {self.change_focus}")
         if not 0 <= self.teacher_error_rate <= 1:
             raise ValueError(f"teacher_error_rate must be in [0, 1], got {self.teacher_error_rate}")
         self.manager_env.validate()

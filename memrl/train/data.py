@@ -53,12 +53,13 @@ def shorten_ops(completion: str, step) -> str:
     return json.dumps({"ops": out}, separators=(",", ":"))
 
 
-def make_teacher(role: str, spec: str, error_rate: float = 0.3, seed: int = 0, **policy_kwargs):
+def make_teacher(role: str, spec: str, error_rate: float = 0.3, seed: int = 0, wrong_id_share: float = 0.5,
+                 **policy_kwargs):
     from memrl.policies.baselines import make_baseline
     from memrl.policies.llm import make_policy
 
     if spec == "noisy_teacher":
-        return make_baseline("noisy_teacher", error_rate=error_rate, seed=seed)
+        return make_baseline("noisy_teacher", error_rate=error_rate, seed=seed, wrong_id_share=wrong_id_share)
     return make_policy(spec, "manager" if role == "manager" else "answerer", **policy_kwargs)
 
 
@@ -103,11 +104,25 @@ def answer_sft_rows(convs: Sequence[Conversation], env_cfg, teacher, manager=Non
             for (r, _), p in zip(pairs, parses)]
 
 
-def manager_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager=None):
-    """Snapshot rows for GRPO/PPO. Rows whose step has no decision to make are kept: NOOP is a skill too."""
+def manager_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager=None, focus: float = 0.0):
+    """Snapshot rows for GRPO/PPO.
+
+    `focus` is the share of rows drawn from steps whose gold ops change an existing memory (UPDATE or
+    DELETE). Most steps are plain ADDs or NOOPs that an SFT start already gets right, so their GRPO groups
+    have zero reward variance and teach nothing; the changes are where the manager's decisions matter
+    (the knowledge-update and conflict questions depend on them). 0 keeps the natural mix."""
     from memrl.envs.manager_env import snapshot_dataset
 
     ds = snapshot_dataset(convs, env_cfg, manager=manager, seed=seed)
+    if focus > 0 and len(ds):
+        changes = [i for i, g in enumerate(ds["gold_ops"]) if any(o["op"] in ("UPDATE", "DELETE") for o in json.loads(g))]
+        rest = [i for i in range(len(ds)) if i not in set(changes)]
+        total = max_rows or len(ds)
+        n_change = min(len(changes), int(round(focus * total)))
+        n_rest = min(len(rest), total - n_change)
+        rng = random.Random(seed)
+        idx = sorted(rng.sample(changes, n_change) + rng.sample(rest, n_rest))
+        return ds.select(idx)
     return _cap(ds, max_rows, seed)
 
 

@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memrl.config import ConfigError
+
 if TYPE_CHECKING:
     from memrl.train.config import TrainConfig
 
@@ -91,8 +93,8 @@ def _train(cfg: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
 
     if callbacks:
         if "callbacks" not in inspect.signature(train).parameters:
-            raise NotImplementedError("plateau switching needs memrl.train.trainer.train(cfg, callbacks=[...]) to "
-                                      "pass TrainerCallbacks to TRL; use schedule.switch_step instead")
+            raise ConfigError("schedule.plateau_patience needs memrl.train.trainer.train(cfg, callbacks=[...]) to "
+                              "pass TrainerCallbacks to TRL; use schedule.switch_step instead")
         return train(cfg, callbacks=callbacks)
     return train(cfg)
 
@@ -132,17 +134,18 @@ def run_two_stage(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Stage I (recall, margin `stage1_margin`) then stage II (precision, `stage2_margin`) from stage I's model."""
     sch = cfg.schedule
     if cfg.role != "answer" or cfg.answer_env.mode != "picker":
-        raise ValueError("schedule.kind=two_stage trains the Context-Picker: set role=answer and answer_env.mode=picker "
-                         f"(got role={cfg.role!r}, answer_env.mode={cfg.answer_env.mode!r})")
+        raise ConfigError("schedule.kind=two_stage trains the Context-Picker: set role=answer and "
+                         f"answer_env.mode=picker (got role={cfg.role!r}, answer_env.mode={cfg.answer_env.mode!r})")
     if cfg.algo == "sft":
-        raise ValueError("schedule.kind=two_stage is an RL schedule: algo must be grpo or ppo")
+        raise ConfigError("schedule.kind=two_stage is an RL schedule: algo must be grpo or ppo")
     if sch.plateau_patience and cfg.algo != "grpo":
-        raise ValueError("schedule.plateau_patience is implemented for GRPO (a TrainerCallback); use "
+        raise ConfigError("schedule.plateau_patience is implemented for GRPO (a TrainerCallback); use "
                          "schedule.switch_step with algo=ppo")
     out = Path(cfg.output_dir)
     stage1_steps = sch.switch_step or max(1, cfg.max_steps // 2)
     if not 0 < stage1_steps < cfg.max_steps:
-        raise ValueError(f"schedule.switch_step ({stage1_steps}) must be between 1 and max_steps - 1 ({cfg.max_steps - 1})")
+        raise ConfigError(f"schedule.switch_step ({stage1_steps}) must be between 1 and max_steps - 1 "
+                         f"({cfg.max_steps - 1})")
     resume = _resuming(cfg)
 
     def stage_cfg(k: int, margin: int, steps: int, init_from: str) -> TrainConfig:
@@ -240,16 +243,16 @@ def _with_partner(cfg: TrainConfig, *, probe_answerer: str | None = None, bank_m
 
 def _check_pair(cfg_manager: TrainConfig, cfg_answer: TrainConfig) -> None:
     if cfg_manager.role != "manager" or cfg_answer.role != "answer":
-        raise ValueError(f"alternation needs a manager config and an answer config, got roles "
+        raise ConfigError(f"alternation needs a manager config and an answer config, got roles "
                          f"{cfg_manager.role!r} and {cfg_answer.role!r}")
     for c in (cfg_manager, cfg_answer):
         if c.algo == "sft":
-            raise ValueError(f"{c.role}: alternation trains with RL (algo grpo or ppo), got sft")
+            raise ConfigError(f"{c.role}: alternation trains with RL (algo grpo or ppo), got sft")
     if cfg_answer.answer_env.mode == "picker":
-        raise ValueError("alternation needs an answer agent that answers (answer_env.mode compact | memory_r1 | "
+        raise ConfigError("alternation needs an answer agent that answers (answer_env.mode compact | memory_r1 | "
                          "memory_t1), not the picker")
     if os.path.abspath(cfg_manager.output_dir) == os.path.abspath(cfg_answer.output_dir):
-        raise ValueError("the manager and the answer agent need different output_dir")
+        raise ConfigError("the manager and the answer agent need different output_dir")
 
 
 def _common_root(cfg_manager: TrainConfig, cfg_answer: TrainConfig) -> Path:
@@ -262,7 +265,7 @@ def run_alternating(cfg_manager: TrainConfig, cfg_answer: TrainConfig, rounds: i
     _check_pair(cfg_manager, cfg_answer)
     rounds = rounds if rounds is not None else cfg_manager.schedule.rounds
     if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
+        raise ConfigError(f"rounds must be >= 1, got {rounds}")
     m_root, a_root = Path(cfg_manager.output_dir), Path(cfg_answer.output_dir)
     manager_model, answer_model = cfg_manager.init_from, _starting_model(cfg_answer)
     resume = _resuming(cfg_manager)
@@ -302,11 +305,11 @@ def run_joint(cfg_manager: TrainConfig, cfg_answer: TrainConfig, chunk: int | No
     _check_pair(cfg_manager, cfg_answer)
     for c in (cfg_manager, cfg_answer):
         if c.algo != "grpo":
-            raise ValueError(f"{c.role}: schedule.kind=joint pauses and resumes TRL runs at chunk boundaries; it "
+            raise ConfigError(f"{c.role}: schedule.kind=joint pauses and resumes TRL runs at chunk boundaries; it "
                              f"supports algo=grpo (memrl's PPO does not checkpoint its last iteration), got {c.algo}")
     root = _common_root(cfg_manager, cfg_answer)
     if root in (Path(os.path.abspath(cfg_manager.output_dir)), Path(os.path.abspath(cfg_answer.output_dir))):
-        raise ValueError("schedule.kind=joint: put the two run directories side by side (e.g. <out>/manager and "
+        raise ConfigError("schedule.kind=joint: put the two run directories side by side (e.g. <out>/manager and "
                          "<out>/answer); one inside the other would mix their summaries")
     sch = cfg_manager.schedule
     steps = max(cfg_manager.max_steps, cfg_answer.max_steps)

@@ -71,14 +71,15 @@ def build_rows(cfg: TrainConfig):
 
     convs = D.load_split(cfg.data.path, cfg.data.train_split, cfg.data.max_conversations)
     if cfg.algo == "sft":
-        teacher = D.make_teacher(cfg.role, cfg.teacher, cfg.teacher_error_rate, cfg.seed)
+        teacher = D.make_teacher(cfg.role, cfg.teacher, cfg.teacher_error_rate, cfg.seed, cfg.teacher_wrong_id_share)
         if cfg.role == "manager":
             return D.manager_sft_rows(convs, cfg.manager_env, teacher), None
         return D.answer_sft_rows(convs, cfg.answer_env, teacher), None
     if cfg.role == "manager":
         from memrl.envs.manager_env import ManagerSnapshotReward
 
-        ds = D.manager_rl_dataset(convs, cfg.manager_env, seed=cfg.seed, max_rows=cfg.max_train_rows)
+        ds = D.manager_rl_dataset(convs, cfg.manager_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
+                                  focus=cfg.change_focus)
         return ds, [ManagerSnapshotReward(cfg.manager_env)]
     from memrl.envs.answer_env import make_reward
 
