@@ -25,7 +25,6 @@ import argparse
 import datetime as _dt
 import importlib
 import importlib.util
-import json
 import os
 import platform
 import random
@@ -35,9 +34,10 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 GROUPS = ("bank", "synth", "ray", "env", "eval", "generation", "vllm", "grpo", "ppo")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -600,7 +600,7 @@ BENCHES: dict[str, Callable[[_Context], list[Figure]]] = {
 def _version(mod: str) -> str | None:
     try:
         return importlib.import_module(mod).__version__
-    except Exception:
+    except Exception:  # noqa: BLE001 - a missing or broken optional package is reported as None
         return None
 
 
@@ -618,7 +618,7 @@ def machine_info(threads: int | None) -> dict[str, Any]:
         import psutil
 
         mem_gb = round(psutil.virtual_memory().total / 2**30, 1)
-    except Exception:
+    except ImportError:
         pass
     import torch
 
@@ -630,7 +630,7 @@ def machine_info(threads: int | None) -> dict[str, Any]:
         "trl": _version("trl"), "accelerate": _version("accelerate"), "ray": _version("ray"), "bm25s": _version("bm25s"),
         "memrl": __version__, "cuda": torch.cuda.is_available(), "torch_threads": torch.get_num_threads(),
         "torch_threads_setting": threads if threads else "torch default",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "load_avg_start": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -650,9 +650,9 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# memrl bench{' --quick' if result.get('quick') else ''}",
         "",
-        f"{m['date']} - {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, torch {m['torch']}, "
+        (f"{m['date']} - {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, torch {m['torch']}, "
         f"transformers {m['transformers']}, trl {m['trl']}; torch threads {m['torch_threads']}; load average "
-        f"(1/5/15 min) {m['load_avg_start']} at start, {m.get('load_avg_end')} at end; {result.get('wall_seconds')} s.",
+        f"(1/5/15 min) {m['load_avg_start']} at start, {m.get('load_avg_end')} at end; {result.get('wall_seconds')} s."),
         "",
         "| figure | value | unit | reference (same run) | ratio | target | met | load |",
         "|---|---|---|---|---|---|---|---|",
@@ -695,7 +695,7 @@ def run_bench(quick: bool = False, out: str | os.PathLike = "runs/bench", only: 
                 log(f"[bench] {g} ... (load {load})")
                 try:
                     figs = BENCHES[g](ctx)
-                except Exception as e:  # one broken group must not hide the others' figures
+                except Exception as e:  # noqa: BLE001 - one broken group must not hide the others' figures
                     result["errors"][g] = f"{type(e).__name__}: {e}"
                     log(f"[bench] {g} FAILED: {type(e).__name__}: {e}\n{traceback.format_exc(limit=6)}")
                     continue

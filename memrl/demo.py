@@ -61,7 +61,7 @@ class DemoConfig:
     teacher_wrong_id_share: float = 0.0  # ... as stale duplicates (UPDATE written as ADD) and skipped DELETEs
     answer_teacher: str = "bm25"
     # -- training
-    manager_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=250, grpo=80, ppo=60))
+    manager_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=150, grpo=80, ppo=60))
     answer_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=300, grpo=80, ppo=60))
     sft_lr: float = 3e-3
     rl_lr: float = 1e-3

@@ -228,17 +228,16 @@ def render_manager_prompt(step: ManagerStep, style: str) -> list[dict[str, str]]
     mems = [{"text": m.text, "event_time": m.event_time, "observed_at": m.observed_at} for m in step.memories]
     ids = [m.id for m in step.memories]
     if style == "compact_sim":
-        # Each memory is tagged with how close it is to the step's facts, as a retriever's similarity score
-        # would be (Mem0 ranks related memories by similarity). "same": the fact restated; "close": the same
-        # subject and relation (a candidate UPDATE/DELETE target: on synthetic data the world key, otherwise
-        # word overlap >= 0.6); "far": unrelated. A sub-million-parameter
-        # model cannot learn string comparison in a few hundred CPU steps; with the tag, the op decision it
-        # learns is the one RL is about (which op, on which memory).
-        tagged = [dict(m, text=f"{_similarity_tag(v, step.facts)}: {m['text']}") for m, v in zip(mems, step.memories)]
-        dialogue = step.dialogue
-        if step.facts:
-            dialogue += "\nFacts:\n" + "\n".join(f"- {f.text}" for f in step.facts)
-        return render("compact_manager", memories=format_memories_compact(tagged, ids), dialogue=dialogue)
+        # The smallest prompt that still carries the decision, for sub-million-parameter models on CPU: the
+        # step's facts, then the related memories, each tagged with how close it is to the facts, as a
+        # retriever's similarity would be (Mem0 ranks related memories by similarity). "same": the fact
+        # restated; "close": the same subject and relation (a candidate UPDATE/DELETE target: on synthetic
+        # data the world key, otherwise word overlap >= 0.6); "far": unrelated. No system prompt and no
+        # dialogue: a tiny model cannot learn long-range string comparison in a few hundred CPU steps, and
+        # what is left is the decision RL is about (which op, on which memory). Output: the compact op list.
+        facts = "\n".join(f"- {f.text}" for f in step.facts) or "(none)"
+        lines = [f"[{i}] {_similarity_tag(v, step.facts)}: {m['text']}" for i, m, v in zip(ids, mems, step.memories)]
+        return [{"role": "user", "content": f"Facts:\n{facts}\nMemories:\n" + ("\n".join(lines) or "(none)")}]
     if style == "compact":
         dialogue = step.dialogue
         if step.fact_source != "turn" and step.facts:
