@@ -81,8 +81,18 @@ def _trainer(tiny_model_dir, out, iterations, seed=0, save_every=0):
     return PPOTrainer(model, tok, RowRollouts(ds, _target_reward), cfg, out)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread, and much faster when the machine is shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.mark.slow
-def test_ppo_learns_a_tiny_task(tiny_model_dir, tmp_path):
+@pytest.mark.timeout(900)
+def test_ppo_learns_a_tiny_task(tiny_model_dir, tmp_path, one_thread):
     tr = _trainer(tiny_model_dir, tmp_path, iterations=30)
     hist = tr.train(progress=False)
     first = sum(h["reward"] for h in hist[:5]) / 5
@@ -91,7 +101,7 @@ def test_ppo_learns_a_tiny_task(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_continues_identically(tiny_model_dir, tmp_path):
+def test_resume_continues_identically(tiny_model_dir, tmp_path, one_thread):
     straight = _trainer(tiny_model_dir, tmp_path / "a", iterations=4)
     straight.train(progress=False)
     first = _trainer(tiny_model_dir, tmp_path / "b", iterations=2, save_every=1)

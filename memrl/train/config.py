@@ -84,6 +84,9 @@ class TrainConfig:
     save_steps: int = 0  # checkpoint every N steps (0 = only the final model)
     logging_steps: int = 1
     max_train_rows: int = 0  # cap on RL rows (0 = all)
+    episode_steps: int = 4  # manager episode mode: environment steps per GRPO/PPO episode window
+    probe_answerer: str = ""  # manager RL: the frozen answer agent of the QA probes ("" = BM25 extractive;
+    #                           a baseline name, or transformers:PATH for an LLM answer agent)
     change_focus: float = 0.0  # manager RL: share of rows from steps that UPDATE/DELETE a memory (0 = natural mix)
     # -- GRPO (TRL)
     num_generations: int = 8

@@ -435,7 +435,7 @@ class PPOTrainer:
                 self.log(m)
             bar.update(1)
             bar.set_postfix(reward=f"{m['reward']:.3f}", kl=f"{m['kl_to_ref']:.3f}")
-            if cfg.save_every and self.iteration % cfg.save_every == 0 and self.iteration < cfg.total_iterations:
+            if cfg.save_every and self.iteration % cfg.save_every == 0:
                 self.save_checkpoint()
         bar.close()
         return self.history
@@ -506,7 +506,9 @@ class CheckpointError(RuntimeError):
 
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     out = Path(output_dir)
-    cks = sorted((p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+    # A kill during a save can leave a directory without trainer_state.json: never resume from that.
+    cks = sorted((p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+                  and (p / "trainer_state.json").exists()),
                  key=lambda p: int(p.name.split("-")[-1]))
     return cks[-1] if cks else None
 

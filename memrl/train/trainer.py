@@ -78,12 +78,16 @@ def build_rows(cfg: TrainConfig):
     if cfg.role == "manager":
         from memrl.envs.manager_env import ManagerSnapshotReward
 
+        from memrl.train.episodes import probe_answerer
+
         ds = D.manager_rl_dataset(convs, cfg.manager_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
                                   focus=cfg.change_focus)
-        return ds, [ManagerSnapshotReward(cfg.manager_env)]
+        return ds, [ManagerSnapshotReward(cfg.manager_env, answerer=probe_answerer(cfg))]
     from memrl.envs.answer_env import make_reward
+    from memrl.train.episodes import bank_manager
 
-    ds = D.answer_rl_dataset(convs, cfg.answer_env, seed=cfg.seed, max_rows=cfg.max_train_rows)
+    ds = D.answer_rl_dataset(convs, cfg.answer_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
+                             manager=bank_manager(cfg))
     return ds, [make_reward(cfg.answer_env)]
 
 
@@ -152,7 +156,7 @@ def _check_trainer_checkpoint(ck: str) -> None:
             raise CheckpointError(f"{w}: cannot be read ({e})") from None
 
 
-def run_sft(cfg: TrainConfig, model, tok, rows, out: Path, log) -> Any:
+def run_sft(cfg: TrainConfig, model, tok, rows, out: Path, log, callbacks: tuple = ()) -> Any:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -160,7 +164,7 @@ def run_sft(cfg: TrainConfig, model, tok, rows, out: Path, log) -> Any:
                      max_length=cfg.model.max_positions, lr_scheduler_type="cosine", warmup_steps=min(10, cfg.max_steps // 10),
                      completion_only_loss=True, **cfg.trl)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                         peft_config=peft_config(cfg), callbacks=[_log_callback(log, cfg.role)])
+                         peft_config=peft_config(cfg), callbacks=[_log_callback(log, cfg.role), *callbacks])
     ck = _resume_path(cfg, out)
     if ck:
         _check_trainer_checkpoint(ck)
@@ -168,7 +172,8 @@ def run_sft(cfg: TrainConfig, model, tok, rows, out: Path, log) -> Any:
     return trainer
 
 
-def run_grpo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log, rollout_func=None) -> Any:
+def run_grpo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log, rollout_func=None,
+             callbacks: tuple = ()) -> Any:
     from trl import GRPOConfig, GRPOTrainer
 
     args = GRPOConfig(**_trl_common(cfg, out), per_device_train_batch_size=cfg.batch_size,
@@ -177,7 +182,7 @@ def run_grpo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log
                       **cfg.trl)
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
                           processing_class=tok, peft_config=peft_config(cfg), rollout_func=rollout_func,
-                          callbacks=[_log_callback(log, cfg.role)])
+                          callbacks=[_log_callback(log, cfg.role), *callbacks])
     ck = _resume_path(cfg, out)
     if ck:
         _check_trainer_checkpoint(ck)
@@ -189,6 +194,7 @@ def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log,
     from memrl.train.ppo import EnvRollouts, PPOConfig, PPOTrainer, RowRollouts
 
     p = PPOConfig(**{**asdict(cfg.ppo), "total_iterations": cfg.max_steps, "batch_size": cfg.batch_size,
+                     "learning_rate": cfg.learning_rate,
                      "max_new_tokens": cfg.max_completion_length, "temperature": cfg.temperature,
                      "seed": cfg.seed, "save_every": cfg.save_steps, "log_every": cfg.logging_steps})
     rollouts = EnvRollouts(env_factory) if env_factory is not None else RowRollouts(dataset, reward_funcs)
@@ -201,7 +207,7 @@ def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log,
 
 
 # ---------------------------------------------------------------------------------------------------------
-def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dict[str, Any]:
     """Run one recipe end to end; returns a summary (also written to <output_dir>/summary.json)."""
     from memrl.config import save_resolved, to_yaml
     from memrl.data.io import write_json
@@ -215,21 +221,28 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
     torch.manual_seed(cfg.seed)
     resuming = bool(_resume_path(cfg, out)) if cfg.resume else False
+    if resuming:
+        from memrl.train.commands import prepare_resume
+
+        prepare_resume(cfg)
     log = MetricsLog(out / "metrics.jsonl", resume=resuming)
     rows, reward_funcs = build_rows(cfg)
     corpus = rows if cfg.algo == "sft" else [dict(prompt=r["prompt"], completion=[]) for r in rows]
     model, tok, base = build_or_load_model(cfg, out, corpus)
     if cfg.algo == "sft":
-        trainer = run_sft(cfg, model, tok, rows, out, log)
+        trainer = run_sft(cfg, model, tok, rows, out, log, callbacks)
         model = trainer.model
     elif cfg.algo == "grpo":
         rollout_func = None
         if cfg.role == "manager" and cfg.manager_mode == "episode":
             from memrl.train.episodes import make_episode_rollout
 
+            from memrl.train.episodes import EpisodeReward
+
             conv_rows, rollout_func = make_episode_rollout(cfg)
-            rows = conv_rows
-        trainer = run_grpo(cfg, model, tok, rows, reward_funcs, out, log, rollout_func=rollout_func)
+            rows, reward_funcs = conv_rows, [EpisodeReward()]
+        trainer = run_grpo(cfg, model, tok, rows, reward_funcs, out, log, rollout_func=rollout_func,
+                           callbacks=callbacks)
         model = trainer.model
     else:
         env_factory = None
