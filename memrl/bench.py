@@ -69,6 +69,13 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
+def _median_ci(xs: list[float], level: float = 0.95, samples: int = 2000) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the median (seeded): how far noise alone moves the figure."""
+    rng = random.Random(0)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(samples))
+    return meds[int((1 - level) / 2 * samples)], meds[int((1 + level) / 2 * samples) - 1]
+
+
 def _pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
@@ -93,15 +100,16 @@ class Sizes:
     rl_generations: int = 4
     rl_completion_tokens: int = 32
     rl_warmup: int = 1
-    rl_steps: int = 12  # timed steps per trainer
+    rl_steps: int = 10  # timed steps per trainer and round (per-step times vary +-30% on a shared machine)
+    rl_rounds: int = 4  # rounds of fresh plain + memrl trainers
     ppo_steps: int = 8
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(bank_sizes=(10_000,), bank_queries=100, apply_ops=20_000, synth_single=60, synth_ray=120,
                    env_sessions=4, env_snapshot_calls=40, eval_copies=1, gen_prompts=8, gen_tokens=16, gen_batch=8,
-                   rl_completions=4, rl_generations=2, rl_completion_tokens=16, rl_warmup=1, rl_steps=4,
-                   ppo_steps=2)
+                   rl_completions=4, rl_generations=2, rl_completion_tokens=16, rl_warmup=1, rl_steps=5,
+                   rl_rounds=2, ppo_steps=2)
 
 
 @dataclass
@@ -475,14 +483,16 @@ def _grpo_trainer(ctx: _Context, reward: _TimedReward, tag: str, dataset, baton:
     model_dir = ctx.tiny_model()
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    # learning_rate 0: both runs then sample completions of the same lengths from the same weights, so their
-    # step times differ only by what memrl adds (reward, environment, dataset columns); a step's cost does not
-    # depend on the weights' values except through completion lengths, which this keeps equal.
+    # Equal work in both trainers: learning rate 0 (the same weights throughout) and completions forced to the
+    # length cap (min_new_tokens), so step times differ only by what memrl adds (reward, environment, dataset
+    # columns); a step's cost depends on the weights only through completion lengths, which this fixes.
     args = GRPOConfig(output_dir=str(ctx.work / f"grpo_{tag}"), max_steps=sz.rl_warmup + sz.rl_steps,
                       per_device_train_batch_size=sz.rl_completions, num_generations=sz.rl_generations,
                       max_completion_length=sz.rl_completion_tokens, learning_rate=0.0, temperature=1.0, beta=0.0,
                       loss_type="dapo", logging_steps=1, report_to=[], save_strategy="no", use_cpu=not cuda, seed=0,
                       data_seed=0, disable_tqdm=True, dataloader_num_workers=0,
+                      # every completion runs to the length cap in both trainers: equal generation work per step
+                      generation_kwargs={"min_new_tokens": sz.rl_completion_tokens},
                       # TRL defaults bf16=True; on a CPU without bf16 matmul units that makes a step ~6x slower
                       # (measured here). memrl's trainer also enables bf16 on GPU only.
                       bf16=cuda)
@@ -492,17 +502,12 @@ def _grpo_trainer(ctx: _Context, reward: _TimedReward, tag: str, dataset, baton:
     return trainer, timer
 
 
-def bench_grpo(ctx: _Context) -> list[Figure]:
-    from memrl.envs.manager_env import ManagerSnapshotReward
-
-    sz = ctx.sizes
-    rows = _rl_rows(ctx)
-    prompts_only = rows.select_columns(["prompt"])  # plain TRL: the same prompts, nothing else
-    rewards = {"plain": _TimedReward(_length_reward, "length"),
-               "memrl": _TimedReward(ManagerSnapshotReward(), "manager_reward")}
-    baton = _Baton(["plain", "memrl"])
-    built = {tag: _grpo_trainer(ctx, rewards[tag], tag, prompts_only if tag == "plain" else rows, baton)
-             for tag in ("plain", "memrl")}
+def _grpo_round(ctx: _Context, rows, rewards: dict[str, _TimedReward], first: str, k: int) -> dict[str, dict]:
+    """A fresh plain and memrl trainer, run in two threads that alternate step by step (`first` starts)."""
+    names = [first, "memrl" if first == "plain" else "plain"]
+    baton = _Baton(names)
+    data = {"plain": rows.select_columns(["prompt"]), "memrl": rows}  # plain TRL: the same prompts, nothing else
+    built = {tag: _grpo_trainer(ctx, rewards[tag], f"{tag}{k}", data[tag], baton) for tag in names}
     errors: dict[str, BaseException] = {}
 
     def run(tag: str) -> None:
@@ -513,17 +518,41 @@ def bench_grpo(ctx: _Context) -> list[Figure]:
         finally:
             baton.finish(tag)
 
-    threads = [threading.Thread(target=run, args=(tag,), name=f"grpo-{tag}") for tag in ("plain", "memrl")]
+    threads = [threading.Thread(target=run, args=(tag,), name=f"grpo-{tag}") for tag in names]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise next(iter(errors.values()))
-    w = sz.rl_warmup
-    p, m = ({k: v[w:] for k, v in built[tag][1].rec.items()} for tag in ("plain", "memrl"))
+    w = ctx.sizes.rl_warmup
+    return {tag: {key: v[w:] for key, v in built[tag][1].rec.items()} for tag in names}
+
+
+def bench_grpo(ctx: _Context) -> list[Figure]:
+    from memrl.envs.manager_env import ManagerSnapshotReward
+
+    sz = ctx.sizes
+    rows = _rl_rows(ctx)
+    rewards = {"plain": _TimedReward(_length_reward, "length"),
+               "memrl": _TimedReward(ManagerSnapshotReward(), "manager_reward")}
+    p: dict[str, list[float]] = {"wall": [], "cpu": [], "reward": [], "length": []}
+    m: dict[str, list[float]] = {"wall": [], "cpu": [], "reward": [], "length": []}
+    round_ratios = []
+    for k in range(sz.rl_rounds):
+        # Fresh trainers each round, and the starting side alternates: a trainer instance can run a few percent
+        # faster or slower than its twin for its whole life (measured in A/A runs here), which pairing steps
+        # within one round does not cancel; several rounds do.
+        rec = _grpo_round(ctx, rows, rewards, "plain" if k % 2 == 0 else "memrl", k)
+        for acc, tag in ((p, "plain"), (m, "memrl")):
+            for key, xs in rec[tag].items():
+                acc[key].extend(xs)
+        round_ratios.append(statistics.median(b / a for a, b in zip(rec["plain"]["wall"], rec["memrl"]["wall"])))
     p_med, m_med = statistics.median(p["wall"]), statistics.median(m["wall"])
-    ratio = m_med / p_med
+    # The ratio is the median of per-pair ratios: step i of each trainer ran back to back, under the same load.
+    pairs = [b / a for a, b in zip(p["wall"], m["wall"])]
+    ratio = statistics.median(pairs)
+    lo, hi = _median_ci(pairs)
     cpu_ratio = statistics.median(m["cpu"]) / statistics.median(p["cpu"])
     shares = [r / x for r, x in zip(m["reward"], m["wall"])]
     share = statistics.median(shares) * 100
@@ -531,10 +560,10 @@ def bench_grpo(ctx: _Context) -> list[Figure]:
     ctx.shared["grpo_plain_s"] = p_med
     setup = (f"tiny Llama, {sz.rl_completions} completions per step ({sz.rl_completions // sz.rl_generations} prompts x "
              f"{sz.rl_generations}), <= {sz.rl_completion_tokens} new tokens, manager snapshot prompts of synthetic "
-             f"conversations, fp32 (bf16 off on CPU), learning rate 0 so both sample from the same weights (mean "
-             f"completion lengths per step {'identical' if same else 'differ'}: {p['length']} vs {m['length']}), TRL "
-             f"defaults otherwise (loss dapo, beta 0, gradient checkpointing on); the two trainers run in one process "
-             f"and alternate step by step; median of {len(m['wall'])} steps each after {w} warm-up step")
+             f"conversations, fp32 (bf16 off on CPU), learning rate 0 and completions forced to the cap so both do "
+             f"the same model work (mean completion lengths {'identical' if same else 'differ'}), TRL defaults "
+             f"otherwise (loss dapo, beta 0, gradient checkpointing on); {sz.rl_rounds} round(s) of two fresh trainers "
+             f"in one process alternating step by step, {sz.rl_steps} steps each after {sz.rl_warmup} warm-up step")
     figs = [
         Figure("grpo.plain_trl_seconds_per_step", _r(p_med), "s",
                note=f"TRL GRPOTrainer, a trivial length reward, a prompt-only dataset; {setup}"),
@@ -542,7 +571,10 @@ def bench_grpo(ctx: _Context) -> list[Figure]:
                reference=f"plain TRL GRPO on the same model, prompts and batch, same run: {p_med:.3f} s/step",
                ratio=_r(ratio), target="<= 1.10x plain TRL GRPO", met=_met(ratio, "<=", 1.10),
                note=f"ManagerSnapshotReward (format, op agreement, QA probes through the BM25 answer agent, temporal, "
-                    f"size) on full snapshot rows (bank JSON columns included); CPU-time ratio {cpu_ratio:.3f}; {setup}"),
+                    f"size) on full snapshot rows (bank JSON columns included); value = median step time; ratio = "
+                    f"median of the per-pair ratios of back-to-back steps, bootstrap 95% CI [{lo:.3f}, {hi:.3f}], "
+                    f"per round {[round(x, 3) for x in round_ratios]} (ratio of medians {m_med / p_med:.3f}, of median "
+                    f"CPU times {cpu_ratio:.3f}); {setup}"),
     ]
     env = ctx.shared.get("env_step")
     extra = ""
@@ -553,7 +585,7 @@ def bench_grpo(ctx: _Context) -> list[Figure]:
         "env.reward_share_of_grpo_step_pct", _r(share, 4), "%", target="<= 2% of a tiny-model GRPO step",
         met=_met(share, "<=", 2.0),
         note=f"seconds inside memrl's reward function / seconds of the GRPO step, measured inside each timed step of "
-             f"the memrl trainer (median over steps; max {max(shares) * 100:.3f}%){extra}"))
+             f"the memrl trainers (median over steps; max {max(shares) * 100:.3f}%){extra}"))
     return figs
 
 

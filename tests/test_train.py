@@ -361,7 +361,9 @@ def test_partners_bridge_installs_and_restores(synth_dir, tiny_model_dir, torch_
 
     mcfg = _with_partner(dataclasses.replace(base, role="manager"), probe_answerer=f"transformers:{tiny_model_dir}")
     with partners(mcfg):
-        assert type(menv._default_answerer_cached()).__name__ == "LLMAnswerer"
+        _, reward_funcs = build_rows(mcfg)
+        # build_rows passes the configured probe answerer to the snapshot reward itself
+        assert type(reward_funcs[0].answerer).__name__ == "LLMAnswerer"
     assert menv._ANSWERER is saved
 
 
