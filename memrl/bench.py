@@ -441,6 +441,8 @@ class _Baton:
         self.cond.notify_all()
 
     def take(self, name: str, started: bool) -> None:
+        if name not in self.names:  # a typo here would make both runners wait forever
+            raise ValueError(f"_Baton: unknown runner {name!r}; runners are {self.names}")
         with self.cond:
             if started:
                 self._hand_over(name)
@@ -452,7 +454,7 @@ class _Baton:
             self._hand_over(name)
 
 
-def _grpo_trainer(ctx: _Context, reward: _TimedReward, tag: str, dataset, baton: _Baton):
+def _grpo_trainer(ctx: _Context, reward: _TimedReward, tag: str, dataset, baton: _Baton, run_dir: str):
     """A TRL GRPOTrainer whose callback times each step (wall, CPU, reward seconds, mean completion length)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -486,7 +488,7 @@ def _grpo_trainer(ctx: _Context, reward: _TimedReward, tag: str, dataset, baton:
     # Equal work in both trainers: learning rate 0 (the same weights throughout) and completions forced to the
     # length cap (min_new_tokens), so step times differ only by what memrl adds (reward, environment, dataset
     # columns); a step's cost depends on the weights only through completion lengths, which this fixes.
-    args = GRPOConfig(output_dir=str(ctx.work / f"grpo_{tag}"), max_steps=sz.rl_warmup + sz.rl_steps,
+    args = GRPOConfig(output_dir=str(ctx.work / run_dir), max_steps=sz.rl_warmup + sz.rl_steps,
                       per_device_train_batch_size=sz.rl_completions, num_generations=sz.rl_generations,
                       max_completion_length=sz.rl_completion_tokens, learning_rate=0.0, temperature=1.0, beta=0.0,
                       loss_type="dapo", logging_steps=1, report_to=[], save_strategy="no", use_cpu=not cuda, seed=0,
@@ -507,7 +509,7 @@ def _grpo_round(ctx: _Context, rows, rewards: dict[str, _TimedReward], first: st
     names = [first, "memrl" if first == "plain" else "plain"]
     baton = _Baton(names)
     data = {"plain": rows.select_columns(["prompt"]), "memrl": rows}  # plain TRL: the same prompts, nothing else
-    built = {tag: _grpo_trainer(ctx, rewards[tag], f"{tag}{k}", data[tag], baton) for tag in names}
+    built = {tag: _grpo_trainer(ctx, rewards[tag], tag, data[tag], baton, f"grpo_{tag}{k}") for tag in names}
     errors: dict[str, BaseException] = {}
 
     def run(tag: str) -> None:
