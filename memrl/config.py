@@ -82,8 +82,36 @@ def _dotlist_to_dict(overrides: Sequence[str]) -> dict:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{item}' conflicts with another override of '{p}'")
-        node[parts[-1]] = OmegaConf.to_container(OmegaConf.from_dotlist([f"x={value}"]))["x"]
+        try:
+            node[parts[-1]] = OmegaConf.to_container(OmegaConf.from_dotlist([f"x={value}"]))["x"]
+        except Exception as e:  # yaml's scanner/parser/reader errors and omegaconf's come in many types
+            raise ConfigError(f"override '{item}': cannot parse the value {value!r}: {_first_line(e)}") from None
     return out
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _create(data: Any, source: str) -> DictConfig:
+    try:
+        return OmegaConf.create(data)
+    except OmegaConfBaseException as e:  # e.g. a null or non-string mapping key
+        raise ConfigError(f"invalid config (in {source}): {_first_line(e)}") from None
+
+
+def _bad_key(cfg: DictConfig, layer: dict, prefix: str = "") -> str:
+    """The first key of `layer` that cannot be merged into `cfg` (to name it in the error)."""
+    for k, v in layer.items():
+        try:
+            OmegaConf.merge(cfg, OmegaConf.create({k: v}))
+        except Exception:
+            child = cfg.get(k) if isinstance(cfg, DictConfig) else None
+            if isinstance(v, dict) and isinstance(child, DictConfig):
+                return _bad_key(child, v, f"{prefix}{k}.")
+            return f"{prefix}{k}"
+    return prefix.rstrip(".") or "?"
 
 
 def load_config(schema_cls: type[T], config_file: str | os.PathLike | None = None,
@@ -103,10 +131,10 @@ def load_config(schema_cls: type[T], config_file: str | os.PathLike | None = Non
         if data and not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         _check_keys(schema, data or {}, str(path))
-        layers.append((OmegaConf.create(data or {}), str(path)))
+        layers.append((_create(data or {}, str(path)), str(path)))
     over = _dotlist_to_dict(overrides)
     _check_keys(schema, over, "command line")
-    layers.append((OmegaConf.create(over), "command line"))
+    layers.append((_create(over, "command line"), "command line"))
     cfg = schema
     for layer, source in layers:
         try:
@@ -118,6 +146,10 @@ def load_config(schema_cls: type[T], config_file: str | os.PathLike | None = Non
                               if hasattr(e, "value") else f"config key '{key}' (from {source}): {e.msg}") from None
         except (ConfigKeyError, ConfigAttributeError) as e:
             raise ConfigError(_unknown_key_message(schema, e.full_key or str(e.key), source)) from None
+        except (OmegaConfBaseException, TypeError) as e:  # e.g. a mapping given for a list field
+            key = _bad_key(cfg, OmegaConf.to_container(layer))
+            raise ConfigError(f"config key '{key}' (from {source}): expected {_expected_type(schema_cls, key)} "
+                              f"({_first_line(e)})") from None
     try:
         missing = sorted(OmegaConf.missing_keys(cfg))
     except OmegaConfBaseException:

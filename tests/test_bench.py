@@ -94,6 +94,7 @@ def test_baton_alternates_steps_and_releases_a_finished_runner():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_memrl_bench_quick_end_to_end(tmp_path):
     """What CI runs: every group, quick sizes, in a fresh process."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

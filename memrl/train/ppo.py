@@ -120,7 +120,7 @@ class Segment:
     returns: torch.Tensor | None = None
 
 
-def _pack(segments: Sequence[Segment], pad_id: int):
+def _pack(segments: Sequence[Segment], pad_id: int, device=None):
     seqs = [s.prompt_ids + s.response_ids for s in segments]
     L = max(len(x) for x in seqs)
     ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
@@ -128,7 +128,11 @@ def _pack(segments: Sequence[Segment], pad_id: int):
     for i, x in enumerate(seqs):
         ids[i, : len(x)] = torch.tensor(x)
         mask[i, : len(x)] = 1
-    return ids, mask
+    return ids.to(device), mask.to(device)
+
+
+def _device(module) -> torch.device:
+    return next(module.parameters()).device
 
 
 def _response_slices(segments: Sequence[Segment]):
@@ -137,28 +141,28 @@ def _response_slices(segments: Sequence[Segment]):
 
 
 def response_logprobs(model, segments, pad_id, temperature, with_entropy=False):
-    ids, mask = _pack(segments, pad_id)
+    ids, mask = _pack(segments, pad_id, _device(model))
     logits = model(input_ids=ids, attention_mask=mask).logits.float() / temperature
     out, ents = [], []
     for i, (a, b) in enumerate(_response_slices(segments)):
         lg = logits[i, a:b]
         tgt = ids[i, a + 1: b + 1]
         lp = torch.log_softmax(lg, dim=-1)
-        out.append(lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1))
+        out.append(lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).cpu())
         if with_entropy:
-            ents.append(-(lp.exp() * lp).sum(-1))
+            ents.append(-(lp.exp() * lp).sum(-1).cpu())
     return (out, ents) if with_entropy else out
 
 
 def response_values(critic, policy, segments, pad_id, kind):
-    ids, mask = _pack(segments, pad_id)
+    ids, mask = _pack(segments, pad_id, _device(policy))
     if kind == "shared":
         h = policy(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
         v = critic(h).squeeze(-1)
     else:
         v = critic(ids, mask)
     # V at the position *before* each response token (the state in which the token is chosen)
-    return [v[i, a:b] for i, (a, b) in enumerate(_response_slices(segments))]
+    return [v[i, a:b].float().cpu() for i, (a, b) in enumerate(_response_slices(segments))]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -242,6 +246,8 @@ def generate(policy, tokenizer, prompt_ids: list[list[int]], cfg: PPOConfig) -> 
     for i, p in enumerate(prompt_ids):
         ids[i, L - len(p):] = torch.tensor(p)
         mask[i, L - len(p):] = 1
+    dev = _device(policy)
+    ids, mask = ids.to(dev), mask.to(dev)
     out = policy.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
                           top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, pad_token_id=pad,
                           eos_token_id=tokenizer.eos_token_id)
@@ -356,7 +362,7 @@ class PPOTrainer:
         self.out = Path(output_dir)
         self.ref = ref_policy if ref_policy is not None else copy.deepcopy(policy)
         self.ref.eval().requires_grad_(False)
-        self.critic = make_critic(policy, cfg.critic)
+        self.critic = make_critic(policy, cfg.critic).to(_device(policy))
         self.opt_actor = torch.optim.AdamW(self.policy.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
         self.opt_critic = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_learning_rate, weight_decay=0.0)
         self.iteration = 0

@@ -213,10 +213,17 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     from memrl.data.io import write_json
     from memrl.train.run import MetricsLog, plot_curves, write_model_card
 
+    from accelerate import PartialState
+
     t0 = time.time()
+    # Under `accelerate launch` every rank runs this function: only the main process writes the run
+    # directory, and the tiny base model is built once (main process first, the others then load it).
+    state = PartialState()
+    main = state.is_main_process
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_resolved(cfg, out)
+    if main:
+        save_resolved(cfg, out)
     import torch
 
     torch.manual_seed(cfg.seed)
@@ -225,10 +232,11 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
         from memrl.train.commands import prepare_resume
 
         prepare_resume(cfg)
-    log = MetricsLog(out / "metrics.jsonl", resume=resuming)
+    log = MetricsLog(out / "metrics.jsonl", resume=resuming) if main else (lambda m: None)
     rows, reward_funcs = build_rows(cfg)
     corpus = rows if cfg.algo == "sft" else [dict(prompt=r["prompt"], completion=[]) for r in rows]
-    model, tok, base = build_or_load_model(cfg, out, corpus)
+    with state.main_process_first():
+        model, tok, base = build_or_load_model(cfg, out, corpus)
     if cfg.algo == "sft":
         trainer = run_sft(cfg, model, tok, rows, out, log, callbacks)
         model = trainer.model
@@ -253,10 +261,10 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
         trainer = run_ppo(cfg, model, tok, rows, reward_funcs, out, log, env_factory=env_factory)
         model = trainer.policy
     final = out / "final_model"
-    if hasattr(model, "merge_and_unload") and cfg.model.lora:
-        model.save_pretrained(final, safe_serialization=True)  # the adapter; its config names the base
-    else:
-        model.save_pretrained(final, safe_serialization=True)
+    if not main:
+        return {"algo": cfg.algo, "role": cfg.role, "final_model": str(final), "main_process": False}
+    # A peft model saves its adapter (whose config names the base); a full model saves all weights.
+    model.save_pretrained(final, safe_serialization=True)
     tok.save_pretrained(final)
     history = log.read()
     rewards = [r["reward"] for r in history if isinstance(r.get("reward"), (int, float))]
