@@ -90,10 +90,34 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+def _a_plausible_first_word(tiny_model_dir) -> str:
+    """A word the untrained model says first now and then (not its favourite): a reward it can discover."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = tok.apply_chat_template([{"role": "user", "content": "Compute 3 and 2."}], add_generation_prompt=True,
+                                  tokenize=True, return_dict=False)
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([ids])).logits[0, -1], -1)
+    for t in torch.argsort(probs, descending=True)[1:200].tolist():
+        word = tok.decode([t]).strip()
+        if len(word) >= 3 and word.isalpha():
+            return word
+    raise AssertionError("no alphabetic token among the top 200")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_ppo_learns_a_tiny_task(tiny_model_dir, tmp_path, one_thread):
+    target = _a_plausible_first_word(tiny_model_dir)
+
+    def starts_with_target(completions, **kw):
+        texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
+        return [1.0 if t.strip().startswith(target) else 0.0 for t in texts]
+
     tr = _trainer(tiny_model_dir, tmp_path, iterations=30)
+    tr.rollouts.reward_funcs = [starts_with_target]
     hist = tr.train(progress=False)
     first = sum(h["reward"] for h in hist[:5]) / 5
     last = sum(h["reward"] for h in hist[-5:]) / 5
