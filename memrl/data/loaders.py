@@ -244,13 +244,17 @@ def load_locomo(path: str | Path) -> list[Conversation]:
       `meta["question_time_is_inferred"] = True`.
     - event_summary, observation and session_summary (generated annotations) are dropped.
     """
-    path = Path(path)
+    return _unique_conversations(Path(path), _locomo_conversation, "sample_id")
+
+
+def _unique_conversations(path: Path, build, id_field: str) -> list[Conversation]:
+    """One Conversation per record of `path`; a repeated id is an error naming the record."""
     convs: list[Conversation] = []
     seen: set[str] = set()
     for where, rec in _read_records(path):
-        conv = _locomo_conversation(rec, where, path)
+        conv = build(rec, where, path)
         if conv.conversation_id in seen:
-            raise where.fail("sample_id", f"duplicate sample_id {conv.conversation_id!r}")
+            raise where.fail(id_field, f"duplicate {id_field} {conv.conversation_id!r}")
         seen.add(conv.conversation_id)
         convs.append(conv)
     return convs
@@ -407,16 +411,7 @@ def load_longmemeval(path: str | Path) -> list[Conversation]:
     - Evidence: sessions from answer_session_ids (ids not in the haystack go to meta["evidence_unresolved"]),
       turns from has_answer. question_time = question_date.
     """
-    path = Path(path)
-    convs: list[Conversation] = []
-    seen: set[str] = set()
-    for where, rec in _read_records(path):
-        conv = _lme_conversation(rec, where, path)
-        if conv.conversation_id in seen:
-            raise where.fail("question_id", f"duplicate question_id {conv.conversation_id!r}")
-        seen.add(conv.conversation_id)
-        convs.append(conv)
-    return convs
+    return _unique_conversations(Path(path), _lme_conversation, "question_id")
 
 
 def _lme_conversation(rec: dict, where: _Where, path: Path) -> Conversation:
