@@ -120,29 +120,31 @@ def evaluate_manager(manager, convs, env_cfg, answer_cfg) -> dict[str, float]:
     from memrl.envs.answer_env import build_requests
     from memrl.envs.manager_env import drive
     from memrl.policies.baselines import make_baseline
-    from memrl.rewards.accuracy import exact_match, locomo_f1
 
     eps = drive(convs, manager, env_cfg, score=True)
     ops = [v for ep in eps for v in ep.totals.get("op", [])]
     sizes = [len(ep.bank) for ep in eps]
     pairs = build_requests(convs, answer_cfg, manager)
     answers = make_baseline("bm25").answer([r for r, _ in pairs])
-    f1 = [locomo_f1(a.answer or "", row["answer"], row.get("category_id")) for a, (_, row) in zip(answers, pairs)]
-    em = [exact_match(a.answer or "", row["answer"]) for a, (_, row) in zip(answers, pairs)]
-    return {"qa_f1": _mean(f1), "qa_em": _mean(em), "op_accuracy": _mean(ops) if ops else None,
-            "memory_size": _mean(sizes), "questions": len(pairs)}
+    return {**_qa_scores(answers, pairs), "op_accuracy": _mean(ops) if ops else None, "memory_size": _mean(sizes)}
 
 
 def evaluate_answerer(answerer, convs, answer_cfg) -> dict[str, float]:
     from memrl.envs.answer_env import build_requests
     from memrl.policies.baselines import make_baseline
-    from memrl.rewards.accuracy import exact_match, locomo_f1
 
     pairs = build_requests(convs, answer_cfg, make_baseline("gold_ops"))
     answers = answerer.answer([r for r, _ in pairs])
+    return {**_qa_scores(answers, pairs), "op_accuracy": None}
+
+
+def _qa_scores(answers, pairs) -> dict[str, float]:
+    """Official LoCoMo F1 and exact match of answers against the gold of their (request, row) pairs."""
+    from memrl.rewards.accuracy import exact_match, locomo_f1
+
     f1 = [locomo_f1(a.answer or "", row["answer"], row.get("category_id")) for a, (_, row) in zip(answers, pairs)]
     em = [exact_match(a.answer or "", row["answer"]) for a, (_, row) in zip(answers, pairs)]
-    return {"qa_f1": _mean(f1), "qa_em": _mean(em), "op_accuracy": None, "questions": len(pairs)}
+    return {"qa_f1": _mean(f1), "qa_em": _mean(em), "questions": len(pairs)}
 
 
 def _mean(xs) -> float:
