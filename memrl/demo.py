@@ -61,10 +61,16 @@ class DemoConfig:
     teacher_wrong_id_share: float = 0.0  # ... as stale duplicates (UPDATE written as ADD) and skipped DELETEs
     answer_teacher: str = "bm25"
     # -- training
-    manager_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=150, grpo=80, ppo=60))
-    answer_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=300, grpo=80, ppo=60))
+    # SFT long enough that the policy is *calibrated* to its teacher: after 400 steps the manager samples a
+    # correct UPDATE for ~28% of update steps, as often as the teacher wrote one (after 150 steps: 3%, too rare
+    # for RL to find), while its greedy decision is still the teacher's majority mistake (ADD).
+    manager_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=400, grpo=120, ppo=120))
+    # The answer agent learns little in any CPU budget tried (docs/TRAINING.md), so its stages are kept short.
+    answer_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=200, grpo=40, ppo=20))
     sft_lr: float = 3e-3
-    rl_lr: float = 1e-3
+    rl_lr: float = 5e-4  # 1e-3 broke the output format within ~20 GRPO steps (mu=4) or 100 PPO iterations
+    grpo_iterations: int = 4  # TRL's num_iterations (GRPO's mu): gradient steps per generation batch. With
+    #                           mu=1 one step per batch did not move the greedy decision in 100 steps.
     batch_size: int = 16  # SFT batch
     rl_batch_size: int = 32  # completions per RL step (GRPO: 4 prompts x 8 generations)
     num_generations: int = 8
@@ -77,6 +83,8 @@ class DemoConfig:
     def validate(self) -> None:
         if self.seeds < 1:
             raise ValueError("seeds must be >= 1")
+        if self.grpo_iterations < 1:
+            raise ValueError("grpo_iterations must be >= 1")
         if self.num_conversations < 10:
             raise ValueError("num_conversations must be >= 10 (train/validation/test split by conversation)")
         if abs(sum(self.question_mix.values()) - 1.0) > 1e-6:
@@ -129,13 +137,18 @@ def evaluate_manager(manager, convs, env_cfg, answer_cfg) -> dict[str, float]:
     return {**_qa_scores(answers, pairs), "op_accuracy": _mean(ops) if ops else None, "memory_size": _mean(sizes)}
 
 
-def evaluate_answerer(answerer, convs, answer_cfg) -> dict[str, float]:
+def evaluate_answerer(answerer, convs, answer_cfg, pairs=None) -> dict[str, float]:
+    """QA over banks built by the gold manager; `pairs` (from `gold_bank_requests`) skips rebuilding them."""
+    pairs = pairs if pairs is not None else gold_bank_requests(convs, answer_cfg)
+    answers = answerer.answer([r for r, _ in pairs])
+    return {**_qa_scores(answers, pairs), "op_accuracy": None}
+
+
+def gold_bank_requests(convs, answer_cfg):
     from memrl.envs.answer_env import build_requests
     from memrl.policies.baselines import make_baseline
 
-    pairs = build_requests(convs, answer_cfg, make_baseline("gold_ops"))
-    answers = answerer.answer([r for r, _ in pairs])
-    return {**_qa_scores(answers, pairs), "op_accuracy": None}
+    return build_requests(convs, answer_cfg, make_baseline("gold_ops"))
 
 
 def _qa_scores(answers, pairs) -> dict[str, float]:
@@ -205,6 +218,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     corpus = D.corpus_from_rows(m_rows[:3000], a_rows[:3000])
 
     results: list[dict[str, Any]] = []
+    gold_pairs = None  # the test questions over gold-manager banks, built once
     seeds = list(range(cfg.seeds))
     for seed in seeds:
         sdir = out / f"seed{seed}"
@@ -236,24 +250,27 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
         m_start = m_sft["final_model"] if m_sft else str(base)
         a_start = a_sft["final_model"] if a_sft else str(base)
         say(f"[demo] 4/5 seed {seed}: GRPO and PPO from the SFT starts")
+        grpo_trl = {"num_iterations": cfg.grpo_iterations}
         runs = {
             ("manager", "sft"): m_sft, ("answer", "sft"): a_sft,
             ("manager", "grpo"): stage("manager", "grpo", cfg.manager_steps.grpo, init_from=m_start,
-                                       max_completion_length=24),
+                                       max_completion_length=24, trl=grpo_trl),
             ("manager", "ppo"): stage("manager", "ppo", cfg.manager_steps.ppo, init_from=m_start,
                                       max_completion_length=24),
             ("answer", "grpo"): stage("answer", "grpo", cfg.answer_steps.grpo, init_from=a_start,
-                                      max_completion_length=20),
+                                      max_completion_length=20, trl=grpo_trl),
             ("answer", "ppo"): stage("answer", "ppo", cfg.answer_steps.ppo, init_from=a_start,
                                      max_completion_length=20),
         }
         say(f"[demo] 5/5 seed {seed}: evaluating on {len(test_convs)} held-out conversations")
+        if gold_pairs is None:
+            gold_pairs = gold_bank_requests(test_convs, answer_cfg)
         for (role, algo), summary in runs.items():
             if summary is None:
                 continue
             pol = _llm(summary["final_model"], role)
             m = (evaluate_manager(pol, test_convs, env_cfg, answer_cfg) if role == "manager"
-                 else evaluate_answerer(pol, test_convs, answer_cfg))
+                 else evaluate_answerer(pol, test_convs, answer_cfg, gold_pairs))
             results.append({"name": f"{role}-{algo}", "role": role, "stage": algo, "seed": seed, **m,
                             "train_wall_seconds": summary["wall_seconds"],
                             "reward_first": summary.get("reward_first"), "reward_last": summary.get("reward_last")})
@@ -268,7 +285,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
         m = evaluate_manager(pol, test_convs, env_cfg, answer_cfg)
         results.append({"name": name, "role": "manager", "stage": "baseline", "seed": None, **m})
     for name in ("bm25", "oracle_evidence", "gold_answer"):
-        m = evaluate_answerer(make_baseline(name), test_convs, answer_cfg)
+        m = evaluate_answerer(make_baseline(name), test_convs, answer_cfg, gold_pairs)
         results.append({"name": name, "role": "answer", "stage": "baseline", "seed": None, **m})
 
     summary = _summarize(results, seeds, time.time() - t0, cfg)

@@ -114,6 +114,15 @@ def test_bm25_answerer_prefers_the_oldest_on_a_tie_and_abstains_on_nothing():
     assert a.answer == ABSTAIN_ANSWER and a.selected_ids == []
 
 
+def test_bm25_verbatim_answers_with_the_whole_top_memory():
+    q = Question("q", "Where does Ana live?", "Lyon", "single_hop", 1)
+    cands = [Candidate("0", "Ben likes chess", owner="Ben"), Candidate("1", "Ana: Ana lives in Lyon", owner="Ana")]
+    (a,) = make_baseline("bm25_verbatim").answer([AnswerRequest(q, cands)])
+    assert a.answer == "Ana lives in Lyon" and a.selected_ids == ["1"]  # speaker prefix dropped, text kept
+    (a,) = make_baseline("bm25_verbatim").answer([AnswerRequest(q, [Candidate("0", "Ben likes chess")])])
+    assert a.answer == ABSTAIN_ANSWER
+
+
 # ---- managers: behaviour -------------------------------------------------------------------------------------
 def test_rule_based_manager_rules():
     mems = [MemoryView("0", "m1", "Ana lives in Porto", "Ana"), MemoryView("1", "m2", "Ana has a dog named Rex", "Ana"),

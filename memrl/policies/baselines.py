@@ -266,9 +266,25 @@ class BM25Answerer:
                 out.append(AnswerParse(answer=ABSTAIN_ANSWER, ok=True))
                 continue
             c = cands[i]
-            out.append(AnswerParse(selected_ids=[c.id], answer=extract_answer(r.question.question, c.text, c.owner),
-                                   ok=True))
+            out.append(AnswerParse(selected_ids=[c.id], answer=self._span(r.question.question, c), ok=True))
         return out
+
+    def _span(self, question: str, cand) -> str:
+        return extract_answer(question, cand.text, cand.owner)
+
+
+class BM25VerbatimAnswerer(BM25Answerer):
+    """BM25's top memory, answered with the memory's whole text: the "return the evidence" baseline of
+    retrieval QA. Verbose on purpose (lower F1 than the extracted span), and the simplest output a model can
+    imitate (a contiguous copy), which makes it the demo's imperfect teacher for the answer agent."""
+
+    name = "bm25_verbatim"
+
+    def _span(self, question: str, cand) -> str:
+        text = cand.text
+        if cand.owner and text.startswith(f"{cand.owner}: "):
+            text = text[len(cand.owner) + 2:]
+        return text.strip()
 
 
 class FullContextAnswerer:
@@ -346,7 +362,7 @@ MANAGER_BASELINES: dict[str, type] = {
     c.name: c for c in (AddOnlyManager, RuleBasedManager, RuleBasedTextManager, GoldOpsManager, NoisyTeacherManager)
 }
 ANSWER_BASELINES: dict[str, type] = {
-    c.name: c for c in (BM25Answerer, FullContextAnswerer, OracleEvidenceAnswerer, GoldAnswerer, AbstainAnswerer)
+    c.name: c for c in (BM25Answerer, BM25VerbatimAnswerer, FullContextAnswerer, OracleEvidenceAnswerer, GoldAnswerer, AbstainAnswerer)
 }
 BASELINES: dict[str, type] = {**MANAGER_BASELINES, **ANSWER_BASELINES}
 
