@@ -67,7 +67,7 @@ class DemoConfig:
     manager_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=400, grpo=120, ppo=120))
     # The answer agent learns little in any CPU budget tried (docs/TRAINING.md), so its stages are kept short.
     answer_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=200, grpo=40, ppo=20))
-    sft_lr: float = 3e-3
+    sft_lr: float = 1e-3  # 3e-3 left seed 1's manager on a loss plateau (~0.08: ADD everything) after 400 steps
     rl_lr: float = 5e-4  # 1e-3 broke the output format within ~20 GRPO steps (mu=4) or 100 PPO iterations
     grpo_iterations: int = 4  # TRL's num_iterations (GRPO's mu): gradient steps per generation batch. With
     #                           mu=1 one step per batch did not move the greedy decision in 100 steps.

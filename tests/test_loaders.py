@@ -725,3 +725,13 @@ def test_module_entry_point(tmp_path):
         cwd=REPO,
     )
     assert r.returncode == 2 and r.stderr.startswith("error: ")
+
+
+def test_timedial_ground_truth_without_selected_sessions_falls_back_to_extra_info(tmp_path):
+    # Found by the fuzz test: a missing optional list used to crash with a TypeError instead of falling back.
+    records = json.loads(TD_VERL.read_text())
+    del records[0]["reward_model"]["ground_truth"]["selected_sessions"]
+    path = tmp_path / "td.json"
+    path.write_text(json.dumps(records))
+    q = load_timedial(path)[0].questions[0]
+    assert q.evidence_session_ids == ["session_2"]  # from extra_info.gold_selected_sessions

@@ -81,6 +81,8 @@ class _Where:
 
     def str_list(self, obj: dict, key: str, field: str, default: Any = _MISSING) -> list[str]:
         value = self.get(obj, key, (list,), field, default)
+        if value is None:  # a missing optional list: the caller's default (None) is returned as is
+            return value
         for i, item in enumerate(value):
             self.check(item, (str,), f"{field}[{i}]")
         return value
