@@ -62,7 +62,7 @@ class DemoConfig:
     answer_teacher: str = "bm25"
     # -- training
     # SFT long enough that the policy is *calibrated* to its teacher: after 400 steps the manager samples a
-    # correct UPDATE for ~28% of update steps, as often as the teacher wrote one (after 150 steps: 3%, too rare
+    # correct UPDATE for 24-28% of update steps, about as often as the teacher wrote one (after 150 steps: 3%, too rare
     # for RL to find), while its greedy decision is still the teacher's majority mistake (ADD).
     manager_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=400, grpo=120, ppo=120))
     # The answer agent learns little in any CPU budget tried (docs/TRAINING.md), so its stages are kept short.
