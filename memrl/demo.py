@@ -210,6 +210,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
                                  bank=ManagerEnvConfig(probes="none", related_k=cfg.related_k,
                                                        max_related=2 * cfg.related_k, memory_order="relevance"))
 
+    gold_pairs = gold_bank_requests(test_convs, answer_cfg)  # every answer agent is scored on these, built once
+
     # 2. teacher traces (for the tokenizer corpus too)
     teacher_m = D.make_teacher("manager", "noisy_teacher", cfg.teacher_error_rate, cfg.data_seed,
                                cfg.teacher_wrong_id_share)
@@ -218,7 +220,6 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     corpus = D.corpus_from_rows(m_rows[:3000], a_rows[:3000])
 
     results: list[dict[str, Any]] = []
-    gold_pairs = None  # the test questions over gold-manager banks, built once
     seeds = list(range(cfg.seeds))
     for seed in seeds:
         sdir = out / f"seed{seed}"
@@ -263,8 +264,6 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
                                      max_completion_length=20),
         }
         say(f"[demo] 5/5 seed {seed}: evaluating on {len(test_convs)} held-out conversations")
-        if gold_pairs is None:
-            gold_pairs = gold_bank_requests(test_convs, answer_cfg)
         for (role, algo), summary in runs.items():
             if summary is None:
                 continue

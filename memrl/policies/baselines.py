@@ -224,10 +224,14 @@ _WORD = re.compile(r"[^\W_][\w'’\-]*")
 _ANSWER_STOPWORDS = _STOPWORDS | {"am", "been", "did", "do", "does", "had", "has", "have", "were", "named", "called"}
 
 
+def strip_speaker(text: str, speaker: str | None) -> str:
+    """`text` without a leading "<speaker>: " (memories written from turns carry it)."""
+    return text[len(speaker) + 2:] if speaker and text.startswith(f"{speaker}: ") else text
+
+
 def extract_answer(question: str, text: str, speaker: str | None = None) -> str:
     """The words of `text` that are neither stopwords nor (stemmed) words of the question."""
-    if speaker and text.startswith(f"{speaker}: "):
-        text = text[len(speaker) + 2:]
+    text = strip_speaker(text, speaker)
     q = set(text_tokens(question))
     keep = []
     for w in _WORD.findall(text):
@@ -281,10 +285,7 @@ class BM25VerbatimAnswerer(BM25Answerer):
     name = "bm25_verbatim"
 
     def _span(self, question: str, cand) -> str:
-        text = cand.text
-        if cand.owner and text.startswith(f"{cand.owner}: "):
-            text = text[len(cand.owner) + 2:]
-        return text.strip()
+        return strip_speaker(cand.text, cand.owner).strip()
 
 
 class FullContextAnswerer:

@@ -116,7 +116,8 @@ def manager_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager
     ds = snapshot_dataset(convs, env_cfg, manager=manager, seed=seed)
     if focus > 0 and len(ds):
         changes = [i for i, g in enumerate(ds["gold_ops"]) if any(o["op"] in ("UPDATE", "DELETE") for o in json.loads(g))]
-        rest = [i for i in range(len(ds)) if i not in set(changes)]
+        change_set = set(changes)
+        rest = [i for i in range(len(ds)) if i not in change_set]
         total = max_rows or len(ds)
         n_change = min(len(changes), int(round(focus * total)))
         n_rest = min(len(rest), total - n_change)
