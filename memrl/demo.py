@@ -5,15 +5,17 @@
 3. Warm-start both policies with SFT (TRL) on *deliberately imperfect* teachers:
    - manager: the noisy teacher (gold operations with a share turned into typical mistakes: UPDATE written
      as ADD, DELETE skipped, wrong target id);
-   - answer agent: the extractive BM25 heuristic.
+   - answer agent: the extractive BM25 heuristic (it picks the memory that shares most words with the question,
+     ties to the older one).
 4. From each SFT start, train with GRPO (TRL) and with PPO (memrl.train.ppo):
    - manager: snapshot rows, reward = op agreement + downstream QA by a frozen answer agent + validity +
      write-side temporal + size terms (memrl.envs.manager_env);
-   - answer agent: F1 of the answer against gold (memrl.envs.answer_env compact mode).
+   - answer agent ("select" mode, memrl.envs.answer_env): the policy picks one memory id from banks that keep
+     every version of a fact (add-only manager); a frozen extractive reader answers from it; reward = F1.
 5. Evaluate on the held-out test conversations against the baselines:
    - managers: the bank each builds over the test conversations is read by the same frozen answer agent
      (BM25 extractive), so QA F1 differences are the manager's; plus op accuracy against gold ops;
-   - answer agents: answer from banks built by the gold manager.
+   - answer agents: pick from add-only banks of the test conversations, read by the same frozen reader.
 6. Write runs/demo/summary.json, report.md and PNGs (learning curves, a results chart).
 
 `memrl demo seeds=3` repeats training for three seeds and reports means and spreads.
@@ -43,7 +45,8 @@ class StageSteps:
 @dataclass
 class DemoConfig:
     out: str = "runs/demo"
-    seeds: int = 1  # number of training seeds (0, 1, ...); data stay fixed
+    seeds: int = 1  # number of training seeds (first_seed, first_seed + 1, ...); data stay fixed
+    first_seed: int = 0
     data_seed: int = 0
     # -- data (a small synthetic world; the question mix stresses what a memory manager controls)
     num_conversations: int = 100  # 80 train / 10 validation / 10 test
@@ -60,17 +63,26 @@ class DemoConfig:
     teacher_error_rate: float = 0.75  # share of UPDATE/DELETE ops the manager's teacher gets wrong ...
     teacher_wrong_id_share: float = 0.0  # ... as stale duplicates (UPDATE written as ADD) and skipped DELETEs
     answer_teacher: str = "bm25"
+    # -- the answer agent: a picker with a frozen extractive reader ("select" mode) over banks that keep every
+    #    version of a fact (built by the add-only manager), so choosing the current memory is its decision.
+    answer_mode: str = "select"
+    answer_bank: str = "add_only"
+    answer_order: str = "bank"  # candidates in write order: the newest version of a fact is listed last
     # -- training
     # SFT long enough that the policy is *calibrated* to its teacher: after 400 steps the manager samples a
     # correct UPDATE for 24-28% of update steps, about as often as the teacher wrote one (after 150 steps: 3%, too rare
     # for RL to find), while its greedy decision is still the teacher's majority mistake (ADD).
     manager_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=400, grpo=120, ppo=120))
-    # The answer agent learns little in any CPU budget tried (docs/TRAINING.md), so its stages are kept short.
-    answer_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=200, grpo=40, ppo=20))
+    # The picker's SFT start is weak (it imitates BM25's word overlap only partly); RL then learns to pick the
+    # memory the reader answers from correctly (docs/TRAINING.md).
+    answer_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=300, grpo=60, ppo=30))
     sft_lr: float = 1e-3  # 3e-3 left seed 1's manager on a loss plateau (~0.08: ADD everything) after 400 steps
     rl_lr: float = 5e-4  # 1e-3 broke the output format within ~20 GRPO steps (mu=4) or 100 PPO iterations
-    grpo_iterations: int = 4  # TRL's num_iterations (GRPO's mu): gradient steps per generation batch. With
-    #                           mu=1 one step per batch did not move the greedy decision in 100 steps.
+    grpo_iterations: int = 1  # TRL's num_iterations (GRPO's mu): passes over each generated batch
+    grpo_steps_per_generation: int = 4  # TRL's steps_per_generation: one generation round feeds this many
+    #   optimizer steps with fresh prompts (16 prompts x 8 samples per round). Session 2's setting, mu=4 over
+    #   4-prompt rounds, saw only 120 distinct prompts in 120 steps and left seed 0's manager unchanged
+    #   (0.308 -> 0.308 QA F1); 4 steps per generation with mu=1 (480 prompts) took it to 0.559.
     batch_size: int = 16  # SFT batch
     rl_batch_size: int = 32  # completions per RL step (GRPO: 4 prompts x 8 generations)
     num_generations: int = 8
@@ -85,6 +97,8 @@ class DemoConfig:
             raise ValueError("seeds must be >= 1")
         if self.grpo_iterations < 1:
             raise ValueError("grpo_iterations must be >= 1")
+        if self.grpo_steps_per_generation < 1:
+            raise ValueError("grpo_steps_per_generation must be >= 1")
         if self.num_conversations < 10:
             raise ValueError("num_conversations must be >= 10 (train/validation/test split by conversation)")
         if abs(sum(self.question_mix.values()) - 1.0) > 1e-6:
@@ -112,18 +126,22 @@ class CachedManager:
         return [self.cache[k] for k in keys]
 
 
-def _llm(spec_dir: str, role: str):
+def _llm(spec_dir: str, role: str, answer_mode: str = "select"):
     from memrl.policies.backends import SamplingParams, TransformersBackend
     from memrl.policies.llm import LLMAnswerer, LLMManager
 
     backend = TransformersBackend(spec_dir, device="cpu", batch_size=32)
-    sampling = SamplingParams(n=1, temperature=0.0, max_tokens=24 if role == "manager" else 20)
+    sampling = SamplingParams(n=1, temperature=0.0, max_tokens=24 if role == "manager" else _answer_tokens(answer_mode))
     if role == "manager":
         return CachedManager(LLMManager(backend, prompt="compact_sim", sampling=sampling))
-    return LLMAnswerer(backend, mode="compact", sampling=sampling)
+    return LLMAnswerer(backend, mode=answer_mode, sampling=sampling)
 
 
-def evaluate_manager(manager, convs, env_cfg, answer_cfg) -> dict[str, float]:
+def _answer_tokens(mode: str) -> int:
+    return 6 if mode == "select" else 20  # "[12]" vs ids + **Answer:** + a short answer
+
+
+def evaluate_manager(manager, convs, env_cfg, reader_cfg) -> dict[str, float]:
     """Op accuracy over the episodes, then QA over the banks the manager built, read by BM25."""
     from memrl.envs.answer_env import build_requests
     from memrl.envs.manager_env import drive
@@ -132,23 +150,29 @@ def evaluate_manager(manager, convs, env_cfg, answer_cfg) -> dict[str, float]:
     eps = drive(convs, manager, env_cfg, score=True)
     ops = [v for ep in eps for v in ep.totals.get("op", [])]
     sizes = [len(ep.bank) for ep in eps]
-    pairs = build_requests(convs, answer_cfg, manager)
+    pairs = build_requests(convs, reader_cfg, manager)
     answers = make_baseline("bm25").answer([r for r, _ in pairs])
     return {**_qa_scores(answers, pairs), "op_accuracy": _mean(ops) if ops else None, "memory_size": _mean(sizes)}
 
 
-def evaluate_answerer(answerer, convs, answer_cfg, pairs=None) -> dict[str, float]:
-    """QA over banks built by the gold manager; `pairs` (from `gold_bank_requests`) skips rebuilding them."""
-    pairs = pairs if pairs is not None else gold_bank_requests(convs, answer_cfg)
+def evaluate_answerer(answerer, pairs) -> dict[str, float]:
+    """QA over the (request, row) pairs of the answer environment (`memrl.envs.answer_env.build_requests`)."""
     answers = answerer.answer([r for r, _ in pairs])
     return {**_qa_scores(answers, pairs), "op_accuracy": None}
 
 
-def gold_bank_requests(convs, answer_cfg):
-    from memrl.envs.answer_env import build_requests
-    from memrl.policies.baselines import make_baseline
+def best_pick(pairs) -> list:
+    """"select" mode's oracle: for each question, the reader's answer from the candidate that scores best
+    against the gold (what a perfect picker reaches with this reader and these candidates)."""
+    from memrl.policies.parsing import AnswerParse
+    from memrl.rewards.accuracy import locomo_f1
 
-    return build_requests(convs, answer_cfg, make_baseline("gold_ops"))
+    out = []
+    for _, row in pairs:
+        answers = row.get("candidate_answers") or [""]
+        best = max(answers, key=lambda a: locomo_f1(a, row["answer"], row.get("category_id")))
+        out.append(AnswerParse(answer=best, ok=True))
+    return out
 
 
 def _qa_scores(answers, pairs) -> dict[str, float]:
@@ -173,7 +197,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     from memrl.data.io import write_json
     from memrl.data_synth.config import SynthConfig
     from memrl.data_synth.synth import run_synthesis
-    from memrl.envs.answer_env import AnswerEnvConfig
+    from memrl.envs.answer_env import AnswerEnvConfig, build_requests
     from memrl.envs.manager_env import ManagerEnvConfig
     from memrl.policies.baselines import make_baseline
     from memrl.train import data as D
@@ -206,11 +230,14 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     # oracle recall of the memory with the fact's world key (ManagerEnvConfig.include_key_matches).
     env_cfg = ManagerEnvConfig(related_k=cfg.related_k, max_related=2 * cfg.related_k, max_probes=4,
                                memory_order="relevance", prompt="compact_sim")
-    answer_cfg = AnswerEnvConfig(mode="compact", k_per_speaker=cfg.answer_k, metric="locomo_f1", order="relevance",
+    # How a manager's bank is read when the manager is scored: top-k per speaker, BM25 extractive answers.
+    reader_cfg = AnswerEnvConfig(mode="compact", k_per_speaker=cfg.answer_k, metric="locomo_f1", order="relevance",
                                  bank=ManagerEnvConfig(probes="none", related_k=cfg.related_k,
                                                        max_related=2 * cfg.related_k, memory_order="relevance"))
-
-    gold_pairs = gold_bank_requests(test_convs, answer_cfg)  # every answer agent is scored on these, built once
+    # The answer agent's environment (training and evaluation): banks built by `answer_bank`.
+    answer_cfg = AnswerEnvConfig(mode=cfg.answer_mode, k_per_speaker=cfg.answer_k, metric="locomo_f1",
+                                 order=cfg.answer_order, manager=cfg.answer_bank, bank=reader_cfg.bank)
+    answer_pairs = build_requests(test_convs, answer_cfg)  # every answer agent is scored on these, built once
 
     # 2. teacher traces (for the tokenizer corpus too)
     teacher_m = D.make_teacher("manager", "noisy_teacher", cfg.teacher_error_rate, cfg.data_seed,
@@ -220,7 +247,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     corpus = D.corpus_from_rows(m_rows[:3000], a_rows[:3000])
 
     results: list[dict[str, Any]] = []
-    seeds = list(range(cfg.seeds))
+    seeds = list(range(cfg.first_seed, cfg.first_seed + cfg.seeds))
     for seed in seeds:
         sdir = out / f"seed{seed}"
         say(f"[demo] 2/5 seed {seed}: building the tiny model")
@@ -251,7 +278,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
         m_start = m_sft["final_model"] if m_sft else str(base)
         a_start = a_sft["final_model"] if a_sft else str(base)
         say(f"[demo] 4/5 seed {seed}: GRPO and PPO from the SFT starts")
-        grpo_trl = {"num_iterations": cfg.grpo_iterations}
+        grpo_trl = {"num_iterations": cfg.grpo_iterations, "steps_per_generation": cfg.grpo_steps_per_generation}
         runs = {
             ("manager", "sft"): m_sft, ("answer", "sft"): a_sft,
             ("manager", "grpo"): stage("manager", "grpo", cfg.manager_steps.grpo, init_from=m_start,
@@ -259,17 +286,17 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
             ("manager", "ppo"): stage("manager", "ppo", cfg.manager_steps.ppo, init_from=m_start,
                                       max_completion_length=24),
             ("answer", "grpo"): stage("answer", "grpo", cfg.answer_steps.grpo, init_from=a_start,
-                                      max_completion_length=20, trl=grpo_trl),
+                                      max_completion_length=_answer_tokens(cfg.answer_mode), trl=grpo_trl),
             ("answer", "ppo"): stage("answer", "ppo", cfg.answer_steps.ppo, init_from=a_start,
-                                     max_completion_length=20),
+                                     max_completion_length=_answer_tokens(cfg.answer_mode)),
         }
         say(f"[demo] 5/5 seed {seed}: evaluating on {len(test_convs)} held-out conversations")
         for (role, algo), summary in runs.items():
             if summary is None:
                 continue
-            pol = _llm(summary["final_model"], role)
-            m = (evaluate_manager(pol, test_convs, env_cfg, answer_cfg) if role == "manager"
-                 else evaluate_answerer(pol, test_convs, answer_cfg, gold_pairs))
+            pol = _llm(summary["final_model"], role, cfg.answer_mode)
+            m = (evaluate_manager(pol, test_convs, env_cfg, reader_cfg) if role == "manager"
+                 else evaluate_answerer(pol, answer_pairs))
             results.append({"name": f"{role}-{algo}", "role": role, "stage": algo, "seed": seed, **m,
                             "train_wall_seconds": summary["wall_seconds"],
                             "reward_first": summary.get("reward_first"), "reward_last": summary.get("reward_last")})
@@ -281,11 +308,14 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
         pol = (make_baseline(name, error_rate=cfg.teacher_error_rate, seed=cfg.data_seed,
                              wrong_id_share=cfg.teacher_wrong_id_share)
                if name == "noisy_teacher" else make_baseline(name))
-        m = evaluate_manager(pol, test_convs, env_cfg, answer_cfg)
+        m = evaluate_manager(pol, test_convs, env_cfg, reader_cfg)
         results.append({"name": name, "role": "manager", "stage": "baseline", "seed": None, **m})
     for name in ("bm25", "oracle_evidence", "gold_answer"):
-        m = evaluate_answerer(make_baseline(name), test_convs, answer_cfg, gold_pairs)
+        m = evaluate_answerer(make_baseline(name), answer_pairs)
         results.append({"name": name, "role": "answer", "stage": "baseline", "seed": None, **m})
+    if cfg.answer_mode == "select":  # the ceiling of picking: the candidate whose reader answer scores best
+        m = {**_qa_scores(best_pick(answer_pairs), answer_pairs), "op_accuracy": None}
+        results.append({"name": "best_pick", "role": "answer", "stage": "baseline", "seed": None, **m})
 
     summary = _summarize(results, seeds, time.time() - t0, cfg)
     write_json(out / "summary.json", summary)
@@ -331,7 +361,7 @@ def _summarize(results, seeds, wall, cfg) -> dict[str, Any]:
             "per_seed": results,
             "protocol": {"test_conversations": "synthetic test split", "frozen_answer_agent": "bm25 extractive",
                          "qa_metric": "locomo_f1 (official stemmed F1)", "manager_eval_bank": "built by the manager",
-                         "answer_eval_bank": "built by gold_ops"}}
+                         "answer_eval_bank": f"built by {cfg.answer_bank}", "answer_mode": cfg.answer_mode}}
 
 
 def _fmt(x, std=None) -> str:
@@ -345,7 +375,9 @@ def _report(s: dict[str, Any], cfg: DemoConfig) -> str:
              f"{len(s['seeds'])} seed(s), wall time {s['wall_seconds']:.0f} s. Test split: held-out synthetic "
              "conversations. Managers are scored by the QA F1 a frozen BM25 answer agent reaches on the bank they "
              "built (LoCoMo official F1), and by op accuracy against gold operations; answer agents answer from "
-             "banks built by the gold manager.", "",
+             f"banks built by the {cfg.answer_bank} manager ({cfg.answer_mode} mode"
+             + (": the policy picks one memory, a frozen extractive reader answers from it" if cfg.answer_mode == "select"
+                else "") + ").", "",
              "| policy | role | stage | QA F1 | QA EM | op accuracy | memory size |", "|---|---|---|---|---|---|---|"]
     for p in s["policies"]:
         lines.append(f"| {p['name']} | {p['role']} | {p['stage']} | {_fmt(p['qa_f1'], p.get('qa_f1_std'))} | "

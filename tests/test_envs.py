@@ -27,6 +27,7 @@ from memrl.envs import (
     score_manager_completion,
     snapshot_dataset,
 )
+from memrl.envs.answer_env import make_reward
 from memrl.envs.manager_env import ManagerStep, rebuild_snapshot
 from memrl.envs.retrieval import TextIndex
 from memrl.memory.bank import MemoryBank
@@ -110,7 +111,7 @@ def test_manager_env_passes_check_env(synth_convs, config):
     assert obs in env.observation_space and isinstance(info["messages"], list)
 
 
-@pytest.mark.parametrize("mode", ["compact", "memory_r1", "picker", "memory_t1"])
+@pytest.mark.parametrize("mode", ["compact", "memory_r1", "picker", "select", "memory_t1"])
 def test_answer_env_passes_check_env(synth_convs, mode):
     env = gym.make("memrl/Answer-v0", conversations=synth_convs[:2], config={"mode": mode})
     with warnings.catch_warnings():
@@ -373,6 +374,34 @@ def test_answer_modes_reward_gold_output(synth_convs):
                 assert sinfo["reward"]["evidence"] == 1.0 and sinfo["reward"]["accuracy"] == 1.0
             else:
                 assert r == 1.0
+
+
+def test_select_mode_scores_what_the_frozen_reader_answers_from_the_chosen_memory(synth_convs):
+    """"select": the policy writes one id; the reward is the F1 of the extractive reader's answer from that
+    memory. Over an add-only bank the stale and the current version of a changed fact are both offered, and
+    only the current one scores."""
+    from memrl.envs.retrieval import extract_answer
+    from memrl.policies.llm import read_selected
+
+    cfg = AnswerEnvConfig(mode="select", manager="add_only", order="bank", k_per_speaker=3)
+    pairs = build_requests(synth_convs, cfg)
+    reward_fn = make_reward(cfg)
+    assert reward_fn.mode == "select"
+    best_beats_first = 0
+    for req, row in pairs:
+        assert "write its id" in req.messages[0]["content"]
+        assert ("[0]" in req.messages[1]["content"]) == bool(req.candidates)
+        assert row["candidate_answers"] == [extract_answer(req.question.question, c.text, c.owner)
+                                            for c in req.candidates]
+        scores = [reward_fn.score(f"[{c.id}]", row).value for c in req.candidates]
+        for c, sc in zip(req.candidates, scores):
+            want = locomo_f1(read_selected(req, [c.id]), row["answer"], row["category_id"])
+            assert sc == pytest.approx(want)
+        best_beats_first += bool(scores) and max(scores) > scores[0]
+        # not an offered id, or no id at all: a scored format failure, never an exception
+        assert reward_fn.score(f"[{len(req.candidates) + 5}]", row).value == -1.0
+        assert reward_fn.score("the answer is Paris", row).value == -1.0
+    assert best_beats_first > 0.1 * len(pairs)  # choosing matters: often a later candidate is the better one
 
 
 def test_answer_dataset_rows_feed_trl_reward_functions(synth_convs):

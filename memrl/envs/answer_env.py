@@ -9,6 +9,11 @@ Modes (prompt -> parser -> reward):
 - "picker": Context-Picker. Candidates are turns (default) or memories; the policy outputs a rationale and
   the minimal evidence subset, no answer. Reward: coverage of the minimal sufficient set (LOO-mined
   `minimal_evidence`, else the gold evidence) with a redundancy margin; -1 for malformed output.
+- "select": a picker with a frozen reader (ours; Context-Picker's division of labour, sized for tiny models):
+  memories listed `[i] text (date)`; the policy writes the id of the memory that answers (`[2]`), and a
+  frozen extractive reader (`memrl.envs.retrieval.extract_answer`) answers from it. Reward: LoCoMo F1 of the
+  reader's answer; -1 if no offered id is written. Over banks that keep stale versions (an add-only
+  manager), choosing the current memory is the policy's decision.
 - "memory_t1": Memory-T1. Sessions are filtered to the question's time window, ranked with BM25 (top 10),
   and rendered with `<session_k>` ids; the policy outputs JSON `selected_memory` + `answer`. Reward:
   0.6 accuracy + 0.2 evidence set match + 0.2 temporal consistency (R_s, R_f); -1 if unparsable.
@@ -39,7 +44,7 @@ from memrl.envs.manager_env import (
     messages_text,
     plan_episode,
 )
-from memrl.envs.retrieval import TextIndex
+from memrl.envs.retrieval import TextIndex, extract_answer
 from memrl.memory.bank import MemoryBank
 from memrl.policies.prompts import (
     format_candidates,
@@ -51,17 +56,18 @@ from memrl.policies.prompts import (
 )
 from memrl.rewards.temporal import parse_date_span
 
-ANSWER_ENV_MODES = ("memory_r1", "compact", "picker", "memory_t1")
+ANSWER_ENV_MODES = ("memory_r1", "compact", "picker", "select", "memory_t1")
 CANDIDATE_SOURCES = ("auto", "memories", "turns", "sessions")
 # The parser (and reward preset) each mode uses: compact output has the Memory-R1 shape.
-PARSER_MODE = {"memory_r1": "memory_r1", "compact": "memory_r1", "picker": "picker", "memory_t1": "memory_t1"}
+PARSER_MODE = {"memory_r1": "memory_r1", "compact": "memory_r1", "picker": "picker", "select": "select",
+               "memory_t1": "memory_t1"}
 
 
 @dataclass
 class AnswerEnvConfig:
     """Answer / picker environment and dataset export."""
 
-    mode: str = "compact"  # "memory_r1" | "compact" | "picker" | "memory_t1"
+    mode: str = "compact"  # "memory_r1" | "compact" | "picker" | "select" | "memory_t1"
     candidates: str = "auto"  # "memories" | "turns" | "sessions" | "auto" (t1: sessions, picker: turns, else memories)
     k_per_speaker: int = 30  # memories / turns retrieved per speaker (Memory-R1: 30 + 30)
     top_k_sessions: int = 10  # Memory-T1's BM25 top-k over time-filtered sessions
@@ -162,6 +168,9 @@ def render_answer_prompt(request: AnswerRequest, mode: str | None = None) -> lis
     q, cands = request.question, request.candidates
     if mode == "compact":
         return render("compact_answer", memories=format_memories_compact([_as_memory(c) for c in cands],
+                                                                         [c.id for c in cands]), question=q.question)
+    if mode == "select":
+        return render("compact_select", memories=format_memories_compact([_as_memory(c) for c in cands],
                                                                          [c.id for c in cands]), question=q.question)
     if mode == "memory_r1":
         speakers = list(request.conversation.speakers) if request.conversation is not None else []
@@ -425,6 +434,8 @@ class CandidateBuilder:
             "num_candidates": len(cands),
             "gold_in_candidates": bool(evidence_ids),
         }
+        if cfg.mode == "select":  # what the frozen reader answers from each candidate: scoring is a lookup
+            row["candidate_answers"] = [extract_answer(q.question, c.text, c.owner) for c in cands]
         row.update(notes)
         return req, row
 

@@ -65,7 +65,7 @@ DEFAULT_METRICS = ["locomo_f1", "amem_f1", "bleu1", "em", "evidence_recall", "ev
                    "retrieval_recall"]
 POLICY_ALIASES = {"oracle": "gold_answer"}  # `policy=oracle` answers the gold answer
 BACKEND_KINDS = ("transformers", "hf", "vllm")
-ANSWER_MODES = ("compact", "memory_r1", "picker", "memory_t1")
+ANSWER_MODES = ("compact", "memory_r1", "picker", "select", "memory_t1")
 CANDIDATE_SOURCES = ("auto", "memories", "turns", "sessions")
 GROUPINGS = {"level": "category_id", "category_id": "category_id", "category": "category"}
 # Answerers that read the dialogue themselves instead of the candidates they are given (tokens read).
@@ -98,7 +98,7 @@ class EvalConfig:
     exclude_from_overall: list[str] = field(default_factory=lambda: ["adversarial"])  # left out of `overall` (names, ids, "abstention")
     adversarial_categories: list[str] = field(default_factory=lambda: ["adversarial"])  # left out of `overall_excl_adversarial`
     # ---- answering ---------------------------------------------------------------------------------------
-    answer_mode: str = "compact"  # LLM answer prompt: compact | memory_r1 | picker | memory_t1
+    answer_mode: str = "compact"  # LLM answer prompt: compact | memory_r1 | picker | select | memory_t1
     candidates: str = "auto"  # memories | turns | sessions | auto (memory_t1: sessions, picker: turns, else memories)
     top_k_per_speaker: int = 30  # retrieval budget per speaker (Memory-R1 / Mem0: 30 + 30)
     top_k_sessions: int = 10  # Memory-T1: BM25 top-k sessions after the time filter
@@ -783,7 +783,7 @@ def build_protocol(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, convs
     else:
         bank = f"no memory bank: the answerer reads {source} directly"
     answer_prompt = {"compact": "compact_answer", "memory_r1": "memory_r1_answer", "picker": "context_picker",
-                     "memory_t1": "memory_t1"}[cfg.answer_mode]
+                     "select": "compact_select", "memory_t1": "memory_t1"}[cfg.answer_mode]
     hashes = conv_hashes or {}
     sha = hashlib.sha256("".join(hashes.get(c.conversation_id) or conversation_hash(c) for c in convs)
                          .encode()).hexdigest()[:16]

@@ -47,8 +47,7 @@ from memrl.data.schema import ABSTAIN_ANSWER
 from memrl.envs.answer_env import AnswerRequest
 from memrl.envs.facts import DELETE_SUFFIX, CandidateFact, normalize_fact_text
 from memrl.envs.manager_env import ManagerStep, MemoryView
-from memrl.envs.retrieval import TextIndex, bm25_rank, text_tokens
-from memrl.memory.bank import _STOPWORDS
+from memrl.envs.retrieval import TextIndex, bm25_rank, extract_answer, strip_speaker, text_tokens
 from memrl.policies.parsing import AnswerParse
 
 
@@ -219,33 +218,6 @@ class NoisyTeacherManager(GoldOpsManager):
 
 
 # ---- answerers ------------------------------------------------------------------------------------------------
-_WORD = re.compile(r"[^\W_][\w'’\-]*")
-# Auxiliaries bm25s's stopword list keeps; an extracted answer is better without them ("has Rex" -> "Rex").
-_ANSWER_STOPWORDS = _STOPWORDS | {"am", "been", "did", "do", "does", "had", "has", "have", "were", "named", "called"}
-
-
-def strip_speaker(text: str, speaker: str | None) -> str:
-    """`text` without a leading "<speaker>: " (memories written from turns carry it)."""
-    return text[len(speaker) + 2:] if speaker and text.startswith(f"{speaker}: ") else text
-
-
-def extract_answer(question: str, text: str, speaker: str | None = None) -> str:
-    """The words of `text` that are neither stopwords nor (stemmed) words of the question."""
-    text = strip_speaker(text, speaker)
-    q = set(text_tokens(question))
-    keep = []
-    for w in _WORD.findall(text):
-        lw = w.lower().strip("'’-")
-        if not lw or lw in _ANSWER_STOPWORDS:
-            continue
-        toks = text_tokens(w)
-        if toks and any(t in q for t in toks):
-            continue
-        if toks or lw.isdigit():
-            keep.append(w.strip("'’-"))
-    return " ".join(keep) if keep else text.strip()
-
-
 def _best(scores: Sequence[float]) -> int | None:
     """Index of the best score, ties to the first listed; None when nothing scores above 0."""
     if not scores:

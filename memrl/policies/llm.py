@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from memrl.envs.answer_env import PARSER_MODE, AnswerRequest, render_answer_prompt
 from memrl.envs.manager_env import MANAGER_PROMPTS, ManagerStep, render_manager_prompt
+from memrl.envs.retrieval import extract_answer
 from memrl.policies.parsing import AnswerParse, parse_answer_output
 
 if TYPE_CHECKING:  # backends import torch; keep `import memrl.policies.llm` light
@@ -57,7 +58,7 @@ class LLMManager:
 
 
 class LLMAnswerer:
-    """An answer agent on a backend: mode "compact" | "memory_r1" | "memory_t1" | "picker"."""
+    """An answer agent on a backend: mode "compact" | "memory_r1" | "memory_t1" | "picker" | "select"."""
 
     kind = "answerer"
 
@@ -81,7 +82,18 @@ class LLMAnswerer:
         return self.backend.generate(self.prompts(requests), sampling or self.sampling)
 
     def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
-        return [parse_answer_output(gens[0].text, PARSER_MODE[self.mode]) for gens in self.generate(requests)]
+        parses = [parse_answer_output(gens[0].text, PARSER_MODE[self.mode]) for gens in self.generate(requests)]
+        if self.mode == "select":  # the frozen reader answers from the first selected memory
+            for r, p in zip(requests, parses):
+                p.answer = read_selected(r, p.selected_ids) if p.ok else None
+        return parses
+
+
+def read_selected(request: AnswerRequest, selected_ids: Sequence[str]) -> str | None:
+    """The extractive reader's answer from the first selected candidate; None if that id was not offered."""
+    by_id = {c.id: c for c in request.candidates}
+    c = by_id.get(str(selected_ids[0])) if selected_ids else None
+    return extract_answer(request.question.question, c.text, c.owner) if c is not None else None
 
 
 class LLMPicker(LLMAnswerer):

@@ -25,6 +25,7 @@ Answer output, by mode:
   "session_3" (items without a session number are dropped, as in Memory-T1's reward).
 - "picker": JSON `{"rationale": "...", "selected": ["id", ...]}` (also accepted: "evidence",
   "selected_ids", "ids"); no answer. Ids keep their order and duplicates (the reward penalizes them).
+- "select": bracketed memory ids only (`[2]`); no answer (a frozen reader answers from the first id).
 - "plain": the whole stripped completion is the answer.
 
 JSON recovery (sets `recovered=True`), only where the reading is unambiguous: a ```json fence, prose
@@ -43,8 +44,8 @@ from typing import Any, Literal
 from memrl.memory.ops import Op, normalize_op_name
 from memrl.rewards.evidence import normalize_session_id
 
-ANSWER_MODES = ("memory_r1", "memory_t1", "picker", "plain")
-AnswerMode = Literal["memory_r1", "memory_t1", "picker", "plain"]
+ANSWER_MODES = ("memory_r1", "memory_t1", "picker", "select", "plain")
+AnswerMode = Literal["memory_r1", "memory_t1", "picker", "select", "plain"]
 
 _MAX_STARTS = 64  # JSON start positions tried per completion (bounds the work on adversarial text)
 _MAX_MISSING_CLOSERS = 2
@@ -291,6 +292,14 @@ def _clean_id(x: Any) -> str:
     return (_opt_str(x) or "").strip(_ID_STRIP)
 
 
+def _parse_select(text: str) -> AnswerParse:
+    """"select" mode: bracketed memory ids only ("[2]"); a frozen reader answers from the first one."""
+    ids = list(dict.fromkeys(m.group(1) for m in _BRACKET_ID.finditer(text)))
+    if not ids:
+        return AnswerParse(ok=False, error="no [id] selected")
+    return AnswerParse(selected_ids=ids, ok=True)
+
+
 def _parse_memory_r1(text: str) -> AnswerParse:
     marks = list(_BOLD_ANSWER.finditer(text)) or list(_PLAIN_ANSWER.finditer(text))
     if not marks:
@@ -370,4 +379,6 @@ def parse_answer_output(text: Any, mode: AnswerMode | str = "memory_r1") -> Answ
         return _parse_memory_t1(text)
     if mode == "picker":
         return _parse_picker(text)
+    if mode == "select":
+        return _parse_select(text)
     return AnswerParse(answer=text.strip(), ok=True)

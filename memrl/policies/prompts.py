@@ -395,6 +395,10 @@ Example:
 [2] [5]
 **Answer:** Paris"""
 
+COMPACT_SELECT_SYSTEM = """Pick the memory that answers the question and write its id. A reader answers from that memory.
+Example:
+[2]"""
+
 COMPACT_ANSWER_USER = """Memories:
 {memories}
 Question: {question}"""
@@ -430,6 +434,13 @@ PROMPTS: dict[str, PromptTemplate] = {
             system=COMPACT_ANSWER_SYSTEM,
             user_template=COMPACT_ANSWER_USER,
             source="memrl (ours): select ids then **Answer:**, for tiny models",
+        ),
+        PromptTemplate(
+            name="compact_select",
+            version="1",
+            system=COMPACT_SELECT_SYSTEM,
+            user_template=COMPACT_ANSWER_USER,
+            source="memrl (ours): the id of one memory, read by a frozen extractive reader (answer mode select)",
         ),
         PromptTemplate(
             name="memory_t1",

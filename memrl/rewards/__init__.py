@@ -53,6 +53,7 @@ from memrl.rewards.composite import (
     memory_r1_answer_reward,
     memory_t1_reward,
     plain_answer_reward,
+    select_answer_reward,
 )
 from memrl.rewards.evidence import id_prf, picker_coverage_reward, set_match
 from memrl.rewards.format import (
@@ -79,6 +80,6 @@ __all__ = [
     "exact_match", "format_reward", "id_prf", "interval_relation", "invalid_op_penalty", "judge_scores",
     "length_cost", "locomo_f1", "memory_r1_answer_reward", "memory_t1_reward", "normalize_answer",
     "parse_date_span", "picker_coverage_reward", "plain_answer_reward", "redundancy_cost",
-    "session_proximity", "set_match", "temporal_consistency", "text_match_score", "timedial_accuracy",
+    "select_answer_reward", "session_proximity", "set_match", "temporal_consistency", "text_match_score", "timedial_accuracy",
     "token_f1", "write_temporal_reward",
 ]

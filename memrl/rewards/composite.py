@@ -10,6 +10,9 @@ Presets (`PRESETS[mode]`):
 - "memory_r1": the answer agent's outcome reward, EM (or any accuracy metric); Memory-R1 has no format
   term, so an output without `**Answer:**` scores 0 like a wrong answer. Range [0, 1].
 - "picker": Context-Picker's redundancy-aware coverage; -1 on parse failure. Range [-1, 1].
+- "select": a picker with a frozen reader (ours, Context-Picker's division of labour at tiny scale): the
+  policy selects memory ids, a frozen extractive reader answers from the first one, and the reader's answer is
+  scored (LoCoMo F1 by default); -1 on parse failure or an id that was not offered. Range [-1, 1].
 - "plain": accuracy of the whole completion. Range [0, 1].
 
 The mode functions take a parse result by duck typing (`ok`, `answer`, `selected_ids`: the fields of
@@ -72,6 +75,7 @@ PRESETS: dict[str, RewardPreset] = {
     "memory_t1": RewardPreset({"accuracy": 0.6, "evidence": 0.2, "temporal": 0.2}, -1.0, "timedial"),
     "memory_r1": RewardPreset({"accuracy": 1.0}, 0.0, "em"),
     "picker": RewardPreset({"coverage": 1.0}, -1.0, None),
+    "select": RewardPreset({"accuracy": 1.0}, -1.0, "locomo_f1"),
     "plain": RewardPreset({"accuracy": 1.0}, 0.0, "em"),
 }
 
@@ -194,6 +198,38 @@ def context_picker_reward(
     if cov.breakdown.get("valid") == 0.0:
         return RewardResult(comp.parse_failure, {"format": comp.parse_failure, **cov.breakdown})
     return comp({"coverage": cov})
+
+
+def select_answer_reward(
+    parse: Any,
+    gold_answer: Any,
+    candidate_ids: Sequence[Any],
+    candidate_answers: Sequence[Any],
+    *,
+    metric: str | None = None,
+    category_id: Any = None,
+    gold_ids: Sequence[Any] | None = None,
+    weights: Mapping[str, float] | None = None,
+    parse_failure: float | None = None,
+) -> RewardResult:
+    """"select" mode: the reader's answer from the first selected candidate, scored against the gold.
+
+    `candidate_answers[i]` is what the frozen reader answers from candidate `candidate_ids[i]` (precomputed
+    when the row is built, so scoring is a lookup). An id that was not offered is a format failure. With an
+    "evidence" weight and `gold_ids`, the F1 of the selected ids is added.
+    """
+    comp = _composite("select", weights, parse_failure)
+    ids = [str(i) for i in candidate_ids]
+    chosen = list(getattr(parse, "selected_ids", []) or [])
+    if not getattr(parse, "ok", False) or not chosen or str(chosen[0]) not in ids:
+        return comp({}, ok=False)
+    answer = candidate_answers[ids.index(str(chosen[0]))]
+    terms: dict[str, float | RewardResult | None] = {
+        "accuracy": accuracy(answer, gold_answer, metric or PRESETS["select"].metric or "locomo_f1",
+                             category_id=category_id),
+        "evidence": id_prf(chosen, gold_ids)["f1"] if gold_ids is not None else None,
+    }
+    return comp(terms)
 
 
 def plain_answer_reward(

@@ -34,6 +34,7 @@ from memrl.rewards.composite import (
     memory_r1_answer_reward,
     memory_t1_reward,
     plain_answer_reward,
+    select_answer_reward,
 )
 
 # Keywords TRL passes that are not dataset columns.
@@ -135,6 +136,12 @@ class AnswerReward:
                 task=task, metric=self.metric, category_id=category_id,
                 unknown_defaults=self.unknown_defaults, open_range_days=self.open_range_days, **common,
             )
+        if self.mode == "select":
+            return select_answer_reward(
+                parse, gold, row.get("candidate_ids") or [], row.get("candidate_answers") or [],
+                metric=self.metric, category_id=category_id,
+                gold_ids=_first(row, "evidence_ids", "gold_ids"), **common,
+            )
         if self.mode == "memory_r1":
             return memory_r1_answer_reward(
                 parse, gold, metric=self.metric, category_id=category_id,
@@ -174,7 +181,7 @@ class AnswerReward:
 def make_answer_reward(
     mode: str, weights: Mapping[str, float] | None = None, metric: str | None = None, **options: Any
 ) -> AnswerReward:
-    """A TRL reward function for an answer/picker mode: "memory_t1", "memory_r1", "picker" or "plain".
+    """A TRL reward function for an answer/picker mode: "memory_t1", "memory_r1", "picker", "select" or "plain".
 
     weights default to the mode's preset (`memrl.rewards.composite.PRESETS`); metric to the preset's
     ("timedial" for memory_t1, "em" for memory_r1 / plain). options: `term` (return one breakdown term

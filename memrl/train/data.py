@@ -91,6 +91,8 @@ def answer_text(parse, mode: str) -> str:
         return json.dumps({"selected_memory": [f"<{s}>" for s in parse.selected_ids or []], "answer": answer})
     if mode == "picker":
         return json.dumps({"rationale": parse.rationale or "", "selected": list(parse.selected_ids or [])})
+    if mode == "select":  # the id only: the frozen reader answers
+        return ids
     return answer
 
 
