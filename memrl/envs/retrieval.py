@@ -21,7 +21,10 @@ import re
 from collections.abc import Iterable
 from operator import itemgetter
 
-from memrl.memory.bank import _STOPWORDS, _tokens  # the bank's tokenizer: query/index tokenization must not drift apart
+from memrl.memory.bank import (  # the bank's tokenizer: query/index tokenization must not drift apart
+    _STOPWORDS,
+    _tokens,
+)
 
 K1, B = 1.5, 0.75
 _SCORE = itemgetter(1)
