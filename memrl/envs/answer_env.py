@@ -61,6 +61,9 @@ CANDIDATE_SOURCES = ("auto", "memories", "turns", "sessions")
 # The parser (and reward preset) each mode uses: compact output has the Memory-R1 shape.
 PARSER_MODE = {"memory_r1": "memory_r1", "compact": "memory_r1", "picker": "picker", "select": "select",
                "memory_t1": "memory_t1"}
+# The prompt template each mode renders (memrl.policies.prompts.PROMPTS).
+ANSWER_PROMPT = {"memory_r1": "memory_r1_answer", "compact": "compact_answer", "picker": "context_picker",
+                 "select": "compact_select", "memory_t1": "memory_t1"}
 
 
 @dataclass
@@ -166,29 +169,26 @@ def render_answer_prompt(request: AnswerRequest, mode: str | None = None) -> lis
     """Chat messages for a request in `mode` (default: the request's)."""
     mode = mode or request.mode
     q, cands = request.question, request.candidates
-    if mode == "compact":
-        return render("compact_answer", memories=format_memories_compact([_as_memory(c) for c in cands],
-                                                                         [c.id for c in cands]), question=q.question)
-    if mode == "select":
-        return render("compact_select", memories=format_memories_compact([_as_memory(c) for c in cands],
-                                                                         [c.id for c in cands]), question=q.question)
+    if mode in ("compact", "select"):
+        return render(ANSWER_PROMPT[mode], memories=format_memories_compact([_as_memory(c) for c in cands],
+                                                                            [c.id for c in cands]), question=q.question)
     if mode == "memory_r1":
         speakers = list(request.conversation.speakers) if request.conversation is not None else []
         first = speakers[0] if speakers else (cands[0].owner if cands and cands[0].owner else "speaker 1")
         others = [s for s in speakers[1:]] or ["speaker 2"]
         mine = [_as_memory(c) for c in cands if c.owner == first]
         rest = [_as_memory(c) for c in cands if c.owner != first]
-        return render("memory_r1_answer", speaker_1=first, speaker_1_memories=format_memories_timestamped(mine),
+        return render(ANSWER_PROMPT[mode], speaker_1=first, speaker_1_memories=format_memories_timestamped(mine),
                       speaker_2=" / ".join(others), speaker_2_memories=format_memories_timestamped(rest),
                       question=q.question)
     if mode == "picker":
-        return render("context_picker", question=q.question,
+        return render(ANSWER_PROMPT[mode], question=q.question,
                       candidates=format_candidates([_as_memory(c) for c in cands], [c.id for c in cands]))
     if mode == "memory_t1":
         sessions = _sessions_by_id(request.conversation)
         chosen = [sessions[c.doc_id] for c in cands if c.doc_id in sessions]
         now = locomo_time(q.question_time) if q.question_time else "Now"
-        return render("memory_t1", now=now, question=q.question, sessions=format_sessions_t1(chosen))
+        return render(ANSWER_PROMPT[mode], now=now, question=q.question, sessions=format_sessions_t1(chosen))
     raise ValueError(f"unknown answer mode {mode!r}; choose one of {list(ANSWER_ENV_MODES)}")
 
 

@@ -782,8 +782,9 @@ def build_protocol(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, convs
                 "said; on LoCoMo the raw turns)")
     else:
         bank = f"no memory bank: the answerer reads {source} directly"
-    answer_prompt = {"compact": "compact_answer", "memory_r1": "memory_r1_answer", "picker": "context_picker",
-                     "select": "compact_select", "memory_t1": "memory_t1"}[cfg.answer_mode]
+    from memrl.envs.answer_env import ANSWER_PROMPT
+
+    answer_prompt = ANSWER_PROMPT[cfg.answer_mode]
     hashes = conv_hashes or {}
     sha = hashlib.sha256("".join(hashes.get(c.conversation_id) or conversation_hash(c) for c in convs)
                          .encode()).hexdigest()[:16]

@@ -141,6 +141,15 @@ def memory_t1_reward(
     return comp(terms)
 
 
+def _answer_terms(answer: Any, selected_ids: Sequence[Any], gold_answer: Any, metric: str, category_id: Any,
+                  gold_ids: Sequence[Any] | None) -> dict[str, float | RewardResult | None]:
+    """Accuracy of an answer, plus the F1 of the selected ids when gold ids are known (else not applicable)."""
+    return {
+        "accuracy": accuracy(answer, gold_answer, metric, category_id=category_id),
+        "evidence": id_prf(selected_ids, gold_ids)["f1"] if gold_ids is not None else None,
+    }
+
+
 def memory_r1_answer_reward(
     parse: Any,
     gold_answer: Any,
@@ -159,16 +168,8 @@ def memory_r1_answer_reward(
     comp = _composite("memory_r1", weights, parse_failure)
     if not getattr(parse, "ok", False):
         return comp({}, ok=False)
-    terms: dict[str, float | RewardResult | None] = {
-        "accuracy": accuracy(
-            getattr(parse, "answer", None), gold_answer, metric or PRESETS["memory_r1"].metric or "em",
-            category_id=category_id,
-        ),
-        "evidence": (
-            id_prf(getattr(parse, "selected_ids", []) or [], gold_ids)["f1"] if gold_ids is not None else None
-        ),
-    }
-    return comp(terms)
+    return comp(_answer_terms(getattr(parse, "answer", None), getattr(parse, "selected_ids", []) or [], gold_answer,
+                              metric or PRESETS["memory_r1"].metric or "em", category_id, gold_ids))
 
 
 def context_picker_reward(
@@ -224,12 +225,8 @@ def select_answer_reward(
     if not getattr(parse, "ok", False) or not chosen or str(chosen[0]) not in ids:
         return comp({}, ok=False)
     answer = candidate_answers[ids.index(str(chosen[0]))]
-    terms: dict[str, float | RewardResult | None] = {
-        "accuracy": accuracy(answer, gold_answer, metric or PRESETS["select"].metric or "locomo_f1",
-                             category_id=category_id),
-        "evidence": id_prf(chosen, gold_ids)["f1"] if gold_ids is not None else None,
-    }
-    return comp(terms)
+    return comp(_answer_terms(answer, chosen, gold_answer, metric or PRESETS["select"].metric or "locomo_f1",
+                              category_id, gold_ids))
 
 
 def plain_answer_reward(
