@@ -47,6 +47,10 @@ class DemoConfig:
     out: str = "runs/demo"
     seeds: int = 1  # number of training seeds (first_seed, first_seed + 1, ...); data stay fixed
     first_seed: int = 0
+    # resume=true: stages whose run directory already holds a finished run of the same config (summary.json,
+    # final_model, identical config.yaml) are reused, not retrained; the others train again. An interrupted
+    # `memrl demo seeds=3` (38 minutes here) then loses at most the stage that was running.
+    resume: bool = False
     data_seed: int = 0
     # -- data (a small synthetic world; the question mix stresses what a memory manager controls)
     num_conversations: int = 100  # 80 train / 10 validation / 10 test
@@ -78,6 +82,9 @@ class DemoConfig:
     answer_steps: StageSteps = field(default_factory=lambda: StageSteps(sft=300, grpo=60, ppo=30))
     sft_lr: float = 1e-3  # 3e-3 left seed 1's manager on a loss plateau (~0.08: ADD everything) after 400 steps
     rl_lr: float = 5e-4  # 1e-3 broke the output format within ~20 GRPO steps (mu=4) or 100 PPO iterations
+    ppo_lr: float = 0.0  # PPO actor and critic lr (0: rl_lr)
+    ppo_kl_coef: float = 0.2  # PPO's per-token KL penalty to the SFT start (docs/TRAINING.md). At 0.02 the manager
+    #   wrote unparsable greedy output on NOOP steps in 2 of 3 seeds; at 0.1, UPDATEs on NOOP steps in 1 of 3
     grpo_iterations: int = 1  # TRL's num_iterations (GRPO's mu): passes over each generated batch
     grpo_steps_per_generation: int = 4  # TRL's steps_per_generation: one generation round feeds this many
     #   optimizer steps with fresh prompts (16 prompts x 8 samples per round). Session 2's setting, mu=4 over
@@ -97,6 +104,8 @@ class DemoConfig:
             raise ValueError("seeds must be >= 1")
         if self.grpo_iterations < 1:
             raise ValueError("grpo_iterations must be >= 1")
+        if self.ppo_lr < 0 or self.ppo_kl_coef < 0:
+            raise ValueError("ppo_lr and ppo_kl_coef must be >= 0")
         if self.grpo_steps_per_generation < 1:
             raise ValueError("grpo_steps_per_generation must be >= 1")
         if self.num_conversations < 10:
@@ -142,17 +151,31 @@ def _answer_tokens(mode: str) -> int:
 
 
 def evaluate_manager(manager, convs, env_cfg, reader_cfg) -> dict[str, float]:
-    """Op accuracy over the episodes, then QA over the banks the manager built, read by BM25."""
+    """Op-level metrics over the episodes, then QA over the banks the manager built, read by BM25.
+
+    Op accuracy follows `memrl eval`'s rule (memrl.eval.evaluate.BankStats): an unparsable completion changed
+    nothing, so each gold op of its step meets a NOOP. (The environment's op reward term is simply absent on a
+    format failure, and a mean over it would score a manager that fails to parse every hard step as perfect.)
+    """
     from memrl.envs.answer_env import build_requests
     from memrl.envs.manager_env import drive
+    from memrl.eval.evaluate import BankStats
+    from memrl.eval.metrics import op_metrics
     from memrl.policies.baselines import make_baseline
 
-    eps = drive(convs, manager, env_cfg, score=True)
-    ops = [v for ep in eps for v in ep.totals.get("op", [])]
-    sizes = [len(ep.bank) for ep in eps]
+    name = str(getattr(manager, "name", type(manager).__name__))
+    stats: dict[str, BankStats] = {}
+
+    def count(ep, step, outcome) -> None:
+        stats.setdefault(ep.conv.conversation_id, BankStats(name))(ep, step, outcome)
+
+    drive(convs, manager, env_cfg, score=True, after_apply=count)
+    ops = op_metrics([h.stats for h in stats.values()], samples=0) or {}
     pairs = build_requests(convs, reader_cfg, manager)
     answers = make_baseline("bm25").answer([r for r, _ in pairs])
-    return {**_qa_scores(answers, pairs), "op_accuracy": _mean(ops) if ops else None, "memory_size": _mean(sizes)}
+    return {**_qa_scores(answers, pairs),
+            "op_accuracy": ops.get("op_accuracy") if ops.get("has_gold_ops") else None,
+            "format_failure_rate": ops.get("format_failure_rate"), "memory_size": ops.get("memory_size")}
 
 
 def evaluate_answerer(answerer, pairs) -> dict[str, float]:
@@ -182,6 +205,27 @@ def _qa_scores(answers, pairs) -> dict[str, float]:
     f1 = [locomo_f1(a.answer or "", row["answer"], row.get("category_id")) for a, (_, row) in zip(answers, pairs)]
     em = [exact_match(a.answer or "", row["answer"]) for a, (_, row) in zip(answers, pairs)]
     return {"qa_f1": _mean(f1), "qa_em": _mean(em), "questions": len(pairs)}
+
+
+def finished_stage(tc) -> dict[str, Any] | None:
+    """The summary of a finished training run in tc.output_dir made with this very config, else None."""
+    from omegaconf import OmegaConf
+
+    from memrl.config import as_dict
+
+    out = Path(tc.output_dir)
+    summary, saved = out / "summary.json", out / "config.yaml"
+    if not (summary.exists() and saved.exists() and (out / "final_model" / "config.json").exists()):
+        return None
+    try:
+        before = OmegaConf.to_container(OmegaConf.load(saved), resolve=True)
+        result = json.loads(summary.read_text())
+    except Exception:  # noqa: BLE001 - an unreadable run is retrained, not trusted
+        return None
+    now = as_dict(tc)
+    for d in (before, now):
+        d.pop("resume", None)
+    return result if before == now and result.get("final_model") else None
 
 
 def _mean(xs) -> float:
@@ -247,6 +291,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     corpus = D.corpus_from_rows(m_rows[:3000], a_rows[:3000])
 
     results: list[dict[str, Any]] = []
+    reused: list[str] = []  # run directories of stages reused by resume=true
     seeds = list(range(cfg.first_seed, cfg.first_seed + cfg.seeds))
     for seed in seeds:
         sdir = out / f"seed{seed}"
@@ -259,15 +304,22 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
                       manager_env=env_cfg, answer_env=answer_cfg, num_generations=cfg.num_generations,
                       max_train_rows=cfg.max_rl_rows, change_focus=cfg.change_focus)
 
-        def stage(role, algo, steps, init_from="", lr=cfg.rl_lr, **kw):
+        def stage(role, algo, steps, init_from="", lr=None, **kw):
+            if lr is None:
+                lr = (cfg.ppo_lr or cfg.rl_lr) if algo == "ppo" else cfg.rl_lr
             if steps <= 0:
                 return None
             batch = cfg.batch_size if algo == "sft" else cfg.rl_batch_size
             if algo == "ppo":  # tiny models: the critic learns at the actor's rate (Memory-R1's 1e-5 is for 3B+)
-                kw["ppo"] = PPOConfig(critic_learning_rate=lr, minibatch_size=16, kl_coef=0.02)
+                kw["ppo"] = PPOConfig(learning_rate=lr, critic_learning_rate=lr, minibatch_size=16,
+                                      kl_coef=cfg.ppo_kl_coef)
             tc = TrainConfig(algo=algo, role=role, max_steps=steps, learning_rate=lr, init_from=init_from,
                              output_dir=str(sdir / f"{role}_{algo}"), batch_size=batch, **common, **kw)
             tc.validate()
+            if cfg.resume and (done := finished_stage(tc)) is not None:
+                say(f"[demo] seed {seed}: {algo.upper()} {role}: reusing the finished run in {tc.output_dir}")
+                reused.append(tc.output_dir)
+                return done
             say(f"[demo] seed {seed}: {algo.upper()} {role} ({steps} steps)")
             return train(tc, progress=progress)
 
@@ -301,7 +353,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
                             "train_wall_seconds": summary["wall_seconds"],
                             "reward_first": summary.get("reward_first"), "reward_last": summary.get("reward_last")})
             say(f"   {role:7s} {algo:4s}  qa_f1={m['qa_f1']:.3f}  qa_em={m['qa_em']:.3f}"
-                + (f"  op_acc={m['op_accuracy']:.3f}" if m.get("op_accuracy") is not None else ""))
+                + (f"  op_acc={m['op_accuracy']:.3f}  format_fail={m['format_failure_rate']:.3f}"
+                   if m.get("op_accuracy") is not None else ""))
 
     # baselines (deterministic: evaluated once)
     for name in ("add_only", "noisy_teacher", "rule_based_text", "gold_ops"):
@@ -318,6 +371,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
         results.append({"name": "best_pick", "role": "answer", "stage": "baseline", "seed": None, **m})
 
     summary = _summarize(results, seeds, time.time() - t0, cfg)
+    summary["reused_stages"] = reused  # their training time is in per_seed's train_wall_seconds, not in wall_seconds
     write_json(out / "summary.json", summary)
     (out / "report.md").write_text(_report(summary, cfg))
     _plot(summary, out, seeds)
@@ -335,7 +389,7 @@ def _summarize(results, seeds, wall, cfg) -> dict[str, Any]:
     for name, role, stage in keys:
         rs = [r for r in results if (r["name"], r["role"], r["stage"]) == (name, role, stage)]
         entry: dict[str, Any] = {"name": name, "role": role, "stage": stage}
-        for m in ("qa_f1", "qa_em", "op_accuracy", "memory_size"):
+        for m in ("qa_f1", "qa_em", "op_accuracy", "format_failure_rate", "memory_size"):
             vals = [r[m] for r in rs if r.get(m) is not None]
             entry[m] = statistics.mean(vals) if vals else None
             if len(vals) > 1:
@@ -378,11 +432,14 @@ def _report(s: dict[str, Any], cfg: DemoConfig) -> str:
              f"banks built by the {cfg.answer_bank} manager ({cfg.answer_mode} mode"
              + (": the policy picks one memory, a frozen extractive reader answers from it" if cfg.answer_mode == "select"
                 else "") + ").", "",
-             "| policy | role | stage | QA F1 | QA EM | op accuracy | memory size |", "|---|---|---|---|---|---|---|"]
+             "Op accuracy counts an unparsable completion as NOOPs (it changed nothing); format failures are "
+             "the share of manager steps whose output did not parse.", "",
+             "| policy | role | stage | QA F1 | QA EM | op accuracy | format failures | memory size |",
+             "|---|---|---|---|---|---|---|---|"]
     for p in s["policies"]:
         lines.append(f"| {p['name']} | {p['role']} | {p['stage']} | {_fmt(p['qa_f1'], p.get('qa_f1_std'))} | "
                      f"{_fmt(p['qa_em'], p.get('qa_em_std'))} | {_fmt(p.get('op_accuracy'), p.get('op_accuracy_std'))}"
-                     f" | {_fmt(p.get('memory_size'))} |")
+                     f" | {_fmt(p.get('format_failure_rate'))} | {_fmt(p.get('memory_size'))} |")
     lines += ["", "## RL minus SFT", ""]
     lines += [f"- {k}: {v:+.3f}" for k, v in s["deltas"].items()]
     lines += ["", "Learning curves: `seed*/<role>_<algo>/curves.png`; results chart: `results.png`.", ""]

@@ -30,11 +30,54 @@ def test_demo_runs_end_to_end_and_writes_summary(tmp_path):
         assert 0.0 <= p["qa_f1"] <= 1.0 and 0.0 <= p["qa_em"] <= 1.0
         if p["role"] == "manager":
             assert p["op_accuracy"] is None or 0.0 <= p["op_accuracy"] <= 1.0
+            assert 0.0 <= p["format_failure_rate"] <= 1.0
     gold = next(p for p in s["policies"] if p["name"] == "gold_ops")
     assert gold["op_accuracy"] == 1.0
     assert (out / "report.md").exists() and (out / "results.png").exists()
     assert (out / "seed0" / "manager_grpo" / "final_model" / "model.safetensors").exists()
     assert (out / "seed0" / "manager_grpo" / "final_model" / "README.md").exists()
+
+    # resume=true reuses every finished stage (same configs) and reproduces the same evaluation.
+    (out / "seed0" / "answer_ppo" / "summary.json").unlink()  # as if killed during the last stage
+    cfg.resume = True
+    again = run_demo(cfg, progress=False)
+    assert len(again["reused_stages"]) == 5 and not any("answer_ppo" in d for d in again["reused_stages"])
+    firsts = {(p["name"], p["stage"]): p["qa_f1"] for p in s["policies"] if p["name"] != "answer-ppo"}
+    assert {(p["name"], p["stage"]): p["qa_f1"] for p in again["policies"] if p["name"] != "answer-ppo"} == firsts
+    assert (out / "seed0" / "answer_ppo" / "summary.json").exists()
+
+
+def test_manager_op_accuracy_counts_format_failures_as_noops():
+    """A manager whose output never parses changes nothing: it agrees with gold only where gold is NOOP, and
+    its format-failure rate is 1 (a mean over the environment's op term alone would have no values)."""
+    from memrl.data_synth.config import SynthConfig
+    from memrl.data_synth.synth import synthesize_conversation
+    from memrl.demo import evaluate_manager
+    from memrl.envs.answer_env import AnswerEnvConfig
+    from memrl.envs.manager_env import ManagerEnvConfig, drive
+    from memrl.policies.baselines import make_baseline
+
+    convs = [synthesize_conversation(SynthConfig(seed=5, sessions_per_conversation=[3, 4],
+                                                 turns_per_session=[8, 10]), i) for i in range(2)]
+    env_cfg = ManagerEnvConfig(probes="none")
+    reader_cfg = AnswerEnvConfig(mode="compact", bank=ManagerEnvConfig(probes="none"))
+
+    class Garbage:
+        name = "garbage"
+        kind = "manager"
+
+        def decide(self, steps):
+            return ['{"ops": [{"op": "UPD'] * len(steps)
+
+    gold_pairs = [g.op for ep in drive(convs, make_baseline("gold_ops"), env_cfg, score=False)
+                  for u in ep.plan.units for g in u.gold_ops if g.op != "NOOP" or g.entry]
+    noop_share = sum(op == "NOOP" for op in gold_pairs) / len(gold_pairs)
+    assert 0.0 < noop_share < 1.0
+    bad = evaluate_manager(Garbage(), convs, env_cfg, reader_cfg)
+    assert bad["format_failure_rate"] == 1.0
+    assert bad["op_accuracy"] == pytest.approx(noop_share)
+    gold = evaluate_manager(make_baseline("gold_ops"), convs, env_cfg, reader_cfg)
+    assert gold["op_accuracy"] == 1.0 and gold["format_failure_rate"] == 0.0 and gold["qa_f1"] > bad["qa_f1"]
 
 
 def test_demo_config_rejects_bad_knobs():

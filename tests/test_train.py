@@ -110,6 +110,8 @@ def test_real_recipe_builds_its_trainers_with_the_tiny_model(path, tiny_model_di
             assert b["trainable_parameters"] == b["parameters"]
         if c.algo == "grpo" and c.role == "manager" and c.manager_mode == "episode":
             assert b["rollout_func"] == "EpisodeRollout" and b["reward_funcs"] == ["episode_reward"]
+        # the policy's lr as built: PPO's is ppo.learning_rate (Memory-R1's 1e-6), never the SFT/GRPO field
+        assert b["learning_rate"] == (c.ppo.learning_rate if c.algo == "ppo" else c.learning_rate), path.name
     assert not (tmp_path / "run").exists()  # a dry run writes nothing where the run would go
 
 

@@ -406,7 +406,7 @@ def make_judge(cfg: EvalConfig, out: Path | None):
 _ID_REJECTIONS = ("unknown id", "stale id", "UPDATE without an id", "DELETE without an id")
 
 
-class _BankStats:
+class BankStats:
     """Counts op-level statistics while the answer environment's CandidateBuilder has the manager write the
     bank (its `on_bank_step` hook; the builder then scores each step, which yields the op pairs)."""
 
@@ -495,7 +495,7 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
     if source == "memories":
         # The builder's "auto" would pick the gold ops on synthetic data; without a manager we say which one.
         bank_manager = manager if manager is not None else make_baseline(cfg.default_manager)
-        hook = _BankStats(str(getattr(bank_manager, "name", type(bank_manager).__name__)))
+        hook = BankStats(str(getattr(bank_manager, "name", type(bank_manager).__name__)))
     builder = CandidateBuilder([conv], acfg, bank_manager, on_bank_step=hook)
     eligible = builder.eligible()
     if cfg.max_questions:

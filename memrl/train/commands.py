@@ -156,8 +156,6 @@ def _checkpoint_step(ck: Path) -> int | None:
 # Dry run: everything `train` builds before its first step
 def build_trainer(cfg: TrainConfig, out: Path) -> Any:
     """The trainer object `train(cfg)` would run (same data, model, rewards and arguments), untrained."""
-    from dataclasses import asdict
-
     from memrl.train import trainer as T
 
     rows, reward_funcs = T.build_rows(cfg)
@@ -188,11 +186,9 @@ def build_trainer(cfg: TrainConfig, out: Path) -> Any:
                           **cfg.trl)
         return GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=rows, processing_class=tok,
                            peft_config=T.peft_config(cfg), rollout_func=rollout_func)
-    from memrl.train.ppo import EnvRollouts, PPOConfig, PPOTrainer, RowRollouts
+    from memrl.train.ppo import EnvRollouts, PPOTrainer, RowRollouts
 
-    p = PPOConfig(**{**asdict(cfg.ppo), "total_iterations": cfg.max_steps, "batch_size": cfg.batch_size,
-                     "max_new_tokens": cfg.max_completion_length, "temperature": cfg.temperature,
-                     "seed": cfg.seed, "save_every": cfg.save_steps, "log_every": cfg.logging_steps})
+    p = T.ppo_config(cfg)  # the very config train(cfg) runs with
     if episode:
         from memrl.train.episodes import make_env_factory
 
@@ -217,7 +213,17 @@ def describe(trainer: Any) -> dict[str, Any]:
         "reward_funcs": [getattr(f, "__name__", type(f).__name__) for f in getattr(trainer, "reward_funcs", [])],
         "rollout_func": type(getattr(trainer, "rollout_func", None)).__name__
         if getattr(trainer, "rollout_func", None) is not None else None,
+        "learning_rate": _actor_lr(trainer),
     }
+
+
+def _actor_lr(trainer: Any) -> float | None:
+    """The policy's learning rate as the trainer will use it (TRL: its args; memrl PPO: the actor optimizer)."""
+    opt = getattr(trainer, "opt_actor", None)
+    if opt is not None:
+        return float(opt.param_groups[0]["lr"])
+    args = getattr(trainer, "args", None)
+    return float(args.learning_rate) if args is not None else None
 
 
 def dry_run(cfg: TrainConfig, answer: TrainConfig | None = None) -> dict[str, Any]:

@@ -190,13 +190,21 @@ def run_grpo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log
     return trainer
 
 
-def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log, env_factory=None):
-    from memrl.train.ppo import EnvRollouts, PPOConfig, PPOTrainer, RowRollouts
+def ppo_config(cfg: TrainConfig):
+    """memrl PPO's config for a recipe: the `ppo` section (its own actor and critic learning rates,
+    ppo.learning_rate / ppo.critic_learning_rate; TrainConfig.learning_rate is SFT's and GRPO's), with the
+    schedule, sampling and bookkeeping fields that every algorithm shares taken from the recipe."""
+    from memrl.train.ppo import PPOConfig
 
-    p = PPOConfig(**{**asdict(cfg.ppo), "total_iterations": cfg.max_steps, "batch_size": cfg.batch_size,
-                     "learning_rate": cfg.learning_rate,
-                     "max_new_tokens": cfg.max_completion_length, "temperature": cfg.temperature,
-                     "seed": cfg.seed, "save_every": cfg.save_steps, "log_every": cfg.logging_steps})
+    return PPOConfig(**{**asdict(cfg.ppo), "total_iterations": cfg.max_steps, "batch_size": cfg.batch_size,
+                        "max_new_tokens": cfg.max_completion_length, "temperature": cfg.temperature,
+                        "seed": cfg.seed, "save_every": cfg.save_steps, "log_every": cfg.logging_steps})
+
+
+def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log, env_factory=None):
+    from memrl.train.ppo import EnvRollouts, PPOTrainer, RowRollouts
+
+    p = ppo_config(cfg)
     rollouts = EnvRollouts(env_factory) if env_factory is not None else RowRollouts(dataset, reward_funcs)
     trainer = PPOTrainer(model, tok, rollouts, p, out, metrics_logger=log)
     ck = _resume_path(cfg, out)
