@@ -83,8 +83,11 @@ class DemoConfig:
     sft_lr: float = 1e-3  # 3e-3 left seed 1's manager on a loss plateau (~0.08: ADD everything) after 400 steps
     rl_lr: float = 5e-4  # 1e-3 broke the output format within ~20 GRPO steps (mu=4) or 100 PPO iterations
     ppo_lr: float = 0.0  # PPO actor and critic lr (0: rl_lr)
-    ppo_kl_coef: float = 0.2  # PPO's per-token KL penalty to the SFT start (docs/TRAINING.md). At 0.02 the manager
-    #   wrote unparsable greedy output on NOOP steps in 2 of 3 seeds; at 0.1, UPDATEs on NOOP steps in 1 of 3
+    # PPO's per-token KL penalty to the SFT start, per role (docs/TRAINING.md). Manager: at 0.02 it wrote unparsable
+    # greedy output on NOOP steps in 2 of 3 seeds, at 0.1 UPDATEs on NOOP steps in 1 of 3; 0.2 held in all three.
+    # Answer agent: 0.2 halved its gain over SFT (0.242 -> 0.15 QA F1 in seeds 0 and 1); 0.02 it is.
+    manager_ppo_kl_coef: float = 0.2
+    answer_ppo_kl_coef: float = 0.02
     grpo_iterations: int = 1  # TRL's num_iterations (GRPO's mu): passes over each generated batch
     grpo_steps_per_generation: int = 4  # TRL's steps_per_generation: one generation round feeds this many
     #   optimizer steps with fresh prompts (16 prompts x 8 samples per round). Session 2's setting, mu=4 over
@@ -104,8 +107,8 @@ class DemoConfig:
             raise ValueError("seeds must be >= 1")
         if self.grpo_iterations < 1:
             raise ValueError("grpo_iterations must be >= 1")
-        if self.ppo_lr < 0 or self.ppo_kl_coef < 0:
-            raise ValueError("ppo_lr and ppo_kl_coef must be >= 0")
+        if min(self.ppo_lr, self.manager_ppo_kl_coef, self.answer_ppo_kl_coef) < 0:
+            raise ValueError("ppo_lr, manager_ppo_kl_coef and answer_ppo_kl_coef must be >= 0")
         if self.grpo_steps_per_generation < 1:
             raise ValueError("grpo_steps_per_generation must be >= 1")
         if self.num_conversations < 10:
@@ -311,8 +314,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
                 return None
             batch = cfg.batch_size if algo == "sft" else cfg.rl_batch_size
             if algo == "ppo":  # tiny models: the critic learns at the actor's rate (Memory-R1's 1e-5 is for 3B+)
-                kw["ppo"] = PPOConfig(learning_rate=lr, critic_learning_rate=lr, minibatch_size=16,
-                                      kl_coef=cfg.ppo_kl_coef)
+                kl = cfg.manager_ppo_kl_coef if role == "manager" else cfg.answer_ppo_kl_coef
+                kw["ppo"] = PPOConfig(learning_rate=lr, critic_learning_rate=lr, minibatch_size=16, kl_coef=kl)
             tc = TrainConfig(algo=algo, role=role, max_steps=steps, learning_rate=lr, init_from=init_from,
                              output_dir=str(sdir / f"{role}_{algo}"), batch_size=batch, **common, **kw)
             tc.validate()
