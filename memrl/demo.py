@@ -118,26 +118,6 @@ class DemoConfig:
 
 
 # ---------------------------------------------------------------------------------------------------------
-class CachedManager:
-    """Greedy decoding is deterministic: remember completions by prompt so the answer-side pass over the
-    same banks does not generate twice."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.name = getattr(inner, "name", "llm")
-        self.kind = "manager"
-        self.cache: dict[str, str] = {}
-
-    def decide(self, steps):
-        keys = [json.dumps(s.messages, sort_keys=True) for s in steps]
-        todo = [(k, s) for k, s in zip(keys, steps) if k not in self.cache]
-        if todo:
-            outs = self.inner.decide([s for _, s in todo])
-            for (k, _), o in zip(todo, outs):
-                self.cache[k] = o
-        return [self.cache[k] for k in keys]
-
-
 def _llm(spec_dir: str, role: str, answer_mode: str = "select"):
     from memrl.policies.backends import SamplingParams, TransformersBackend
     from memrl.policies.llm import LLMAnswerer, LLMManager
@@ -145,7 +125,7 @@ def _llm(spec_dir: str, role: str, answer_mode: str = "select"):
     backend = TransformersBackend(spec_dir, device="cpu", batch_size=32)
     sampling = SamplingParams(n=1, temperature=0.0, max_tokens=24 if role == "manager" else _answer_tokens(answer_mode))
     if role == "manager":
-        return CachedManager(LLMManager(backend, prompt="compact_sim", sampling=sampling))
+        return LLMManager(backend, prompt="compact_sim", sampling=sampling)
     return LLMAnswerer(backend, mode=answer_mode, sampling=sampling)
 
 
@@ -160,8 +140,9 @@ def evaluate_manager(manager, convs, env_cfg, reader_cfg) -> dict[str, float]:
     nothing, so each gold op of its step meets a NOOP. (The environment's op reward term is simply absent on a
     format failure, and a mean over it would score a manager that fails to parse every hard step as perfect.)
     """
-    from memrl.envs.answer_env import build_requests
-    from memrl.envs.manager_env import drive
+    import dataclasses
+
+    from memrl.envs.answer_env import CandidateBuilder
     from memrl.eval.evaluate import BankStats
     from memrl.eval.metrics import op_metrics
     from memrl.policies.baselines import make_baseline
@@ -172,9 +153,12 @@ def evaluate_manager(manager, convs, env_cfg, reader_cfg) -> dict[str, float]:
     def count(ep, step, outcome) -> None:
         stats.setdefault(ep.conv.conversation_id, BankStats(name))(ep, step, outcome)
 
-    drive(convs, manager, env_cfg, score=True, after_apply=count)
+    # One pass: the manager writes each bank with the prompts it was trained on (env_cfg; probes only add a
+    # reward term), the hook scores its ops, and the reader's questions are asked of that same bank.
+    reader = dataclasses.replace(reader_cfg, bank=dataclasses.replace(env_cfg, probes="none"))
+    builder = CandidateBuilder(convs, reader, manager, on_bank_step=count)
+    pairs = [builder.request(ci, qi) for ci, qi in builder.eligible()]
     ops = op_metrics([h.stats for h in stats.values()], samples=0) or {}
-    pairs = build_requests(convs, reader_cfg, manager)
     answers = make_baseline("bm25").answer([r for r, _ in pairs])
     return {**_qa_scores(answers, pairs),
             "op_accuracy": ops.get("op_accuracy") if ops.get("has_gold_ops") else None,
