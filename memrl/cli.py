@@ -12,6 +12,8 @@ import importlib
 import sys
 
 from memrl import __version__
+from memrl.config import ConfigError
+from memrl.data.io import DataError
 
 # (subcommand, module that registers it, one-line help)
 COMMANDS = [
@@ -41,8 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from memrl.config import ConfigError
-    from memrl.data.io import DataError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -20,6 +20,8 @@ from typing import Any, Sequence, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from memrl.files import atomic_write
+
 T = TypeVar("T")
 
 
@@ -193,7 +195,6 @@ def to_yaml(cfg: Any) -> str:
 
 def save_resolved(cfg: Any, out_dir: str | os.PathLike, name: str = "config.yaml") -> Path:
     """Write the resolved config into a run directory (every run does this)."""
-    from memrl.data.io import atomic_write
 
     path = Path(out_dir) / name
     with atomic_write(path) as f:

@@ -31,6 +31,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memrl.config import as_dict, load_config, save_resolved
+from memrl.data.io import write_json
+from memrl.data_synth.config import SynthConfig
+from memrl.data_synth.synth import run_synthesis
+from memrl.envs.answer.candidates import CandidateBuilder, build_requests
+from memrl.envs.answer.config import AnswerEnvConfig
+from memrl.envs.manager.config import ManagerEnvConfig
+from memrl.eval.evaluate import BankStats
+from memrl.eval.metrics import op_metrics
+from memrl.policies.baselines import bank_builder, make_baseline
+from memrl.policies.llm import LLMAnswerer, LLMManager
+from memrl.protocol.parsing import AnswerParse
+from memrl.rewards.accuracy import exact_match, locomo_f1
+from memrl.train import data as D
+from memrl.train.config import DataConfig, ModelConfig, PPOConfig, TrainConfig
+from memrl.train.trainer import train
+
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -119,8 +136,7 @@ class DemoConfig:
 
 # ---------------------------------------------------------------------------------------------------------
 def _llm(spec_dir: str, role: str, answer_mode: str = "select"):
-    from memrl.policies.backends import SamplingParams, TransformersBackend
-    from memrl.policies.llm import LLMAnswerer, LLMManager
+    from memrl.policies.backends import SamplingParams, TransformersBackend  # deferred: imports torch
 
     backend = TransformersBackend(spec_dir, device="cpu", batch_size=32)
     sampling = SamplingParams(n=1, temperature=0.0, max_tokens=24 if role == "manager" else _answer_tokens(answer_mode))
@@ -142,10 +158,6 @@ def evaluate_manager(manager, convs, env_cfg, reader_cfg) -> dict[str, float]:
     """
     import dataclasses
 
-    from memrl.envs.answer_env import CandidateBuilder
-    from memrl.eval.evaluate import BankStats
-    from memrl.eval.metrics import op_metrics
-    from memrl.policies.baselines import make_baseline
 
     name = str(getattr(manager, "name", type(manager).__name__))
     stats: dict[str, BankStats] = {}
@@ -174,8 +186,6 @@ def evaluate_answerer(answerer, pairs) -> dict[str, float]:
 def best_pick(pairs) -> list:
     """"select" mode's oracle: for each question, the reader's answer from the candidate that scores best
     against the gold (what a perfect picker reaches with this reader and these candidates)."""
-    from memrl.policies.parsing import AnswerParse
-    from memrl.rewards.accuracy import locomo_f1
 
     out = []
     for _, row in pairs:
@@ -187,7 +197,6 @@ def best_pick(pairs) -> list:
 
 def _qa_scores(answers, pairs) -> dict[str, float]:
     """Official LoCoMo F1 and exact match of answers against the gold of their (request, row) pairs."""
-    from memrl.rewards.accuracy import exact_match, locomo_f1
 
     f1 = [locomo_f1(a.answer or "", row["answer"], row.get("category_id")) for a, (_, row) in zip(answers, pairs)]
     em = [exact_match(a.answer or "", row["answer"]) for a, (_, row) in zip(answers, pairs)]
@@ -198,7 +207,6 @@ def finished_stage(tc) -> dict[str, Any] | None:
     """The summary of a finished training run in tc.output_dir made with this very config, else None."""
     from omegaconf import OmegaConf
 
-    from memrl.config import as_dict
 
     out = Path(tc.output_dir)
     summary, saved = out / "summary.json", out / "config.yaml"
@@ -224,18 +232,7 @@ def _mean(xs) -> float:
 def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     import torch
 
-    from memrl.config import save_resolved
-    from memrl.data.io import write_json
-    from memrl.data_synth.config import SynthConfig
-    from memrl.data_synth.synth import run_synthesis
-    from memrl.envs.answer_env import AnswerEnvConfig, build_requests
-    from memrl.envs.manager_env import ManagerEnvConfig
-    from memrl.policies.baselines import make_baseline
-    from memrl.train import data as D
-    from memrl.train.config import DataConfig, ModelConfig, TrainConfig
-    from memrl.train.ppo import PPOConfig
-    from memrl.train.tiny_model import build_tiny_model_dir
-    from memrl.train.trainer import train
+    from memrl.train.tiny_model import build_tiny_model_dir  # deferred: imports torch, transformers
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -268,7 +265,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     # The answer agent's environment (training and evaluation): banks built by `answer_bank`.
     answer_cfg = AnswerEnvConfig(mode=cfg.answer_mode, k_per_speaker=cfg.answer_k, metric="locomo_f1",
                                  order=cfg.answer_order, manager=cfg.answer_bank, bank=reader_cfg.bank)
-    answer_pairs = build_requests(test_convs, answer_cfg)  # every answer agent is scored on these, built once
+    answer_pairs = build_requests(test_convs, answer_cfg, bank_builder(answer_cfg.manager))  # every answer agent is scored on these, built once
 
     # 2. teacher traces (for the tokenizer corpus too)
     teacher_m = D.make_teacher("manager", "noisy_teacher", cfg.teacher_error_rate, cfg.data_seed,
@@ -463,7 +460,6 @@ def add_parser(subparsers) -> None:
 
 
 def main(args) -> int:
-    from memrl.config import load_config
 
     cfg = load_config(DemoConfig, args.config, args.overrides)
     run_demo(cfg)

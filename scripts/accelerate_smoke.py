@@ -54,7 +54,7 @@ def fingerprint(module: torch.nn.Module) -> str:
 def snapshot_rows(seed: int):
     from memrl.data_synth.config import SynthConfig
     from memrl.data_synth.synth import synthesize_conversation
-    from memrl.envs.manager_env import snapshot_dataset
+    from memrl.train.snapshots import snapshot_dataset
 
     cfg = SynthConfig(seed=seed, sessions_per_conversation=[3, 3], turns_per_session=[8, 8]).validate()
     return snapshot_dataset([synthesize_conversation(cfg, i) for i in range(2)])
@@ -64,7 +64,7 @@ class RecordingReward:
     """memrl's manager reward, remembering which snapshot rows it scored (to show each process got its own)."""
 
     def __init__(self):
-        from memrl.envs.manager_env import ManagerSnapshotReward
+        from memrl.train.snapshots import ManagerSnapshotReward
 
         self.inner = ManagerSnapshotReward()
         self.__name__ = "manager_reward"

@@ -8,10 +8,10 @@ from collections import defaultdict
 import pytest
 
 from memrl.data.schema import ABSTAIN_ANSWER, Conversation, GoldOp, Question, Session, Turn
-from memrl.envs import AnswerEnvConfig, ManagerEnvConfig, build_requests, drive
-from memrl.envs.answer_env import AnswerRequest, Candidate
-from memrl.envs.facts import CandidateFact
-from memrl.envs.manager_env import ManagerStep, MemoryView
+from memrl.envs.answer.candidates import build_requests
+from memrl.envs.answer.config import AnswerEnvConfig
+from memrl.envs.manager.config import ManagerEnvConfig
+from memrl.envs.manager.episode import drive_manager
 from memrl.policies.baselines import (
     ANSWER_BASELINES,
     BASELINES,
@@ -24,10 +24,13 @@ from memrl.policies.baselines import (
     NoisyTeacherManager,
     RuleBasedManager,
     RuleBasedTextManager,
+    bank_builder,
     extract_answer,
     make_baseline,
 )
-from memrl.policies.parsing import parse_manager_output
+from memrl.protocol.facts import CandidateFact
+from memrl.protocol.parsing import parse_manager_output
+from memrl.protocol.steps import AnswerRequest, Candidate, ManagerStep, MemoryView
 from memrl.rewards.accuracy import locomo_f1
 
 
@@ -41,7 +44,7 @@ def conv26(conv26_path):
 @pytest.fixture(scope="module")
 def conv26_requests(conv26):
     # Memories: the add-only manager over the turns (LoCoMo has no extracted facts), 30 + 30 per speaker.
-    return build_requests([conv26], AnswerEnvConfig(mode="compact"))
+    return build_requests([conv26], AnswerEnvConfig(mode="compact"), bank_builder())
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,7 @@ def test_extractive_answerers_on_conv26(conv26, conv26_requests):
 
 
 def test_managers_on_conv26(conv26):
-    eps = {m.name: drive([conv26], m, ManagerEnvConfig(probes="none"))[0]
+    eps = {m.name: drive_manager([conv26], m, ManagerEnvConfig(probes="none"))[0]
            for m in (AddOnlyManager(), RuleBasedTextManager(), GoldOpsManager())}
     assert len(eps["add_only"].bank) == conv26.num_turns  # one memory per turn (turn facts)
     assert 0 < len(eps["rule_based_text"].bank) < conv26.num_turns  # some turns updated earlier memories
@@ -144,17 +147,17 @@ def test_rule_based_manager_rules():
 def test_rule_based_with_keys_matches_the_oracle_on_synthetic_data(synth_convs):
     cfg = ManagerEnvConfig(probes="none")
     for name in ("rule_based", "gold_ops"):
-        for ep in drive(synth_convs, make_baseline(name), cfg):
+        for ep in drive_manager(synth_convs, make_baseline(name), cfg):
             assert ep.summary()["op"] == 1.0, name
-    text_only = [ep.summary()["op"] for ep in drive(synth_convs, RuleBasedTextManager(), cfg)]
-    add_only = [ep.summary()["op"] for ep in drive(synth_convs, AddOnlyManager(), cfg)]
+    text_only = [ep.summary()["op"] for ep in drive_manager(synth_convs, RuleBasedTextManager(), cfg)]
+    add_only = [ep.summary()["op"] for ep in drive_manager(synth_convs, AddOnlyManager(), cfg)]
     assert sum(add_only) < sum(text_only) < len(text_only)
 
 
 def test_noisy_teacher_is_deterministic_and_makes_the_listed_mistakes(synth_convs):
     cfg = ManagerEnvConfig(probes="none")
     gold_steps: list[ManagerStep] = []
-    drive(synth_convs, GoldOpsManager(), cfg, score=False, before_apply=lambda ep, st: gold_steps.append(st))
+    drive_manager(synth_convs, GoldOpsManager(), cfg, score=False, before_apply=lambda ep, st: gold_steps.append(st))
     clean = NoisyTeacherManager(0.0, seed=0)
     assert clean.decide(gold_steps) == GoldOpsManager().decide(gold_steps)
     a, b, c = NoisyTeacherManager(0.5, seed=1), NoisyTeacherManager(0.5, seed=1), NoisyTeacherManager(0.5, seed=2)
@@ -164,7 +167,7 @@ def test_noisy_teacher_is_deterministic_and_makes_the_listed_mistakes(synth_conv
     always = NoisyTeacherManager(1.0, seed=0)
     always.decide(gold_steps)
     assert all(v > 0 for v in always.mistakes.values()), always.mistakes
-    eps = drive(synth_convs, NoisyTeacherManager(0.3, seed=0), cfg)
+    eps = drive_manager(synth_convs, NoisyTeacherManager(0.3, seed=0), cfg)
     op_acc = [ep.summary()["op"] for ep in eps]
     assert 0.5 < sum(op_acc) / len(op_acc) < 1.0
 
@@ -202,16 +205,16 @@ def test_llm_policies_run_on_the_tiny_model(tiny_backend):
     conv = hand_conversation()
     sampling = SamplingParams(max_tokens=8)
     manager = LLMManager(tiny_backend, prompt="compact", sampling=sampling)
-    (ep,) = drive([conv], manager, ManagerEnvConfig(probes="none"))
+    (ep,) = drive_manager([conv], manager, ManagerEnvConfig(probes="none"))
     assert ep.done and ep.summary()["steps"] == 2  # untrained output is a scored format failure, not a crash
     steps: list[ManagerStep] = []
-    drive([conv], GoldOpsManager(), ManagerEnvConfig(), score=False, before_apply=lambda e, s: steps.append(s))
+    drive_manager([conv], GoldOpsManager(), ManagerEnvConfig(), score=False, before_apply=lambda e, s: steps.append(s))
     mem_r1 = LLMManager(tiny_backend, prompt="memory_r1", sampling=sampling)
     assert mem_r1.prompts(steps)[0][0]["content"].startswith("You are a smart memory manager")
     texts = manager.decide(steps)
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
 
-    (req, _), = build_requests([conv], AnswerEnvConfig(mode="compact"))
+    (req, _), = build_requests([conv], AnswerEnvConfig(mode="compact"), bank_builder())
     for policy in (LLMAnswerer(tiny_backend, mode="compact", sampling=sampling), LLMPicker(tiny_backend, sampling=sampling)):
         (parse,) = policy.answer([req])
         assert parse.ok in (True, False) and (parse.ok or parse.error)

@@ -53,8 +53,9 @@ def test_manager_op_accuracy_counts_format_failures_as_noops():
     from memrl.data_synth.config import SynthConfig
     from memrl.data_synth.synth import synthesize_conversation
     from memrl.demo import evaluate_manager
-    from memrl.envs.answer_env import AnswerEnvConfig
-    from memrl.envs.manager_env import ManagerEnvConfig, drive
+    from memrl.envs.answer.config import AnswerEnvConfig
+    from memrl.envs.manager.config import ManagerEnvConfig
+    from memrl.envs.manager.episode import drive_manager
     from memrl.policies.baselines import make_baseline
 
     convs = [synthesize_conversation(SynthConfig(seed=5, sessions_per_conversation=[3, 4],
@@ -69,7 +70,7 @@ def test_manager_op_accuracy_counts_format_failures_as_noops():
         def decide(self, steps):
             return ['{"ops": [{"op": "UPD'] * len(steps)
 
-    gold_pairs = [g.op for ep in drive(convs, make_baseline("gold_ops"), env_cfg, score=False)
+    gold_pairs = [g.op for ep in drive_manager(convs, make_baseline("gold_ops"), env_cfg, score=False)
                   for u in ep.plan.units for g in u.gold_ops if g.op != "NOOP" or g.entry]
     noop_share = sum(op == "NOOP" for op in gold_pairs) / len(gold_pairs)
     assert 0.0 < noop_share < 1.0

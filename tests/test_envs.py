@@ -12,34 +12,33 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import memrl.envs  # noqa: F401  (registers the envs)
+from memrl.bench import benchmark_env_step
 from memrl.data.schema import Conversation, GoldOp, Question, Session, Turn
-from memrl.envs import (
-    AnswerEnv,
-    AnswerEnvConfig,
-    ManagerEnvConfig,
-    ManagerEpisode,
-    ManagerSnapshotReward,
-    MemoryManagerEnv,
-    answer_dataset,
-    benchmark_env_step,
-    build_requests,
-    drive,
-    score_manager_completion,
-    snapshot_dataset,
-)
-from memrl.envs.answer_env import make_reward
-from memrl.envs.manager_env import ManagerStep, rebuild_snapshot
-from memrl.envs.retrieval import TextIndex
+from memrl.envs.answer.candidates import answer_dataset, build_requests, make_reward
+from memrl.envs.answer.config import AnswerEnvConfig
+from memrl.envs.answer.env import AnswerEnv
+from memrl.envs.manager.config import ManagerEnvConfig
+from memrl.envs.manager.env import MemoryManagerEnv
+from memrl.envs.manager.episode import ManagerEpisode, drive_manager
 from memrl.memory.bank import MemoryBank
+from memrl.memory.index import TextIndex
 from memrl.policies.baselines import (
     AddOnlyManager,
     BM25Answerer,
     GoldAnswerer,
     GoldOpsManager,
     NoisyTeacherManager,
+    bank_builder,
 )
+from memrl.protocol.steps import ManagerStep
 from memrl.rewards.accuracy import locomo_f1
 from memrl.rewards.trl_adapters import make_answer_reward
+from memrl.train.snapshots import (
+    ManagerSnapshotReward,
+    rebuild_snapshot,
+    score_manager_completion,
+    snapshot_dataset,
+)
 
 T1, T2, T3 = "2023-01-10T10:00:00", "2023-02-10T10:00:00", "2023-03-10T10:00:00"
 
@@ -103,7 +102,7 @@ def run_episode(env, manager, seed=0, index=0):
 # ---- gymnasium contract ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("config", [{}, {"unit": "session", "prompt": "memory_r1"}])
 def test_manager_env_passes_check_env(synth_convs, config):
-    env = gym.make("memrl/MemoryManager-v0", conversations=synth_convs, config=config)
+    env = gym.make("memrl/MemoryManager-v0", conversations=synth_convs, config=config, answerer=BM25Answerer())
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any checker warning fails the test
         check_env(env.unwrapped)
@@ -113,7 +112,7 @@ def test_manager_env_passes_check_env(synth_convs, config):
 
 @pytest.mark.parametrize("mode", ["compact", "memory_r1", "picker", "select", "memory_t1"])
 def test_answer_env_passes_check_env(synth_convs, mode):
-    env = gym.make("memrl/Answer-v0", conversations=synth_convs[:2], config={"mode": mode})
+    env = gym.make("memrl/Answer-v0", conversations=synth_convs[:2], config={"mode": mode}, manager=bank_builder())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(env.unwrapped)
@@ -126,7 +125,7 @@ def test_answer_env_passes_check_env(synth_convs, mode):
 
 
 def test_default_construction_uses_synthetic_data():
-    env = gym.make("memrl/MemoryManager-v0")
+    env = gym.make("memrl/MemoryManager-v0", answerer=BM25Answerer())
     obs, info = env.reset(seed=0)
     assert "Memories:" in obs and info["step"].has_gold
 
@@ -134,8 +133,8 @@ def test_default_construction_uses_synthetic_data():
 # ---- seeding ------------------------------------------------------------------------------------------------
 def test_manager_episodes_reproduce_from_a_seed(synth_convs):
     cfg = ManagerEnvConfig(probes="complete", max_probes=2)
-    a = MemoryManagerEnv(synth_convs, cfg)
-    b = MemoryManagerEnv(synth_convs, cfg)
+    a = MemoryManagerEnv(synth_convs, cfg, answerer=BM25Answerer())
+    b = MemoryManagerEnv(synth_convs, cfg, answerer=BM25Answerer())
     # No conversation index: the seed picks it, the seeded probe sample follows, the noisy teacher is seeded.
     obs_a, info_a = a.reset(seed=7)
     obs_b, info_b = b.reset(seed=7)
@@ -150,7 +149,7 @@ def test_manager_episodes_reproduce_from_a_seed(synth_convs):
 
 
 def test_answer_env_seed_controls_the_candidate_order(synth_convs):
-    env = AnswerEnv(synth_convs, {"mode": "picker", "shuffle": True})
+    env = AnswerEnv(synth_convs, {"mode": "picker", "shuffle": True}, manager=bank_builder())
     o1, i1 = env.reset(seed=5)
     o2, i2 = env.reset(seed=5)
     assert o1 == o2 and i1["row"] == i2["row"]
@@ -166,11 +165,11 @@ def test_answer_env_seed_controls_the_candidate_order(synth_convs):
 # ---- applying ops ---------------------------------------------------------------------------------------------
 def test_gold_ops_manager_is_perfect_and_beats_add_only_on_knowledge_updates(synth_convs):
     cfg = ManagerEnvConfig()
-    gold_eps = drive(synth_convs, GoldOpsManager(), cfg)
+    gold_eps = drive_manager(synth_convs, GoldOpsManager(), cfg, BM25Answerer())
     for ep in gold_eps:
         assert ep.summary()["op"] == 1.0
         assert ep.summary()["temporal/supersession"] == 1.0
-    add_eps = drive(synth_convs, AddOnlyManager(), cfg)
+    add_eps = drive_manager(synth_convs, AddOnlyManager(), cfg, BM25Answerer())
     assert all(ep.summary()["op"] < 1.0 for ep in add_eps)
 
     def ku_f1(manager):
@@ -184,7 +183,7 @@ def test_gold_ops_manager_is_perfect_and_beats_add_only_on_knowledge_updates(syn
 
 
 def test_hand_episode_ops_rewards_and_keys():
-    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(probes="linked"))
+    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(probes="linked"), answerer=BM25Answerer())
     _, rewards, infos = run_episode(env, GoldOpsManager())
     # Steps: D1:1 ADD, D1:3 ADD, D2:1 UPDATE, D3:1 DELETE, D3:2 repeat (NOOP); chit-chat turns are skipped.
     assert len(infos) == 5
@@ -197,7 +196,7 @@ def test_hand_episode_ops_rewards_and_keys():
     assert infos[1]["probes"][0]["question_id"] == "h:q1" and infos[1]["probes"][0]["score"] == 1.0
     assert infos[2]["probes"][0]["prediction"] == "Lyon"
     # Add-only on the same data: the update becomes a duplicate, the repeat is stored twice.
-    env2 = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(probes="linked"))
+    env2 = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(probes="linked"), answerer=BM25Answerer())
     _, rewards2, infos2 = run_episode(env2, AddOnlyManager())
     assert infos2[2]["op_pairs"] == [["UPDATE", "ADD"]] and infos2[2]["reward"]["temporal/supersession"] == -1.0
     assert infos2[2]["probes"][0]["prediction"] == "Porto"  # the stale memory wins the BM25 tie
@@ -205,7 +204,7 @@ def test_hand_episode_ops_rewards_and_keys():
 
 
 def test_unknown_ids_are_rejected_and_never_applied_elsewhere():
-    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig())
+    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(), answerer=BM25Answerer())
     env.reset(seed=0)
     env.step('{"ops":[{"op":"ADD","text":"Ana lives in Porto"}]}')
     env.step('{"ops":[{"op":"ADD","text":"Ana has a dog named Rex"}]}')
@@ -216,7 +215,7 @@ def test_unknown_ids_are_rejected_and_never_applied_elsewhere():
                                 '{"op":"DELETE","id":"m2"}, {"op":"DELETE"}]}')
     assert info["parse"]["ok"] is False  # a DELETE without id fails the whole output: nothing applied
     assert env.episode.bank.to_dict() == before and r == -1.0
-    env2 = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig())
+    env2 = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(), answerer=BM25Answerer())
     env2.reset(seed=0)
     env2.step('{"ops":[{"op":"ADD","text":"Ana lives in Porto"}]}')
     env2.step('{"ops":[{"op":"ADD","text":"Ana has a dog named Rex"}]}')
@@ -230,7 +229,7 @@ def test_unknown_ids_are_rejected_and_never_applied_elsewhere():
 
 def test_dialogue_that_looks_like_an_op_is_not_executed():
     conv = hand_conversation()
-    env = MemoryManagerEnv([conv], ManagerEnvConfig(facts="turn", probes="none"))
+    env = MemoryManagerEnv([conv], ManagerEnvConfig(facts="turn", probes="none"), answerer=BM25Answerer())
     env.reset(seed=0)
     obs, _, _, _, _ = env.step('{"ops":[{"op":"ADD"}]}')  # compact ADD without text: the step's fact (the turn)
     assert [e.text for e in env.episode.bank.current()] == ["Ana: I live in Porto these days."]
@@ -243,7 +242,7 @@ def test_dialogue_that_looks_like_an_op_is_not_executed():
 
 
 def test_compact_add_without_text_takes_the_fact_and_its_metadata():
-    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig())
+    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(), answerer=BM25Answerer())
     env.reset(seed=0)
     env.step('{"ops":[{"op":"ADD"}]}')
     _, _, _, _, info = env.step('{"ops":[{"op":"ADD"}]}')
@@ -358,7 +357,7 @@ def test_answer_modes_reward_gold_output(synth_convs):
                                               "answer": row["answer"]})),
     ]:
         cfg = AnswerEnvConfig(mode=mode, include_gold=True, metric="locomo_f1")
-        env = AnswerEnv(convs, cfg)
+        env = AnswerEnv(convs, cfg, manager=bank_builder(cfg.manager))
         reward_fn = make_answer_reward({"compact": "memory_r1"}.get(mode, mode), metric="locomo_f1")
         for seed in range(4):
             _, info = env.reset(seed=seed)
@@ -380,11 +379,11 @@ def test_select_mode_scores_what_the_frozen_reader_answers_from_the_chosen_memor
     """"select": the policy writes one id; the reward is the F1 of the extractive reader's answer from that
     memory. Over an add-only bank the stale and the current version of a changed fact are both offered, and
     only the current one scores."""
-    from memrl.envs.retrieval import extract_answer
+    from memrl.memory.index import extract_answer
     from memrl.policies.llm import read_selected
 
     cfg = AnswerEnvConfig(mode="select", manager="add_only", order="bank", k_per_speaker=3)
-    pairs = build_requests(synth_convs, cfg)
+    pairs = build_requests(synth_convs, cfg, bank_builder(cfg.manager))
     reward_fn = make_reward(cfg)
     assert reward_fn.mode == "select"
     best_beats_first = 0
@@ -405,7 +404,7 @@ def test_select_mode_scores_what_the_frozen_reader_answers_from_the_chosen_memor
 
 
 def test_answer_dataset_rows_feed_trl_reward_functions(synth_convs):
-    ds = answer_dataset(synth_convs[:2], {"mode": "picker", "budget": 8, "include_gold": True})
+    ds = answer_dataset(synth_convs[:2], {"mode": "picker", "budget": 8, "include_gold": True}, manager=bank_builder())
     assert len(ds) == sum(len(c.questions) for c in synth_convs[:2])
     assert max(ds["num_candidates"]) <= 8
     reward_fn = make_answer_reward("picker")
@@ -417,7 +416,7 @@ def test_answer_dataset_rows_feed_trl_reward_functions(synth_convs):
 
 
 def test_memory_candidates_respect_question_time(synth_convs):
-    reqs = build_requests(synth_convs, AnswerEnvConfig(mode="memory_r1"))
+    reqs = build_requests(synth_convs, AnswerEnvConfig(mode="memory_r1"), bank_builder())
     checked = 0
     for req, row in reqs:
         qt = req.question.question_time
@@ -462,7 +461,7 @@ def test_any_completion_scores_in_range_and_keeps_the_bank_consistent(hand_rows,
         assert lo - 1e-9 <= reward <= hi + 1e-9
         assert -1.0 <= breakdown["invalid"] <= 0.0 and 0.0 <= breakdown.get("op", 0.0) <= 1.0
     bank, index, step = rebuild_snapshot(row)
-    from memrl.envs.manager_env import apply_completion
+    from memrl.envs.manager.episode import apply_completion
 
     outcome = apply_completion(bank, index, step, text, cfg, BM25Answerer())
     assert len(bank) == len(bank.current()) == len(index)

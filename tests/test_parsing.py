@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memrl.memory.ops import Op
-from memrl.policies.parsing import ANSWER_MODES, parse_answer_output, parse_json_lenient, parse_manager_output
+from memrl.protocol.parsing import ANSWER_MODES, parse_answer_output, parse_json_lenient, parse_manager_output
 
 # ---- manager: accepted shapes -----------------------------------------------------------------------------
 MEM0_PAPER_EXAMPLE = """{"memory": [

@@ -9,7 +9,7 @@ import pytest
 from memrl.data.schema import Session, Turn
 from memrl.policies.backends import SamplingParams, render_prompt
 from memrl.policies.judge import LLMJudge, parse_judge_label
-from memrl.policies.prompts import (
+from memrl.protocol.prompts import (
     PROMPTS,
     format_candidates,
     format_memories_compact,

@@ -386,12 +386,14 @@ def test_paraphrase_must_keep_values_dates_and_adversarial_absence():
 # ---- generation-backend paths, on the real tiny model (untrained: they must run and reject its output) -----
 def test_paraphraser_keeps_facts_on_a_real_backend(tiny_model_dir):
     from memrl.data_synth.paraphrase import Paraphraser
+    from memrl.policies.backends import make_backend
 
     cfg = small_cfg("unused", sessions_per_conversation=[2, 2], turns_per_session=[6, 6])
     conv = synthesize_conversation(cfg, 0)
     before = {t.turn_id: t.text for _, t in conv.turns()}
     ops = list(conv.gold_ops)
-    result = Paraphraser(f"transformers:{tiny_model_dir}", batch_size=8, max_tokens=12).paraphrase(conv, seed=1)
+    result = Paraphraser(make_backend(f"transformers:{tiny_model_dir}", batch_size=8), batch_size=8,
+                         max_tokens=12).paraphrase(conv, seed=1)
     assert result["tried"] == sum(t.meta["kind"] == "fact" for _, t in conv.turns()) > 0
     index = conv.turn_index()
     for tid, text in before.items():
@@ -406,9 +408,13 @@ def test_paraphraser_keeps_facts_on_a_real_backend(tiny_model_dir):
 
 
 def test_distill_with_a_generation_reader_and_judge(tiny_model_dir, convs):
+    from memrl.policies.backends import make_backend
+    from memrl.policies.judge import make_judge
+
     c = Conversation.from_dict(json.loads(conversation_line(convs[0])))
     c.questions = c.questions[:2]
-    out, summary = distill([c], reader=f"transformers:{tiny_model_dir}", judge=f"transformers:{tiny_model_dir}")
+    out, summary = distill([c], reader=f"transformers:{tiny_model_dir}", judge=f"transformers:{tiny_model_dir}",
+                           make_backend=make_backend, make_judge=make_judge)
     assert summary["questions"] == 2 and sum(summary["status"].values()) == 2
     assert all(q.meta["loo"]["status"] in ("ok", "reader_failed", "abstention") for q in out[0].questions)
     with pytest.raises(ValueError, match="reader"):

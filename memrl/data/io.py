@@ -8,46 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from memrl.data.schema import Conversation, SchemaError
+from memrl.files import atomic_write, write_json  # noqa: F401 - part of the data IO surface
 
 
 class DataError(ValueError):
     """Malformed input data. The message names the file and the line or record."""
-
-
-@contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w"):
-    """Open a temporary file next to `path`; rename it over `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the result normal permissions
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    with atomic_write(path) as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=False)
-        f.write("\n")
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:

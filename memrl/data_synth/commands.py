@@ -20,6 +20,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from memrl.config import ConfigError, load_config
+from memrl.data.io import DataError, read_conversations, write_conversations
+from memrl.data_synth.config import SynthConfig
+from memrl.data_synth.distill import distill
+from memrl.data_synth.synth import SynthError, run_synthesis
+from memrl.policies.judge import make_judge
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("synth", help="synthesize training data offline; mine minimal evidence",
@@ -56,7 +63,6 @@ def _distill_parser() -> argparse.ArgumentParser:
 
 
 def _read_input(path: str):
-    from memrl.data.io import read_conversations
 
     p = Path(path)
     if p.is_dir() and (p / "hf").is_dir() and not (p / "dataset_dict.json").exists():
@@ -64,16 +70,25 @@ def _read_input(path: str):
     return read_conversations(p)
 
 
+def _llm_factories(args) -> dict:
+    """The generation backend and judge factories distillation needs when a reader or judge is a model spec:
+    the command wires them in, data_synth imports no policy."""
+    out = {}
+    if args.reader != "heuristic" or args.judge:
+        from memrl.policies.backends import make_backend  # deferred: imports torch
+
+        out = {"make_backend": make_backend, "make_judge": make_judge}
+    return out
+
+
 def run_distill(argv: Sequence[str]) -> int:
-    from memrl.data.io import DataError, write_conversations
-    from memrl.data_synth.distill import distill
 
     args = _distill_parser().parse_args(list(argv))
     convs = _read_input(args.input)
     try:
         out, summary = distill(convs, reader=args.reader, threshold=args.threshold, top_k=args.top_k,
                                candidates=args.candidates, executor=args.executor, num_workers=args.num_workers,
-                               judge=args.judge, judge_cache=args.judge_cache)
+                               judge=args.judge, judge_cache=args.judge_cache, **_llm_factories(args))
     except ValueError as e:
         raise DataError(str(e)) from None
     write_conversations(args.output, out)
@@ -85,8 +100,6 @@ def run_distill(argv: Sequence[str]) -> int:
 
 
 def load_synth_config(config_file: str | None, overrides: Sequence[str]):
-    from memrl.config import load_config
-    from memrl.data_synth.config import SynthConfig
 
     return load_config(SynthConfig, config_file, list(overrides))  # calls cfg.validate()
 
@@ -112,12 +125,13 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         else:
             overrides.append(rest[i])
         i += 1
-    from memrl.config import ConfigError
-    from memrl.data_synth.synth import SynthError, run_synthesis
 
     cfg = load_synth_config(config_file, overrides)
+    make_backend = None
+    if cfg.paraphrase:  # the command wires the generation backend in; data_synth itself imports none
+        from memrl.policies.backends import make_backend  # deferred: imports torch
     try:
-        stats = run_synthesis(cfg, log=lambda m: print(m, file=sys.stderr))
+        stats = run_synthesis(cfg, log=lambda m: print(m, file=sys.stderr), make_backend=make_backend)
     except SynthError as e:
         raise ConfigError(str(e)) from None
     print(json.dumps({k: stats[k] for k in ("conversations", "sessions", "turns", "questions",

@@ -19,6 +19,13 @@ DEFAULT_QUESTION_MIX = {
 RUNTIME_FIELDS = ("out", "executor", "num_workers", "ray_address", "overwrite", "shard_size")
 
 
+# Question categories and their LoCoMo-style ids (the questions module generates them; the config's
+# question_mix names them).
+CATEGORY_IDS = {"multi_hop": 1, "temporal": 2, "single_hop": 4, "adversarial": 5, "knowledge_update": 6,
+                "history": 7, "conflict_resolution": 8}
+CATEGORIES = list(CATEGORY_IDS)
+
+
 @dataclass
 class SynthConfig:
     # ---- output and scale --------------------------------------------------------------------------------
@@ -62,8 +69,6 @@ class SynthConfig:
 
     def validate(self) -> SynthConfig:
         """Raise ValueError naming the first invalid knob."""
-        from memrl.data_synth.questions import CATEGORIES
-
         for name in ("num_conversations", "seed", "questions_per_conversation", "paraphrase_batch_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

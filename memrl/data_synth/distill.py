@@ -42,6 +42,10 @@ from typing import Any
 
 from memrl.data.schema import ABSTAIN_ANSWER, Conversation, Question
 from memrl.data_synth.render import format_date, resolve_time_expression
+from memrl.dist import make_executor
+from memrl.memory.bank import MemoryBank, _stem
+from memrl.protocol.generation import GenerationBackend, SamplingParams
+from memrl.rewards.accuracy import locomo_f1
 
 ABSTAIN_MARKERS = ("not mentioned", "no information available")
 
@@ -68,7 +72,6 @@ _DURATION = re.compile(r"\b((?:a|an|one|two|three|four|five|six|seven|eight|nine
 
 
 def _stem_tokens(text: str) -> list[str]:
-    from memrl.memory.bank import _stem  # the bank's cached Porter stemmer: one stemming convention
 
     return [_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOP]
 
@@ -212,10 +215,8 @@ def heuristic_reader(question: str, evidence: Sequence[EvidenceTurn]) -> str:
 class GenerationReader:
     """Any memrl generation backend as a reader: greedy, one short answer line."""
 
-    def __init__(self, spec: str, max_tokens: int = 32):
-        from memrl.policies.backends import SamplingParams, make_backend
-
-        self.backend = make_backend(spec)
+    def __init__(self, backend: GenerationBackend, max_tokens: int = 32):
+        self.backend = backend
         self.params = SamplingParams(n=1, temperature=0.0, max_tokens=max_tokens, stop=["\n"])
 
     def __call__(self, question: str, evidence: Sequence[EvidenceTurn]) -> str:
@@ -227,9 +228,14 @@ class GenerationReader:
         return self.backend.generate([prompt], self.params)[0][0].text.strip()
 
 
-def make_reader(spec: str) -> Reader:
+def make_reader(spec: str, make_backend: Callable[[str], GenerationBackend] | None = None) -> Reader:
+    """"heuristic", or a backend spec read through `make_backend` (passed in: `memrl.policies.backends.make_backend`)."""
     _check_spec(spec, "reader")
-    return heuristic_reader if spec == "heuristic" else GenerationReader(spec)
+    if spec == "heuristic":
+        return heuristic_reader
+    if make_backend is None:
+        raise ValueError(f"reader {spec!r} needs a generation backend factory (make_backend=)")
+    return GenerationReader(make_backend(spec))
 
 
 # ==== leave-one-out ===================================================================================
@@ -242,26 +248,27 @@ Grader = Callable[[str, Question], float]  # (prediction, question with its gold
 
 
 def _score(pred: str, q: Question) -> float:
-    from memrl.rewards.accuracy import locomo_f1
-
     return locomo_f1(pred, q.answer, q.category_id)
 
 
 class JudgeGrader:
     """Mem0's LLM judge as a grader: 1.0 for CORRECT, 0.0 for WRONG or an unparsable verdict."""
 
-    def __init__(self, spec: str, cache_path: str | None = None):
-        from memrl.policies.backends import make_backend
-        from memrl.policies.judge import LLMJudge
-
-        self.judge = LLMJudge(make_backend(spec), cache_path=cache_path)
+    def __init__(self, judge: Any):
+        self.judge = judge  # `judge(questions, golds, answers) -> scores`, e.g. memrl.policies.judge.LLMJudge
 
     def __call__(self, pred: str, q: Question) -> float:
         return self.judge.judge([q.question], [q.answer], [pred])[0] or 0.0
 
 
-def make_grader(judge: str | None = None, judge_cache: str | None = None) -> Grader:
-    return _score if not judge else JudgeGrader(judge, judge_cache)
+def make_grader(judge: str | None = None, judge_cache: str | None = None,
+                make_judge: Callable[[str, str | None], Any] | None = None) -> Grader:
+    """LoCoMo F1, or the LLM judge `make_judge(spec, cache_path)` builds (passed in: `memrl.policies.judge.make_judge`)."""
+    if not judge:
+        return _score
+    if make_judge is None:
+        raise ValueError(f"judge {judge!r} needs a judge factory (make_judge=)")
+    return JudgeGrader(make_judge(judge, judge_cache))
 
 
 def _check_spec(spec: str, what: str) -> None:
@@ -271,7 +278,6 @@ def _check_spec(spec: str, what: str) -> None:
 
 def turn_index_bank(conv: Conversation):
     """A MemoryBank with one entry per turn: the bank's BM25 (bm25s) as a turn retriever."""
-    from memrl.memory.bank import MemoryBank
 
     bank = MemoryBank()
     for s, t in conv.turns():
@@ -332,8 +338,8 @@ def distill_conversation(conv: Conversation, reader: Reader, threshold: float = 
 
 def _distill_task(task: dict[str, Any]) -> list[dict[str, Any]]:
     """Executor task (top-level, picklable): distill a list of conversation dicts."""
-    reader = make_reader(task["reader"])
-    grade = make_grader(task["judge"], task["judge_cache"])
+    reader = make_reader(task["reader"], task.get("make_backend"))
+    grade = make_grader(task["judge"], task["judge_cache"], task.get("make_judge"))
     out = []
     for d in task["conversations"]:
         conv = Conversation.from_dict(d)
@@ -344,10 +350,13 @@ def _distill_task(task: dict[str, Any]) -> list[dict[str, Any]]:
 
 def distill(convs: list[Conversation], reader: str = "heuristic", threshold: float = 0.5, top_k: int = 10,
             candidates: str = "gold", executor: Any = "local", num_workers: int = 1, address: str | None = None,
-            judge: str | None = None, judge_cache: str | None = None) -> tuple[list[Conversation], dict[str, Any]]:
+            judge: str | None = None, judge_cache: str | None = None, make_backend: Callable | None = None,
+            make_judge: Callable | None = None) -> tuple[list[Conversation], dict[str, Any]]:
     """Distill many conversations through memrl.dist (one task per conversation); returns them and a summary.
 
-    `executor` is "local", "ray", or an executor object from memrl.dist.make_executor (left running)."""
+    `executor` is "local", "ray", or an executor object from memrl.dist.make_executor (left running).
+    A model `reader` needs `make_backend` (`memrl.policies.backends.make_backend`), a `judge` needs `make_judge`
+    (`memrl.policies.judge.make_judge`): the caller passes them, data_synth imports no policy."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     if top_k < 1:
@@ -355,13 +364,17 @@ def distill(convs: list[Conversation], reader: str = "heuristic", threshold: flo
     if candidates not in ("gold", "bm25"):
         raise ValueError(f"candidates must be 'gold' or 'bm25', got {candidates!r}")
     _check_spec(reader, "reader")
+    if reader != "heuristic" and make_backend is None:
+        raise ValueError(f"reader {reader!r} needs a generation backend factory (make_backend=)")
     if judge:
         _check_spec(judge, "judge")
-    from memrl.dist import make_executor
+        if make_judge is None:
+            raise ValueError(f"judge {judge!r} needs a judge factory (make_judge=)")
 
     t0 = time.perf_counter()
     tasks = [{"conversations": [c.to_dict()], "reader": reader, "threshold": threshold, "top_k": top_k,
-              "candidates": candidates, "judge": judge, "judge_cache": judge_cache} for c in convs]
+              "candidates": candidates, "judge": judge, "judge_cache": judge_cache,
+              "make_backend": make_backend, "make_judge": make_judge} for c in convs]
     own = isinstance(executor, str)
     ex = make_executor(executor, num_workers=num_workers, address=address) if own else executor
     try:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 from memrl.data.schema import Conversation, GoldOp, Session
 from memrl.data_synth.render import Record
+from memrl.memory.bank import MemoryBank
+from memrl.memory.ops import Op
 
 if TYPE_CHECKING:
     from memrl.memory.bank import MemoryBank
@@ -56,8 +58,6 @@ def replay_gold_ops(conv: Conversation, until: str | None = None, bank=None) -> 
     Stops before the first session whose timestamp is after `until` (a question time), so the bank holds
     what a perfect manager knew when the question was asked. Returns the bank and world key -> bank id.
     """
-    from memrl.memory.bank import MemoryBank  # numpy / bm25s: not needed to synthesize, only to replay
-    from memrl.memory.ops import Op
 
     bank = bank if bank is not None else MemoryBank()
     times = {t.turn_id: s.timestamp for s in conv.sessions for t in s.turns}

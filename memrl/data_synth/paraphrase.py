@@ -19,11 +19,12 @@ byte-identical reruns are guaranteed for template-only data, not for paraphrased
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from memrl.data.schema import Conversation
 from memrl.data_synth.render import resolve_time_expression
+from memrl.protocol.generation import GenerationBackend, SamplingParams
 
 INSTRUCTION = ("Rewrite the chat message below in your own words, as the same person talking casually. Keep every "
                "name, place, number and time expression exactly as written. Reply with the rewritten message "
@@ -59,22 +60,27 @@ def accept_paraphrase(original: str, candidate: str, meta: dict[str, Any], sessi
     return True
 
 
+def paraphrase_backend(spec: str, batch_size: int, make_backend: Callable[..., GenerationBackend]) -> GenerationBackend:
+    """The backend for `spec` from the factory passed in (`memrl.policies.backends.make_backend`): local
+    transformers backends generate `batch_size` prompts per call."""
+    if spec.split(":", 1)[0] in ("transformers", "hf") or ":" not in spec:
+        return make_backend(spec, batch_size=batch_size)
+    return make_backend(spec)
+
+
 class Paraphraser:
-    """Rewrites fact turns of synthesized conversations through `memrl.policies.backends.make_backend(spec)`."""
+    """Rewrites fact turns of synthesized conversations through the generation backend it is given
+    (`paraphrase_backend(spec, ...)` builds one from a spec with the factory the caller passes)."""
 
-    def __init__(self, spec: str, batch_size: int = 16, max_tokens: int = 96, temperature: float = 0.7):
-        from memrl.policies.backends import make_backend
-
-        self.backend = make_backend(spec, batch_size=batch_size) if spec.split(":", 1)[0] in (
-            "transformers", "hf") or ":" not in spec else make_backend(spec)
+    def __init__(self, backend: GenerationBackend, batch_size: int = 16, max_tokens: int = 96,
+                 temperature: float = 0.7):
+        self.backend = backend
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.temperature = temperature
 
     def paraphrase(self, conv: Conversation, seed: int = 0) -> dict[str, int]:
         """Rewrite `conv`'s fact turns in place; returns {"tried": n, "accepted": m}."""
-        from memrl.policies.backends import SamplingParams
-
         forbidden = [kw for q in conv.questions if q.category == "adversarial" for kw in q.meta.get("keywords", [])]
         todo = [(s, t) for s in conv.sessions for t in s.turns if t.meta.get("kind") == "fact"]
         accepted = 0

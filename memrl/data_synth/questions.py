@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass, field
 
 from memrl.data.schema import ABSTAIN_ANSWER, Question, Session
+from memrl.data_synth.config import CATEGORIES, CATEGORY_IDS
 from memrl.data_synth.render import Record, _a, format_date, period
 from memrl.data_synth.world import (
     EVENTS,
@@ -51,9 +52,6 @@ from memrl.data_synth.world import (
     Story,
 )
 
-CATEGORY_IDS = {"multi_hop": 1, "temporal": 2, "single_hop": 4, "adversarial": 5, "knowledge_update": 6,
-                "history": 7, "conflict_resolution": 8}
-CATEGORIES = list(CATEGORY_IDS)
 MAX_PAIRS = 30  # event pairs considered for order / before-after / days-between questions per conversation
 _EVENTS = {e.slug: e for e in EVENTS}
 _PLANS = {p.slug: p for p in PLANS}

@@ -37,9 +37,11 @@ from memrl.data.io import atomic_write, summarize, to_hf_dataset, write_json
 from memrl.data.schema import Conversation
 from memrl.data_synth.config import SynthConfig
 from memrl.data_synth.gold_ops import gold_ops_from_records
+from memrl.data_synth.paraphrase import Paraphraser, paraphrase_backend
 from memrl.data_synth.questions import CATEGORY_IDS, make_questions
 from memrl.data_synth.render import render_dialogue
 from memrl.data_synth.world import plan_story
+from memrl.dist import make_executor
 
 # Bump when a change to the generator changes its output for the same config (recorded in meta and manifest).
 GENERATOR_VERSION = 1
@@ -82,9 +84,8 @@ def synthesize_shard(task: dict[str, Any]) -> dict[str, Any]:
     cfg = SynthConfig(**task["config"])
     paraphraser = None
     if cfg.paraphrase:
-        from memrl.data_synth.paraphrase import Paraphraser
-
-        paraphraser = Paraphraser(cfg.paraphrase, batch_size=cfg.paraphrase_batch_size)
+        backend = paraphrase_backend(cfg.paraphrase, cfg.paraphrase_batch_size, task["make_backend"])
+        paraphraser = Paraphraser(backend, batch_size=cfg.paraphrase_batch_size)
     n = 0
     with atomic_write(task["path"]) as f:
         for i in range(task["start"], task["stop"]):
@@ -132,14 +133,19 @@ def _prepare_shard_dir(cfg: SynthConfig, out: Path) -> None:
 
 
 def make_executor_for(kind: str, num_workers: int, address: str | None = None):
-    from memrl.dist import make_executor
 
     return make_executor(kind, num_workers=num_workers, address=address)
 
 
-def run_synthesis(cfg: SynthConfig, executor=None, log=print) -> dict[str, Any]:
-    """Synthesize (or resume) the dataset `cfg` describes into cfg.out; return its statistics."""
+def run_synthesis(cfg: SynthConfig, executor=None, log=print, make_backend=None) -> dict[str, Any]:
+    """Synthesize (or resume) the dataset `cfg` describes into cfg.out; return its statistics.
+
+    `make_backend` (spec -> generation backend, e.g. `memrl.policies.backends.make_backend`) is needed only with
+    `cfg.paraphrase`; it travels to the workers with each shard task."""
     cfg.validate()
+    if cfg.paraphrase and make_backend is None:
+        raise SynthError(f"paraphrase={cfg.paraphrase!r} needs a generation backend factory: pass "
+                         "run_synthesis(..., make_backend=memrl.policies.backends.make_backend)")
     out = Path(cfg.out)
     _prepare_shard_dir(cfg, out)
     num_shards = (cfg.num_conversations + cfg.shard_size - 1) // cfg.shard_size
@@ -149,7 +155,8 @@ def run_synthesis(cfg: SynthConfig, executor=None, log=print) -> dict[str, Any]:
         path = _shard_path(out, k)
         if not path.exists():
             tasks.append({"config": content, "shard": k, "start": k * cfg.shard_size,
-                          "stop": min(cfg.num_conversations, (k + 1) * cfg.shard_size), "path": str(path)})
+                          "stop": min(cfg.num_conversations, (k + 1) * cfg.shard_size), "path": str(path),
+                          "make_backend": make_backend})
     if log:
         log(f"synth: {num_shards} shards, {num_shards - len(tasks)} already complete, {len(tasks)} to run "
             f"({cfg.executor}, {cfg.num_workers} worker(s))")

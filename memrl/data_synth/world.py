@@ -19,10 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from memrl.data_synth.config import SynthConfig
+from memrl.data_synth.config import SynthConfig
 
 # ---- people -------------------------------------------------------------------------------------------
 # Speakers and third parties (relatives, friends in distractors, unknown people in adversarial questions)

@@ -1,48 +1,31 @@
 """Gymnasium environments: the memory manager (multi-step) and the answer agent / context picker (single step).
 
-Importing this package registers them:
+Importing this package registers them. The frozen answerer of the manager's QA probes and the manager that
+builds the answer environment's banks are passed in (environments never look up a policy):
 
     import gymnasium as gym, memrl.envs
-    env = gym.make("memrl/MemoryManager-v0", conversations=convs, config={"unit": "turn"})
-    env = gym.make("memrl/Answer-v0", conversations=convs, config={"mode": "picker"})
+    from memrl.policies.baselines import BM25Answerer, bank_builder
+    env = gym.make("memrl/MemoryManager-v0", conversations=convs, config={"unit": "turn"}, answerer=BM25Answerer())
+    env = gym.make("memrl/Answer-v0", conversations=convs, config={"mode": "picker"}, manager=bank_builder("auto"))
 
 Observations and actions are text (the prompt; the completion); `info` carries the structured state.
 """
 
 from gymnasium.envs.registration import register, registry
 
-from memrl.envs.answer_env import (
-    AnswerEnv,
-    AnswerEnvConfig,
-    AnswerRequest,
-    Candidate,
-    answer_dataset,
-    build_requests,
-    render_answer_prompt,
-)
-from memrl.envs.facts import CandidateFact, extract_facts
-from memrl.envs.manager_env import (
-    ManagerEnvConfig,
-    ManagerEpisode,
-    ManagerSnapshotReward,
-    ManagerStep,
-    MemoryManagerEnv,
-    MemoryView,
-    benchmark_env_step,
-    drive,
-    render_manager_prompt,
-    score_manager_completion,
-    snapshot_dataset,
-)
+from memrl.envs.answer.candidates import CandidateBuilder, answer_dataset, build_requests
+from memrl.envs.answer.config import AnswerEnvConfig
+from memrl.envs.answer.env import AnswerEnv
+from memrl.envs.manager.config import ManagerEnvConfig
+from memrl.envs.manager.env import MemoryManagerEnv
+from memrl.envs.manager.episode import ManagerEpisode, drive_manager
 
-for _id, _entry in (("memrl/MemoryManager-v0", "memrl.envs.manager_env:MemoryManagerEnv"),
-                    ("memrl/Answer-v0", "memrl.envs.answer_env:AnswerEnv")):
+for _id, _entry in (("memrl/MemoryManager-v0", "memrl.envs.manager.env:MemoryManagerEnv"),
+                    ("memrl/Answer-v0", "memrl.envs.answer.env:AnswerEnv")):
     if _id not in registry:
         register(id=_id, entry_point=_entry)
 
 __all__ = [
-    "AnswerEnv", "AnswerEnvConfig", "AnswerRequest", "Candidate", "CandidateFact", "ManagerEnvConfig",
-    "ManagerEpisode", "ManagerSnapshotReward", "ManagerStep", "MemoryManagerEnv", "MemoryView", "answer_dataset",
-    "benchmark_env_step", "build_requests", "drive", "extract_facts", "render_answer_prompt",
-    "render_manager_prompt", "score_manager_completion", "snapshot_dataset",
+    "AnswerEnv", "AnswerEnvConfig", "CandidateBuilder", "ManagerEnvConfig", "ManagerEpisode", "MemoryManagerEnv",
+    "answer_dataset", "build_requests", "drive_manager",
 ]

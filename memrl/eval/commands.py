@@ -16,6 +16,10 @@ import argparse
 import json
 import sys
 
+from memrl.config import load_config
+from memrl.eval.evaluate import EvalConfig, run_eval
+from memrl.eval.report import compare, fmt, format_protocol, summary_table
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -53,7 +57,6 @@ def _compare_args(argv: list[str]) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> int:
     rest = list(args.args or [])
     if rest and rest[0] == "compare":
-        from memrl.eval.report import compare
 
         c = _compare_args(rest[1:])
         md, _ = compare(c.runs, metric=c.metric, out=c.out, samples=c.samples, level=c.level)
@@ -63,9 +66,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     parsed = _eval_args(rest)
     config = parsed.config or args.config
-    from memrl.config import load_config
-    from memrl.eval.evaluate import EvalConfig, run_eval
-    from memrl.eval.report import format_protocol, summary_table
 
     cfg = load_config(EvalConfig, config, parsed.overrides)
     results = run_eval(cfg)
@@ -75,7 +75,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_protocol(results["protocol"]))
     print()
     print(summary_table(results))
-    from memrl.eval.report import fmt
 
     ops = results.get("ops")
     if ops:

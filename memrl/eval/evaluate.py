@@ -39,9 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from memrl import __version__
-from memrl.config import ConfigError
+from memrl.config import ConfigError, save_resolved
 from memrl.data.io import DataError, read_conversations, write_json, write_jsonl
+from memrl.data.loaders import LOADERS, load, load_locomo
 from memrl.data.schema import Conversation
+from memrl.dist import make_executor
+from memrl.envs.answer.candidates import CandidateBuilder
+from memrl.envs.answer.config import AnswerEnvConfig
+from memrl.envs.manager.config import ManagerEnvConfig
+from memrl.envs.manager.episode import drive_manager
 from memrl.eval.metrics import (
     ALL_METRICS,
     ANSWER_METRICS,
@@ -53,6 +59,14 @@ from memrl.eval.metrics import (
     op_metrics,
     score_answer,
 )
+from memrl.eval.report import write_report
+from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, GoldOpsManager, make_baseline
+from memrl.policies.judge import LLMJudge
+from memrl.policies.llm import LLMAnswerer, LLMManager
+from memrl.protocol.generation import SamplingParams
+from memrl.protocol.prompts import PROMPTS
+from memrl.protocol.steps import ANSWER_PROMPT
+from memrl.rewards.temporal import session_proximity
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +201,6 @@ def load_data(cfg: EvalConfig) -> list[Conversation]:
         fmt = "jsonl" if path.is_dir() or path.suffix == ".jsonl" or cfg.benchmark == "synthetic" else cfg.benchmark
     if fmt == "jsonl":
         return read_conversations(path)
-    from memrl.data.loaders import LOADERS, load
 
     if fmt not in LOADERS:
         raise ConfigError(f"benchmark {cfg.benchmark!r} has no loader ({sorted(LOADERS)}); give common-schema JSONL "
@@ -253,7 +266,6 @@ class PolicyRef:
 
 def _checkpoint_dir(raw: str, role: str, what: str) -> Path:
     """A checkpoint directory from a path that may be a run directory (final_model/, final_model/<role>/)."""
-    from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES
 
     p = Path(raw).expanduser()
     if not p.exists():
@@ -281,7 +293,6 @@ def _weights_fingerprint(p: Path) -> str:
 
 def policy_ref(policy: Any, role: str, cfg: EvalConfig, what: str | None = None) -> PolicyRef:
     """Resolve a policy spec (or object) without loading any model; errors name the spec."""
-    from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES
 
     what = what or ("policy" if role == "answerer" else "manager")
     if not isinstance(policy, str):
@@ -343,12 +354,10 @@ def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
     """The policy object of a reference (baselines fresh per call; checkpoints loaded once per process)."""
     if ref.kind == "object":
         return ref.obj
-    from memrl.policies.baselines import make_baseline
 
     if ref.kind == "baseline":
         return make_baseline(ref.baseline)
-    from memrl.policies.backends import SamplingParams, make_backend
-    from memrl.policies.llm import LLMAnswerer, LLMManager
+    from memrl.policies.backends import make_backend  # deferred: imports torch
 
     key = (ref.role, ref.backend, ref.path, ref.fingerprint, cfg.device, cfg.batch_size, cfg.answer_mode,
            cfg.manager_prompt, cfg.temperature, cfg.max_new_tokens, cfg.manager_max_new_tokens)
@@ -392,7 +401,6 @@ def make_judge(cfg: EvalConfig, out: Path | None):
     if (p / "final_model").is_dir():
         p = p / "final_model"
     from memrl.policies.backends import make_backend  # torch: only once the judge model is known to exist
-    from memrl.policies.judge import LLMJudge
 
     kwargs = {"device": cfg.device, "batch_size": cfg.batch_size} if kind in ("transformers", "hf") else {}
     backend = make_backend(f"{kind}:{p}", **kwargs)
@@ -443,15 +451,12 @@ def _gold_memory_size(conv: Conversation, bank_cfg: Any) -> int | None:
     """Current entries after the gold operations (the reference for a manager's memory size)."""
     if not conv.gold_ops:
         return None
-    from memrl.envs.manager_env import drive
-    from memrl.policies.baselines import GoldOpsManager
 
-    (ep,) = drive([conv], GoldOpsManager(), bank_cfg, score=False)
+    (ep,) = drive_manager([conv], GoldOpsManager(), bank_cfg, score=False)
     return len(ep.bank)
 
 
 def _answer_env_config(cfg: EvalConfig, seed: int):
-    from memrl.envs import AnswerEnvConfig, ManagerEnvConfig
 
     return AnswerEnvConfig(
         mode=cfg.answer_mode, candidates=cfg.candidates, k_per_speaker=cfg.top_k_per_speaker,
@@ -485,9 +490,6 @@ def _history(q, pos, cumulative) -> tuple[int, int | None]:
 
 def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any | None,
               seed: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    from memrl.envs.answer_env import CandidateBuilder
-    from memrl.policies.baselines import make_baseline
-    from memrl.rewards.temporal import session_proximity
 
     acfg = _answer_env_config(cfg, seed)
     source = cfg.source()
@@ -679,7 +681,6 @@ def evaluate(conversations: list[Conversation], answerer: Any, manager: Any = No
         log.info("resuming: %d of %d conversations cached under %s", len(payloads), len(convs), out / "cache")
     if tasks:
         if executor is None:
-            from memrl.dist import make_executor
 
             executor = make_executor(cfg.executor, cfg.num_workers, cfg.ray_address, progress=cfg.progress)
         for task, payload in zip(tasks, executor.map(evaluate_conversation, tasks, desc="eval")):
@@ -773,7 +774,6 @@ def build_protocol(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, convs
                    seeds: list[int], key_field: str, names: dict[str, str], counts: dict[str, int],
                    judge: Any, conv_hashes: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything a reader needs to know to compare a number with another paper's (anchors.md 8)."""
-    from memrl.policies.prompts import PROMPTS
 
     source = cfg.source()
     if source == "memories":
@@ -782,7 +782,6 @@ def build_protocol(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, convs
                 "said; on LoCoMo the raw turns)")
     else:
         bank = f"no memory bank: the answerer reads {source} directly"
-    from memrl.envs.answer_env import ANSWER_PROMPT
 
     answer_prompt = ANSWER_PROMPT[cfg.answer_mode]
     hashes = conv_hashes or {}
@@ -843,8 +842,6 @@ def build_protocol(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, convs
 
 
 def write_outputs(out: Path, results: dict[str, Any], records: list[dict[str, Any]], cfg: EvalConfig) -> None:
-    from memrl.config import save_resolved
-    from memrl.eval.report import write_report
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", results)
@@ -876,7 +873,6 @@ def benchmark_eval_throughput(conversation: Conversation | str | Path, policy: s
     """Questions/s of the evaluation pipeline (bank, retrieval, answering, scoring) on `copies` copies of a
     conversation (10 x LoCoMo conv-26 = 1,990 questions, the size of locomo10), local executor, no files."""
     if not isinstance(conversation, Conversation):
-        from memrl.data.loaders import load_locomo
 
         conversation = load_locomo(conversation)[0]
     base = conversation.to_dict()

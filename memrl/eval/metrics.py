@@ -25,6 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from memrl.memory.ops import OP_TYPES
+from memrl.rewards.accuracy import amem_f1, bleu1, exact_match, locomo_f1, timedial_accuracy
+
 # Answer metrics (0-1) and what each is. `timedial_acc` is Memory-T1's task accuracy floored at 0 (its raw
 # range is [-0.5, 1]: -0.5 for an unparsable timeline); the report states the floor.
 ANSWER_METRICS: dict[str, str] = {
@@ -47,7 +50,6 @@ ALL_METRICS = [*ANSWER_METRICS, JUDGE_METRIC, *EVIDENCE_METRICS]
 
 def score_answer(prediction: str | None, gold: str, category_id: Any, task: Any) -> dict[str, float]:
     """Every answer metric of one prediction (None = no parsable answer = 0 on all of them)."""
-    from memrl.rewards.accuracy import amem_f1, bleu1, exact_match, locomo_f1, timedial_accuracy
 
     if prediction is None:
         return {k: 0.0 for k in ANSWER_METRICS}
@@ -213,7 +215,6 @@ def op_metrics(per_conversation: Sequence[dict[str, Any]], samples: int = 1000,
     stats = [s for s in per_conversation if s]
     if not stats:
         return None
-    from memrl.memory.ops import OP_TYPES
 
     labels = list(OP_TYPES)
     matrix = [[0] * len(labels) for _ in labels]

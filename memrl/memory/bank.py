@@ -18,16 +18,16 @@ Design choices, and why:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
-import functools
-
 import numpy as np
 
+from memrl.data.io import write_json
 from memrl.memory.ops import OP_TYPES, ApplyResult, Op, RejectedOp, normalize_op_name
 
 _STEMMER = None
@@ -447,7 +447,6 @@ class MemoryBank:
         return bank
 
     def save(self, path: str | os.PathLike) -> None:
-        from memrl.data.io import write_json
 
         write_json(path, self.to_dict())
 

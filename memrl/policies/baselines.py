@@ -44,11 +44,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from memrl.data.schema import ABSTAIN_ANSWER
-from memrl.envs.answer_env import AnswerRequest
-from memrl.envs.facts import DELETE_SUFFIX, CandidateFact, normalize_fact_text
-from memrl.envs.manager_env import ManagerStep, MemoryView
-from memrl.envs.retrieval import TextIndex, bm25_rank, extract_answer, strip_speaker, text_tokens
-from memrl.policies.parsing import AnswerParse
+from memrl.memory.index import TextIndex, bm25_rank, extract_answer, strip_speaker, text_tokens
+from memrl.protocol.facts import DELETE_SUFFIX, CandidateFact, normalize_fact_text
+from memrl.protocol.parsing import AnswerParse
+from memrl.protocol.steps import AnswerRequest, ManagerStep, MemoryView
 
 
 def ops_json(ops: list[dict[str, Any]]) -> str:
@@ -338,6 +337,20 @@ ANSWER_BASELINES: dict[str, type] = {
     c.name: c for c in (BM25Answerer, BM25VerbatimAnswerer, FullContextAnswerer, OracleEvidenceAnswerer, GoldAnswerer, AbstainAnswerer)
 }
 BASELINES: dict[str, type] = {**MANAGER_BASELINES, **ANSWER_BASELINES}
+
+
+def bank_builder(name: str = "auto"):
+    """The manager that writes a conversation's bank, by baseline name, as a function of the conversation (what
+    `memrl.envs.answer.candidates.CandidateBuilder` takes): "auto" replays the gold ops on conversations that
+    have them, else adds everything."""
+
+    def build(conv) -> Any:
+        resolved = name
+        if resolved == "auto":
+            resolved = "gold_ops" if conv.gold_ops else "add_only"
+        return make_baseline(resolved)
+
+    return build
 
 
 def make_baseline(name: str, **kwargs: Any):

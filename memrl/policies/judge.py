@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from memrl.policies.backends import GenerationBackend, SamplingParams
-from memrl.policies.prompts import PROMPTS
+from memrl.protocol.generation import GenerationBackend, SamplingParams
+from memrl.protocol.prompts import PROMPTS
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +159,10 @@ class LLMJudge:
                     continue
                 if version == self.prompt_version:
                     self.cache[key] = r
+
+
+def make_judge(spec: str, cache_path: str | None = None) -> LLMJudge:
+    """Mem0's judge on the generation backend `spec` (what `memrl synth distill judge=SPEC` runs)."""
+    from memrl.policies.backends import make_backend  # deferred: imports torch
+
+    return LLMJudge(make_backend(spec), cache_path=cache_path)

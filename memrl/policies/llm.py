@@ -15,17 +15,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from memrl.envs.answer_env import PARSER_MODE, AnswerRequest, render_answer_prompt
-from memrl.envs.manager_env import MANAGER_PROMPTS, ManagerStep, render_manager_prompt
-from memrl.envs.retrieval import extract_answer
-from memrl.policies.parsing import AnswerParse, parse_answer_output
+from memrl.memory.index import extract_answer
+from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, make_baseline
+from memrl.protocol.generation import SamplingParams
+from memrl.protocol.parsing import AnswerParse, parse_answer_output
+from memrl.protocol.steps import (
+    MANAGER_PROMPTS,
+    PARSER_MODE,
+    AnswerRequest,
+    ManagerStep,
+    render_answer_prompt,
+    render_manager_prompt,
+)
 
 if TYPE_CHECKING:  # backends import torch; keep `import memrl.policies.llm` light
     from memrl.policies.backends import Generation, GenerationBackend, SamplingParams
 
 
 def _default_sampling(max_tokens: int) -> SamplingParams:
-    from memrl.policies.backends import SamplingParams
 
     return SamplingParams(temperature=0.0, max_tokens=max_tokens)
 
@@ -107,7 +114,6 @@ def make_policy(spec: str, role: str, **kwargs: Any):
     """A policy from a name or a backend spec: a baseline name ("bm25", "rule_based", ...) or
     "transformers:PATH" / "vllm:PATH" / a checkpoint directory, as a manager or an answerer (`role`).
     kwargs go to the LLM policy (prompt / mode / sampling)."""
-    from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, make_baseline
 
     if role not in ("manager", "answerer", "picker"):
         raise ValueError(f"role must be 'manager', 'answerer' or 'picker', got {role!r}")
@@ -116,7 +122,7 @@ def make_policy(spec: str, role: str, **kwargs: Any):
         return make_baseline(spec)
     if spec in MANAGER_BASELINES or spec in ANSWER_BASELINES:
         raise ValueError(f"baseline {spec!r} is not a {role}")
-    from memrl.policies.backends import make_backend
+    from memrl.policies.backends import make_backend  # deferred: imports torch
 
     backend = make_backend(spec)
     if role == "manager":

@@ -18,21 +18,6 @@ Mem-alpha compression), `composite` (weighted sums and the Memory-T1 / Memory-R1
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-
-# Defined before the submodule imports below because they import it from here.
-@dataclass
-class RewardResult:
-    """A reward value with the named parts it was computed from (for logs and env `info`)."""
-
-    value: float
-    breakdown: dict[str, float] = field(default_factory=dict)
-
-    def __float__(self) -> float:
-        return float(self.value)
-
-
 from memrl.rewards.accuracy import (
     METRICS,
     accuracy,
@@ -45,6 +30,7 @@ from memrl.rewards.accuracy import (
     timedial_accuracy,
     token_f1,
 )
+from memrl.rewards.base import RewardResult
 from memrl.rewards.composite import (
     PRESETS,
     CompositeReward,

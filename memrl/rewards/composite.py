@@ -16,7 +16,7 @@ Presets (`PRESETS[mode]`):
 - "plain": accuracy of the whole completion. Range [0, 1].
 
 The mode functions take a parse result by duck typing (`ok`, `answer`, `selected_ids`: the fields of
-`memrl.policies.parsing.AnswerParse`), so this module does not import the policies layer.
+`memrl.protocol.parsing.AnswerParse`), so this module does not import the policies layer.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memrl.rewards import RewardResult
+from memrl.protocol.parsing import normalize_session_id
 from memrl.rewards.accuracy import accuracy
-from memrl.rewards.evidence import id_prf, normalize_session_id, picker_coverage_reward, set_match
+from memrl.rewards.base import RewardResult
+from memrl.rewards.evidence import id_prf, picker_coverage_reward, set_match
 from memrl.rewards.temporal import temporal_consistency
 
 

@@ -12,11 +12,10 @@ Ids are compared as stripped strings; callers normalize their id forms first (th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from memrl.rewards import RewardResult
+from memrl.rewards.base import RewardResult
 
 
 def _ids(ids: Iterable[Any] | None) -> list[str]:
@@ -89,18 +88,3 @@ def picker_coverage_reward(
         value,
         {"valid": 1.0, "coverage": coverage, "extra": float(extra), "within_margin": float(within)},
     )
-
-
-_SESSION_NUM = re.compile(r"session_(\d+)", re.IGNORECASE)
-_SHORT_SESSION = re.compile(r"^[<\[(]?\s*[Ss](\d+)\s*[>\])]?$")
-
-
-def normalize_session_id(x: Any) -> str | None:
-    """"<session_3>", "session_3", "Session_3 (May 8)", "S3" -> "session_3"; None if no session number.
-
-    Memory-T1 keeps the first `session_\\d+` match of each selected item and drops the rest; "S3" is
-    LoCoMo's short form.
-    """
-    s = str(x).strip()
-    m = _SESSION_NUM.search(s) or _SHORT_SESSION.match(s)
-    return f"session_{m.group(1).lstrip('0') or '0'}" if m else None

@@ -45,7 +45,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from memrl.rewards import RewardResult
+from memrl.memory.ops import normalize_op_name
+from memrl.rewards.base import RewardResult
 
 # The dates Memory-T1's reward substitutes for an `unknown` range start / end.
 MEMORY_T1_UNKNOWN_DEFAULTS = ("2020-01-01", "2025-08-01")
@@ -408,7 +409,6 @@ def _text_f1(a: Any, b: Any) -> float:
 
 
 def _op_name(x: Any) -> str:
-    from memrl.memory.ops import normalize_op_name
 
     return normalize_op_name(_get(x, "op", "event", default="")) or ""
 

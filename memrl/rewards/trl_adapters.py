@@ -27,7 +27,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memrl.rewards import RewardResult
+from memrl.protocol.parsing import parse_answer_output, parse_manager_output
+from memrl.rewards.base import RewardResult
 from memrl.rewards.composite import (
     PRESETS,
     context_picker_reward,
@@ -109,7 +110,6 @@ class AnswerReward:
     # -- one sample --------------------------------------------------------------------------------------
     def score(self, completion: Any, row: Mapping[str, Any]) -> RewardResult | None:
         """The full reward with breakdown for one completion and its dataset row; None if it does not apply."""
-        from memrl.policies.parsing import parse_answer_output  # the policies layer sits above rewards
 
         parse = parse_answer_output(completion_text(completion), self.mode)
         common = {"weights": self.weights, "parse_failure": self.parse_failure}
@@ -200,7 +200,6 @@ class ManagerFormatReward:
 
     def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None,
                  **columns: Any) -> list[float | None]:
-        from memrl.policies.parsing import parse_manager_output
 
         return [0.0 if parse_manager_output(completion_text(c)).ok else self.penalty for c in completions or []]
 

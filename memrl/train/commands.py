@@ -24,6 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memrl.config import ConfigError, load_config
+from memrl.train import schedules
+from memrl.train import trainer as T
+from memrl.train.config import TrainConfig
+from memrl.train.episodes import EpisodeReward, make_env_factory, make_episode_rollout
+from memrl.train.run import CheckpointError, prepare_resume, resuming
+from memrl.train.trainer import train
+
 if TYPE_CHECKING:
     from memrl.train.config import TrainConfig
 
@@ -45,8 +53,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def load_recipe(config: str, overrides: Sequence[str] = (), answer_config: str | None = None
                 ) -> tuple[TrainConfig, TrainConfig | None]:
     """(config, answer config or None). The answer config exists for schedule.kind alternate / joint."""
-    from memrl.config import ConfigError, load_config
-    from memrl.train.config import TrainConfig
 
     mine = [o for o in overrides if not o.startswith("answer.")]
     theirs = [o[len("answer."):] for o in overrides if o.startswith("answer.")]
@@ -78,14 +84,12 @@ def load_recipe(config: str, overrides: Sequence[str] = (), answer_config: str |
 def run_recipe(cfg: TrainConfig, answer: TrainConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Dispatch on schedule.kind (after preparing every run directory for resume, when resuming)."""
     for c in (cfg, answer):
-        if c is not None and c.resume and c.resume.lower() not in ("false", "no", "0"):
+        if c is not None and resuming(c.resume):
             prepare_resume(c)
     kind = cfg.schedule.kind
     if kind == "none":
-        from memrl.train.trainer import train
 
         return train(cfg, progress=progress)
-    from memrl.train import schedules
 
     if kind == "two_stage":
         return schedules.run_two_stage(cfg, progress=progress)
@@ -95,68 +99,10 @@ def run_recipe(cfg: TrainConfig, answer: TrainConfig | None = None, progress: bo
     return schedules.run_joint(cfg, answer, progress=progress)
 
 
-def set_aside_torn_checkpoints(out: Path) -> list[Path]:
-    """Rename checkpoints cut by a kill during a TRL save (no trainer_state.json: transformers writes it last)
-    to checkpoint-N.incomplete, so that resume continues from the newest complete checkpoint."""
-    moved = []
-    for ck in sorted(out.glob("checkpoint-*")):
-        if ck.is_dir() and ck.name.split("-")[-1].isdigit() and not (ck / "trainer_state.json").exists():
-            target = ck.with_name(ck.name + ".incomplete")
-            if target.exists():
-                import shutil
-
-                shutil.rmtree(target)
-            ck.rename(target)
-            moved.append(target)
-    return moved
-
-
-def prepare_resume(cfg: TrainConfig) -> None:
-    """Before resuming, in the run directory and in every run directory below it (schedules): set torn
-    checkpoints aside, and drop the metrics.jsonl lines logged after the checkpoint the run will resume
-    from (the run went on before it was killed; those steps will be logged again, once)."""
-    from memrl.train.ppo import latest_checkpoint
-    from memrl.train.run import MetricsLog
-
-    out = Path(cfg.output_dir)
-    if not out.exists():
-        return
-    explicit = cfg.resume.lower() not in ("true", "yes", "1", "latest")
-    for d in sorted({out} | {p.parent for p in out.rglob("checkpoint-*")}):
-        set_aside_torn_checkpoints(d)
-        log = MetricsLog(d / "metrics.jsonl", resume=True)
-        logged = [int(r["step"]) for r in log.read() if "step" in r]
-        if not logged or _finished_at(d) >= max(logged):
-            continue  # nothing logged, or a finished run (PPO does not checkpoint its last iteration)
-        ck = Path(cfg.resume) if explicit and d == out else latest_checkpoint(d)
-        step = _checkpoint_step(ck) if ck is not None else 0
-        if step is not None:
-            log.truncate_after(step)
-
-
-def _finished_at(run_dir: Path) -> int:
-    try:
-        return int(json.loads((run_dir / "summary.json").read_text())["steps"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return -1
-
-
-def _checkpoint_step(ck: Path) -> int | None:
-    tail = ck.name.split("-")[-1]
-    if tail.isdigit():
-        return int(tail)
-    try:  # TRL checkpoints record global_step, memrl's PPO its iteration
-        state = json.loads((ck / "trainer_state.json").read_text())
-        return int(state.get("global_step", state.get("iteration")))
-    except (OSError, ValueError, TypeError):
-        return None
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Dry run: everything `train` builds before its first step
 def build_trainer(cfg: TrainConfig, out: Path) -> Any:
     """The trainer object `train(cfg)` would run (same data, model, rewards and arguments), untrained."""
-    from memrl.train import trainer as T
 
     rows, reward_funcs = T.build_rows(cfg)
     corpus = rows if cfg.algo == "sft" else [{"prompt": r["prompt"], "completion": []} for r in rows]
@@ -176,7 +122,6 @@ def build_trainer(cfg: TrainConfig, out: Path) -> Any:
 
         rollout_func = None
         if episode:
-            from memrl.train.episodes import EpisodeReward, make_episode_rollout
 
             rows, rollout_func = make_episode_rollout(cfg)
             reward_funcs = [EpisodeReward()]
@@ -186,11 +131,10 @@ def build_trainer(cfg: TrainConfig, out: Path) -> Any:
                           **cfg.trl)
         return GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=rows, processing_class=tok,
                            peft_config=T.peft_config(cfg), rollout_func=rollout_func)
-    from memrl.train.ppo import EnvRollouts, PPOTrainer, RowRollouts
+    from memrl.train.ppo import EnvRollouts, PPOTrainer, RowRollouts  # deferred: imports torch
 
     p = T.ppo_config(cfg)  # the very config train(cfg) runs with
     if episode:
-        from memrl.train.episodes import make_env_factory
 
         rollouts = EnvRollouts(make_env_factory(cfg))
     else:
@@ -247,7 +191,6 @@ def dry_run(cfg: TrainConfig, answer: TrainConfig | None = None) -> dict[str, An
 
 # ---------------------------------------------------------------------------------------------------------
 def main(args: argparse.Namespace) -> int:
-    from memrl.train.ppo import CheckpointError
 
     cfg, answer = load_recipe(args.config, args.overrides, args.answer_config)
     try:

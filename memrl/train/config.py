@@ -9,12 +9,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from memrl.envs.answer_env import AnswerEnvConfig
-from memrl.envs.manager_env import ManagerEnvConfig
-from memrl.train.ppo import PPOConfig
+from memrl.envs.answer.config import AnswerEnvConfig
+from memrl.envs.manager.config import ManagerEnvConfig
 
 ALGOS = ("sft", "grpo", "ppo")
 ROLES = ("manager", "answer")
+
+
+# PPO's knobs (memrl.train.ppo), here so that reading a config does not import torch.
+@dataclass
+class PPOConfig:
+    # --- schedule ---
+    total_iterations: int = 50  # PPO iterations (one rollout batch + its update epochs each)
+    batch_size: int = 16  # completions per iteration (single-step) / episodes per iteration (multi-step)
+    ppo_epochs: int = 2  # passes over each rollout batch
+    minibatch_size: int = 8  # completions (steps) per gradient step
+    # --- optimisation ---
+    learning_rate: float = 1e-6  # actor lr; Memory-R1 uses 1e-6 on 3B-8B models, tiny models need ~1e-3
+    critic_learning_rate: float = 1e-5  # critic lr; Memory-R1: 1e-5
+    max_grad_norm: float = 1.0
+    # --- PPO objective ---
+    clip_range: float = 0.2  # policy ratio clip (Schulman et al. 2017)
+    clip_range_value: float = 0.2  # value clip around the rollout values
+    vf_coef: float = 0.5  # weight of the value loss in the critic's objective
+    gamma: float = 1.0  # discount per token; 1.0 is the RLHF default
+    lam: float = 0.95  # GAE lambda (Schulman et al. 2016)
+    kl_coef: float = 0.05  # per-token KL penalty to the frozen reference (k1 estimator)
+    whiten_advantages: bool = True
+    # --- sampling ---
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 32
+    # --- critic ---
+    critic: str = "separate"  # "separate": own backbone copy + value head; "shared": head on the policy trunk
+    # --- bookkeeping ---
+    seed: int = 0
+    save_every: int = 0  # iterations between checkpoints (0: only at the end)
+    log_every: int = 1
 
 
 @dataclass

@@ -16,6 +16,12 @@ from typing import Any, Sequence
 
 from memrl.data.io import DataError, read_conversations
 from memrl.data.schema import Conversation
+from memrl.envs.answer.candidates import answer_dataset, build_requests
+from memrl.envs.manager.episode import ManagerEpisode
+from memrl.policies.baselines import bank_builder, make_baseline
+from memrl.policies.llm import make_policy
+from memrl.protocol.steps import render_answer_prompt, render_manager_prompt
+from memrl.train.snapshots import snapshot_dataset
 
 
 def load_split(path: str, split: str, max_conversations: int = 0) -> list[Conversation]:
@@ -55,8 +61,6 @@ def shorten_ops(completion: str, step) -> str:
 
 def make_teacher(role: str, spec: str, error_rate: float = 0.3, seed: int = 0, wrong_id_share: float = 0.5,
                  **policy_kwargs):
-    from memrl.policies.baselines import make_baseline
-    from memrl.policies.llm import make_policy
 
     if spec == "noisy_teacher":
         return make_baseline("noisy_teacher", error_rate=error_rate, seed=seed, wrong_id_share=wrong_id_share)
@@ -65,7 +69,6 @@ def make_teacher(role: str, spec: str, error_rate: float = 0.3, seed: int = 0, w
 
 def manager_sft_rows(convs: Sequence[Conversation], env_cfg, teacher, short_ops: bool = True) -> list[dict]:
     """The teacher drives each conversation; every step becomes (prompt, teacher completion)."""
-    from memrl.envs.manager_env import ManagerEpisode, render_manager_prompt
 
     rows = []
     for conv in convs:
@@ -97,9 +100,8 @@ def answer_text(parse, mode: str) -> str:
 
 
 def answer_sft_rows(convs: Sequence[Conversation], env_cfg, teacher, manager=None) -> list[dict]:
-    from memrl.envs.answer_env import build_requests, render_answer_prompt
 
-    pairs = build_requests(convs, env_cfg, manager)
+    pairs = build_requests(convs, env_cfg, manager if manager is not None else bank_builder(env_cfg.manager))
     parses = teacher.answer([r for r, _ in pairs])
     return [{"prompt": render_answer_prompt(r, env_cfg.mode),
              "completion": [{"role": "assistant", "content": answer_text(p, env_cfg.mode)}]}
@@ -113,7 +115,6 @@ def manager_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager
     DELETE). Most steps are plain ADDs or NOOPs that an SFT start already gets right, so their GRPO groups
     have zero reward variance and teach nothing; the changes are where the manager's decisions matter
     (the knowledge-update and conflict questions depend on them). 0 keeps the natural mix."""
-    from memrl.envs.manager_env import snapshot_dataset
 
     ds = snapshot_dataset(convs, env_cfg, manager=manager, seed=seed)
     if focus > 0 and len(ds):
@@ -130,9 +131,8 @@ def manager_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager
 
 
 def answer_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager=None):
-    from memrl.envs.answer_env import answer_dataset
 
-    ds = answer_dataset(convs, env_cfg, manager=manager)
+    ds = answer_dataset(convs, env_cfg, manager=manager if manager is not None else bank_builder(env_cfg.manager))
     return _cap(ds, max_rows, seed)
 
 

@@ -36,15 +36,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from memrl.envs.manager_env import (
-    ManagerEnvConfig,
-    ManagerEpisode,
-    MemoryManagerEnv,
-    as_manager_config,
-    drive,
-    messages_text,
-    plan_episode,
+from memrl.envs.manager.config import ManagerEnvConfig, as_manager_config
+from memrl.envs.manager.env import MemoryManagerEnv
+from memrl.envs.manager.episode import ManagerEpisode, drive_manager, plan_episode
+from memrl.policies.baselines import (
+    ANSWER_BASELINES,
+    MANAGER_BASELINES,
+    AddOnlyManager,
+    BM25Answerer,
+    GoldOpsManager,
+    bank_builder,
+    make_baseline,
 )
+from memrl.policies.llm import make_policy
+from memrl.protocol.generation import SamplingParams
+from memrl.protocol.steps import messages_text
+from memrl.train.data import load_split
 
 if TYPE_CHECKING:
     from memrl.data.schema import Conversation
@@ -66,17 +73,14 @@ def episode_steps(cfg: Any) -> int:
 # ---------------------------------------------------------------------------------------------------------
 # Partners: the frozen answer agent that scores the manager's probes, the manager that builds answer banks
 def probe_answerer(cfg: Any):
-    """The answerer for the manager's QA probes: `cfg.probe_answerer` ("" = the environment's BM25 default;
+    """The answerer for the manager's QA probes: `cfg.probe_answerer` ("" = the BM25 extractive answerer;
     a baseline name; or a backend spec / checkpoint directory, read greedily as an LLMAnswerer)."""
     spec = str(getattr(cfg, "probe_answerer", "") or "")
     if not spec:
-        return None
-    from memrl.policies.baselines import ANSWER_BASELINES, make_baseline
+        return BM25Answerer()
 
     if spec in ANSWER_BASELINES:
         return make_baseline(spec)
-    from memrl.policies.backends import SamplingParams
-    from memrl.policies.llm import make_policy
 
     mode = cfg.answer_env.mode if cfg.answer_env.mode != "picker" else "compact"  # a picker gives no answer
     return make_policy(_backend_spec(spec), "answerer", mode=mode,
@@ -85,14 +89,10 @@ def probe_answerer(cfg: Any):
 
 def bank_manager(cfg: Any):
     """The manager that builds the answer agent's banks: `cfg.answer_env.manager` when it names an LLM
-    (backend spec or checkpoint directory); None for baseline names, which `CandidateBuilder` handles."""
+    (backend spec or checkpoint directory); for baseline names, `bank_builder(name)`."""
     spec = str(cfg.answer_env.manager or "auto")
-    from memrl.policies.baselines import MANAGER_BASELINES
-
     if spec == "auto" or spec in MANAGER_BASELINES:
-        return None
-    from memrl.policies.backends import SamplingParams
-    from memrl.policies.llm import make_policy
+        return bank_builder(spec)
 
     return make_policy(_backend_spec(spec), "manager", prompt=cfg.answer_env.bank.prompt,
                        sampling=SamplingParams(temperature=0.0, max_tokens=BANK_MANAGER_MAX_TOKENS))
@@ -152,7 +152,6 @@ class EpisodeWindows:
 
     def _start_states(self, ci: int) -> dict[int, tuple[Any, Any, int]]:
         if ci not in self._starts:
-            from memrl.policies.baselines import AddOnlyManager, GoldOpsManager
 
             conv = self.conversations[ci]
             snaps: dict[int, tuple[Any, Any, int]] = {}
@@ -162,7 +161,7 @@ class EpisodeWindows:
                     snaps[step.index] = (ep.bank.copy(), ep.index.fork(), ep.facts_seen)
 
             ref = GoldOpsManager() if conv.gold_ops else AddOnlyManager()
-            drive([conv], ref, self.config, score=False, before_apply=keep, seed=self.seed)
+            drive_manager([conv], ref, self.config, score=False, before_apply=keep, seed=self.seed)
             self._starts[ci] = snaps
         return self._starts[ci]
 
@@ -176,7 +175,6 @@ class EpisodeWindows:
 
 
 def _windows_for(cfg: TrainConfig, answerer: Any = None) -> EpisodeWindows:
-    from memrl.train.data import load_split
 
     convs = load_split(cfg.data.path, cfg.data.train_split, cfg.data.max_conversations)
     env_cfg = as_manager_config(cfg.manager_env)
@@ -324,7 +322,7 @@ class EpisodeRollout:
         eps = [self.windows.episode(w) for w in wins]
         n = len(wins)
         heads = [ep.observe().messages for ep in eps]
-        from memrl.policies.backends import render_prompt
+        from memrl.policies.backends import render_prompt  # deferred: imports torch
 
         prompt_ids = [render_prompt(tok, h, f"window {w}") for h, w in zip(heads, wins)]
         completion: list[list[int]] = [[] for _ in range(n)]

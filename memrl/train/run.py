@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -113,3 +114,100 @@ def write_model_card(model_dir: str | os.PathLike, *, algo: str, role: str, base
     path = Path(model_dir) / "README.md"
     path.write_text("\n".join(lines))
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Resume: the one reading of `resume` ("" / false / no / 0: off; true / yes / 1 / latest: the newest complete
+# checkpoint of the run directory; anything else: a checkpoint path), and the run-directory repairs before it.
+RESUME_OFF = ("", "false", "no", "0")
+RESUME_LATEST = ("true", "yes", "1", "latest")
+
+
+def resuming(resume: str | None) -> bool:
+    """Whether a run's `resume` setting asks to resume at all."""
+    return str(resume or "").lower() not in RESUME_OFF
+
+
+def resume_checkpoint(resume: str | None) -> Path | None:
+    """The checkpoint path `resume` names explicitly; None when it is off or means "latest"."""
+    if not resuming(resume) or str(resume).lower() in RESUME_LATEST:
+        return None
+    return Path(str(resume))
+
+
+def resume_path(resume: str | None, out: Path) -> str | None:
+    """The checkpoint a run with this `resume` setting continues from (None: start fresh)."""
+    if not resuming(resume):
+        return None
+    explicit = resume_checkpoint(resume)
+    if explicit is None:
+        ck = latest_checkpoint(out)
+        return str(ck) if ck else None
+    if not explicit.exists():
+        raise CheckpointError(f"resume: checkpoint {explicit} does not exist")
+    return str(explicit)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be loaded; the message names the bad file."""
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    out = Path(output_dir)
+    # A kill during a save can leave a directory without trainer_state.json: never resume from that.
+    cks = sorted((p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+                  and (p / "trainer_state.json").exists()),
+                 key=lambda p: int(p.name.split("-")[-1]))
+    return cks[-1] if cks else None
+
+
+def set_aside_torn_checkpoints(out: Path) -> list[Path]:
+    """Rename checkpoints cut by a kill during a TRL save (no trainer_state.json: transformers writes it last)
+    to checkpoint-N.incomplete, so that resume continues from the newest complete checkpoint."""
+    moved = []
+    for ck in sorted(out.glob("checkpoint-*")):
+        if ck.is_dir() and ck.name.split("-")[-1].isdigit() and not (ck / "trainer_state.json").exists():
+            target = ck.with_name(ck.name + ".incomplete")
+            if target.exists():
+                shutil.rmtree(target)
+            ck.rename(target)
+            moved.append(target)
+    return moved
+
+
+def prepare_resume(cfg: Any) -> None:
+    """Before resuming, in the run directory and in every run directory below it (schedules): set torn
+    checkpoints aside, and drop the metrics.jsonl lines logged after the checkpoint the run will resume
+    from (the run went on before it was killed; those steps will be logged again, once)."""
+    out = Path(cfg.output_dir)
+    if not out.exists():
+        return
+    explicit = resume_checkpoint(cfg.resume) is not None
+    for d in sorted({out} | {p.parent for p in out.rglob("checkpoint-*")}):
+        set_aside_torn_checkpoints(d)
+        log = MetricsLog(d / "metrics.jsonl", resume=True)
+        logged = [int(r["step"]) for r in log.read() if "step" in r]
+        if not logged or _finished_at(d) >= max(logged):
+            continue  # nothing logged, or a finished run (PPO does not checkpoint its last iteration)
+        ck = Path(cfg.resume) if explicit and d == out else latest_checkpoint(d)
+        step = _checkpoint_step(ck) if ck is not None else 0
+        if step is not None:
+            log.truncate_after(step)
+
+
+def _finished_at(run_dir: Path) -> int:
+    try:
+        return int(json.loads((run_dir / "summary.json").read_text())["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+def _checkpoint_step(ck: Path) -> int | None:
+    tail = ck.name.split("-")[-1]
+    if tail.isdigit():
+        return int(tail)
+    try:  # TRL checkpoints record global_step, memrl's PPO its iteration
+        state = json.loads((ck / "trainer_state.json").read_text())
+        return int(state.get("global_step", state.get("iteration")))
+    except (OSError, ValueError, TypeError):
+        return None

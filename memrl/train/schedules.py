@@ -23,17 +23,18 @@ with `resume=true`, skips the parts whose summary already exists and resumes the
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import inspect
 import json
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memrl.config import ConfigError
+from memrl.data.io import write_json
+from memrl.train.run import MetricsLog, resuming
+from memrl.train.trainer import train
 
 if TYPE_CHECKING:
     from memrl.train.config import TrainConfig
@@ -89,7 +90,6 @@ def plateau_callback(patience: int, key: str = "reward", window: int = 5):
 
 
 def _train(cfg: TrainConfig, callbacks: list | None = None) -> dict[str, Any]:
-    from memrl.train.trainer import train
 
     if callbacks:
         if "callbacks" not in inspect.signature(train).parameters:
@@ -111,18 +111,16 @@ def _done(out: Path) -> dict[str, Any] | None:
 
 
 def _last_step(out: Path) -> int:
-    from memrl.train.run import MetricsLog
 
     steps = [int(r["step"]) for r in MetricsLog(out / "metrics.jsonl", resume=True).read() if "step" in r]
     return max(steps) if steps else 0
 
 
 def _resuming(cfg: TrainConfig) -> bool:
-    return bool(cfg.resume) and cfg.resume.lower() not in ("false", "no", "0")
+    return resuming(cfg.resume)
 
 
 def _write_summary(out: Path, summary: dict[str, Any]) -> None:
-    from memrl.data.io import write_json
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
@@ -189,56 +187,9 @@ def _starting_model(cfg: TrainConfig) -> str:
     return cfg.init_from or (cfg.model.path if cfg.model.path != "tiny" else "")
 
 
-def _has_partner_hooks() -> bool:
-    """Whether trainer.build_rows reads `probe_answerer` / `answer_env.manager` itself (TrainConfig has the
-    `probe_answerer` field once those hooks exist)."""
-    from memrl.train.config import TrainConfig
-
-    return "probe_answerer" in {f.name for f in dataclasses.fields(TrainConfig)}
-
-
-@contextlib.contextmanager
-def partners(cfg: TrainConfig) -> Iterator[None]:
-    """Make `train(cfg)` use the configured partner policies: the probe answerer (`cfg.probe_answerer`) for
-    the manager's snapshot reward and the LLM bank manager (`cfg.answer_env.manager`) for answer rows.
-
-    A bridge for trainers whose `build_rows` does not yet pass them itself: it installs them as the manager
-    environment's default answerer and as the candidate builder's manager for the duration of the block,
-    and restores both after. With the hooks in place it does nothing.
-    """
-    if _has_partner_hooks():
-        yield
-        return
-    import memrl.envs.manager_env as menv
-    from memrl.envs.answer_env import CandidateBuilder
-    from memrl.train.episodes import bank_manager, probe_answerer
-
-    answerer = probe_answerer(cfg) if cfg.role == "manager" else None
-    manager = bank_manager(cfg) if cfg.role == "answer" else None
-    saved_answerer, saved_manager_for = menv._ANSWERER, CandidateBuilder._manager_for
-    try:
-        if answerer is not None:
-            menv._ANSWERER = answerer
-        if manager is not None:
-            CandidateBuilder._manager_for = lambda self, conv: self.manager or manager  # type: ignore[method-assign]
-        yield
-    finally:
-        menv._ANSWERER = saved_answerer
-        CandidateBuilder._manager_for = saved_manager_for  # type: ignore[method-assign]
-
-
-def _with_partner(cfg: TrainConfig, *, probe_answerer: str | None = None, bank_manager: str | None = None,
-                  **changes: Any) -> TrainConfig:
-    """A copy of cfg with the partner specs set (`probe_answerer` is an attribute until TrainConfig has it)."""
-    if bank_manager is not None:
-        changes["answer_env"] = dataclasses.replace(changes.get("answer_env", cfg.answer_env),
-                                                    manager=bank_manager or "auto")
-    if probe_answerer is not None and _has_partner_hooks():
-        changes["probe_answerer"] = probe_answerer
-    new = dataclasses.replace(cfg, **changes)
-    if probe_answerer is not None and not _has_partner_hooks():
-        new.probe_answerer = probe_answerer  # type: ignore[attr-defined]
-    return new
+def _bank_env(cfg: TrainConfig, bank_manager: str):
+    """cfg's answer environment with its banks built by `bank_manager` (a checkpoint spec; "" = the heuristic)."""
+    return dataclasses.replace(cfg.answer_env, manager=bank_manager or "auto")
 
 
 def _check_pair(cfg_manager: TrainConfig, cfg_answer: TrainConfig) -> None:
@@ -275,20 +226,18 @@ def run_alternating(cfg_manager: TrainConfig, cfg_answer: TrainConfig, rounds: i
         probe = _spec_of(answer_model)
         m_sum = _done(m_out) if resume else None
         if m_sum is None:
-            mc = _with_partner(cfg_manager, probe_answerer=probe, output_dir=str(m_out),
+            mc = dataclasses.replace(cfg_manager, probe_answerer=probe, output_dir=str(m_out),
                                init_from=manager_model, resume=cfg_manager.resume if resume else "",
                                answer_env=cfg_answer.answer_env, schedule=dataclasses.replace(cfg_manager.schedule,
                                                                                               kind="none"))
-            with partners(mc):
-                m_sum = _train(mc)
+            m_sum = _train(mc)
         manager_model = m_sum["final_model"]
         a_sum = _done(a_out) if resume else None
         if a_sum is None:
-            ac = _with_partner(cfg_answer, bank_manager=_spec_of(manager_model), output_dir=str(a_out),
+            ac = dataclasses.replace(cfg_answer, answer_env=_bank_env(cfg_answer, _spec_of(manager_model)), output_dir=str(a_out),
                                init_from=answer_model, resume=cfg_answer.resume if resume else "",
                                schedule=dataclasses.replace(cfg_answer.schedule, kind="none"))
-            with partners(ac):
-                a_sum = _train(ac)
+            a_sum = _train(ac)
         answer_model = a_sum["final_model"]
         history.append({"round": r, "manager": m_sum, "answer": a_sum, "probe_answerer": probe or "bm25",
                         "bank_manager": _spec_of(manager_model)})
@@ -322,21 +271,19 @@ def run_joint(cfg_manager: TrainConfig, cfg_answer: TrainConfig, chunk: int | No
         entry: dict[str, Any] = {"chunk": k + 1}
         # The manager's next chunk, its probes answered by the answer agent's latest weights.
         if target - chunk < cfg_manager.max_steps:
-            mc = _with_partner(cfg_manager, probe_answerer=_spec_of(answer_model or _starting_model(cfg_answer)),
+            mc = dataclasses.replace(cfg_manager, probe_answerer=_spec_of(answer_model or _starting_model(cfg_answer)),
                                max_steps=min(target, cfg_manager.max_steps), save_steps=chunk,
                                resume="true" if (k > 0 or resume) else "",
                                answer_env=cfg_answer.answer_env, schedule=dataclasses.replace(sch, kind="none"))
-            with partners(mc):
-                entry["manager"] = _train(mc)
+            entry["manager"] = _train(mc)
             manager_model = entry["manager"]["final_model"]
         # The answer agent's next chunk, on banks built by the manager's latest weights.
         if target - chunk < cfg_answer.max_steps:
-            ac = _with_partner(cfg_answer, bank_manager=_spec_of(manager_model or _starting_model(cfg_manager)),
+            ac = dataclasses.replace(cfg_answer, answer_env=_bank_env(cfg_answer, _spec_of(manager_model or _starting_model(cfg_manager))),
                                max_steps=min(target, cfg_answer.max_steps), save_steps=chunk,
                                resume="true" if (k > 0 or resume) else "",
                                schedule=dataclasses.replace(cfg_answer.schedule, kind="none"))
-            with partners(ac):
-                entry["answer"] = _train(ac)
+            entry["answer"] = _train(ac)
             answer_model = entry["answer"]["final_model"]
         history.append(entry)
     summary = {"schedule": "joint", "chunk": chunk, "chunks": history, "manager_final": manager_model,
@@ -347,4 +294,4 @@ def run_joint(cfg_manager: TrainConfig, cfg_answer: TrainConfig, chunk: int | No
     return summary
 
 
-__all__ = ["Plateau", "partners", "plateau_callback", "run_alternating", "run_joint", "run_two_stage"]
+__all__ = ["Plateau", "plateau_callback", "run_alternating", "run_joint", "run_two_stage"]

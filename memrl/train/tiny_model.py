@@ -28,6 +28,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from memrl.protocol.prompts import PROMPTS
+
 PAD_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"
 EOS_TOKEN = "<|im_end|>"  # end of a chat turn = end of generation
@@ -289,7 +291,6 @@ def default_corpus(num_lines: int = 4000, seed: int = 0) -> list[str]:
     """
     rng = random.Random(seed)
     lines = list(_corpus_lines(rng, num_lines))
-    from memrl.policies.prompts import PROMPTS  # lazy: train sits above policies in the import order
 
     for t in (PROMPTS[name] for name in _CORPUS_PROMPTS):
         lines.extend(p for p in ((t.system or "") + "\n" + t.user_template).split("\n") if p.strip())

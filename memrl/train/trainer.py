@@ -16,7 +16,28 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from memrl.train.config import TrainConfig
+from memrl.config import save_resolved, to_yaml
+from memrl.data.io import write_json
+from memrl.envs.answer.candidates import make_reward
+from memrl.train import data as D
+from memrl.train.config import PPOConfig, TrainConfig
+from memrl.train.data import corpus_from_rows
+from memrl.train.episodes import (
+    EpisodeReward,
+    bank_manager,
+    make_env_factory,
+    make_episode_rollout,
+    probe_answerer,
+)
+from memrl.train.run import (
+    CheckpointError,
+    MetricsLog,
+    plot_curves,
+    prepare_resume,
+    resume_path,
+    write_model_card,
+)
+from memrl.train.snapshots import ManagerSnapshotReward
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
@@ -25,12 +46,11 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 # Model
 def build_or_load_model(cfg: TrainConfig, out: Path, corpus_rows: list[dict] | None = None):
     """(model, tokenizer): `init_from` > a local `model.path` > the offline tiny model built here."""
-    from memrl.policies.backends import load_policy_model
+    from memrl.policies.backends import load_policy_model  # deferred: imports torch
 
     path = cfg.init_from or cfg.model.path
     if path == "tiny":
-        from memrl.train.data import corpus_from_rows
-        from memrl.train.tiny_model import build_tiny_model_dir
+        from memrl.train.tiny_model import build_tiny_model_dir  # deferred: imports torch, transformers
 
         base = out / "base_model"
         if not (base / "config.json").exists():
@@ -67,7 +87,6 @@ def peft_config(cfg: TrainConfig):
 # Data
 def build_rows(cfg: TrainConfig):
     """(train_rows_or_dataset, reward_funcs) for the configured algorithm and role."""
-    from memrl.train import data as D
 
     convs = D.load_split(cfg.data.path, cfg.data.train_split, cfg.data.max_conversations)
     if cfg.algo == "sft":
@@ -76,15 +95,11 @@ def build_rows(cfg: TrainConfig):
             return D.manager_sft_rows(convs, cfg.manager_env, teacher), None
         return D.answer_sft_rows(convs, cfg.answer_env, teacher), None
     if cfg.role == "manager":
-        from memrl.envs.manager_env import ManagerSnapshotReward
 
-        from memrl.train.episodes import probe_answerer
 
         ds = D.manager_rl_dataset(convs, cfg.manager_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
                                   focus=cfg.change_focus)
         return ds, [ManagerSnapshotReward(cfg.manager_env, answerer=probe_answerer(cfg))]
-    from memrl.envs.answer_env import make_reward
-    from memrl.train.episodes import bank_manager
 
     ds = D.answer_rl_dataset(convs, cfg.answer_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
                              manager=bank_manager(cfg))
@@ -115,24 +130,11 @@ def _log_callback(log, role: str):
 
 
 def _resume_path(cfg: TrainConfig, out: Path) -> str | None:
-    if not cfg.resume or cfg.resume.lower() in ("false", "no", "0"):
-        return None
-    if cfg.resume.lower() in ("true", "yes", "1", "latest"):
-        from memrl.train.ppo import latest_checkpoint
-
-        ck = latest_checkpoint(out)
-        return str(ck) if ck else None
-    p = Path(cfg.resume)
-    if not p.exists():
-        from memrl.train.ppo import CheckpointError
-
-        raise CheckpointError(f"resume: checkpoint {p} does not exist")
-    return str(p)
+    return resume_path(cfg.resume, out)
 
 
 def _check_trainer_checkpoint(ck: str) -> None:
     """Name the bad file instead of letting transformers fail somewhere deep."""
-    from memrl.train.ppo import CheckpointError
 
     p = Path(ck)
     for rel in ("trainer_state.json",):
@@ -194,7 +196,6 @@ def ppo_config(cfg: TrainConfig):
     """memrl PPO's config for a recipe: the `ppo` section (its own actor and critic learning rates,
     ppo.learning_rate / ppo.critic_learning_rate; TrainConfig.learning_rate is SFT's and GRPO's), with the
     schedule, sampling and bookkeeping fields that every algorithm shares taken from the recipe."""
-    from memrl.train.ppo import PPOConfig
 
     return PPOConfig(**{**asdict(cfg.ppo), "total_iterations": cfg.max_steps, "batch_size": cfg.batch_size,
                         "max_new_tokens": cfg.max_completion_length, "temperature": cfg.temperature,
@@ -202,7 +203,7 @@ def ppo_config(cfg: TrainConfig):
 
 
 def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log, env_factory=None):
-    from memrl.train.ppo import EnvRollouts, PPOTrainer, RowRollouts
+    from memrl.train.ppo import EnvRollouts, PPOTrainer, RowRollouts  # deferred: imports torch
 
     p = ppo_config(cfg)
     rollouts = EnvRollouts(env_factory) if env_factory is not None else RowRollouts(dataset, reward_funcs)
@@ -217,9 +218,6 @@ def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log,
 # ---------------------------------------------------------------------------------------------------------
 def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dict[str, Any]:
     """Run one recipe end to end; returns a summary (also written to <output_dir>/summary.json)."""
-    from memrl.config import save_resolved, to_yaml
-    from memrl.data.io import write_json
-    from memrl.train.run import MetricsLog, plot_curves, write_model_card
 
     from accelerate import PartialState
 
@@ -237,7 +235,6 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     torch.manual_seed(cfg.seed)
     resuming = bool(_resume_path(cfg, out)) if cfg.resume else False
     if resuming:
-        from memrl.train.commands import prepare_resume
 
         prepare_resume(cfg)
     log = MetricsLog(out / "metrics.jsonl", resume=resuming) if main else (lambda m: None)
@@ -251,9 +248,7 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     elif cfg.algo == "grpo":
         rollout_func = None
         if cfg.role == "manager" and cfg.manager_mode == "episode":
-            from memrl.train.episodes import make_episode_rollout
 
-            from memrl.train.episodes import EpisodeReward
 
             conv_rows, rollout_func = make_episode_rollout(cfg)
             rows, reward_funcs = conv_rows, [EpisodeReward()]
@@ -263,7 +258,6 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     else:
         env_factory = None
         if cfg.role == "manager" and cfg.manager_mode == "episode":
-            from memrl.train.episodes import make_env_factory
 
             env_factory = make_env_factory(cfg)
         trainer = run_ppo(cfg, model, tok, rows, reward_funcs, out, log, env_factory=env_factory)

@@ -42,10 +42,24 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from memrl.memory.ops import Op, normalize_op_name
-from memrl.rewards.evidence import normalize_session_id
 
 ANSWER_MODES = ("memory_r1", "memory_t1", "picker", "select", "plain")
 AnswerMode = Literal["memory_r1", "memory_t1", "picker", "select", "plain"]
+
+_SESSION_NUM = re.compile(r"session_(\d+)", re.IGNORECASE)
+_SHORT_SESSION = re.compile(r"^[<\[(]?\s*[Ss](\d+)\s*[>\])]?$")
+
+
+def normalize_session_id(x: Any) -> str | None:
+    """"<session_3>", "session_3", "Session_3 (May 8)", "S3" -> "session_3"; None if no session number.
+
+    Memory-T1 keeps the first `session_\\d+` match of each selected item and drops the rest; "S3" is
+    LoCoMo's short form.
+    """
+    s = str(x).strip()
+    m = _SESSION_NUM.search(s) or _SHORT_SESSION.match(s)
+    return f"session_{m.group(1).lstrip('0') or '0'}" if m else None
+
 
 _MAX_STARTS = 64  # JSON start positions tried per completion (bounds the work on adversarial text)
 _MAX_MISSING_CLOSERS = 2
