@@ -11,12 +11,14 @@ ARGS ?=
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,dense]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
+# lint-imports checks the layer contract in pyproject.toml ([tool.importlinter]): an import that runs up a layer fails.
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -x --durations=15 $(ARGS)
 
 test-fast: setup

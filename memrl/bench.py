@@ -55,6 +55,8 @@ from memrl.memory.ops import Op
 from memrl.policies.baselines import AddOnlyManager, BM25Answerer, GoldOpsManager
 from memrl.protocol.prompts import format_memories_compact, format_turns, render
 from memrl.protocol.steps import Manager, ManagerStep
+from memrl.train.builder import grpo_args
+from memrl.train.config import TrainConfig
 from memrl.train.snapshots import ManagerSnapshotReward, score_manager_completion, snapshot_dataset
 
 GROUPS = ("bank", "synth", "ray", "env", "eval", "generation", "vllm", "grpo", "ppo")
@@ -528,7 +530,7 @@ def _grpo_trainer(ctx: _Context, reward: _TimedReward, tag: str, dataset, baton:
     """A TRL GRPOTrainer whose callback times each step (wall, CPU, reward seconds, mean completion length)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer  # deferred: imports trl
 
     sz = ctx.sizes
     cuda = torch.cuda.is_available()
@@ -558,16 +560,17 @@ def _grpo_trainer(ctx: _Context, reward: _TimedReward, tag: str, dataset, baton:
     # Equal work in both trainers: learning rate 0 (the same weights throughout) and completions forced to the
     # length cap (min_new_tokens), so step times differ only by what memrl adds (reward, environment, dataset
     # columns); a step's cost depends on the weights only through completion lengths, which this fixes.
-    args = GRPOConfig(output_dir=str(ctx.work / run_dir), max_steps=sz.rl_warmup + sz.rl_steps,
-                      per_device_train_batch_size=sz.rl_completions, num_generations=sz.rl_generations,
-                      max_completion_length=sz.rl_completion_tokens, learning_rate=0.0, temperature=1.0, beta=0.0,
-                      loss_type="dapo", logging_steps=1, report_to=[], save_strategy="no", use_cpu=not cuda, seed=0,
-                      data_seed=0, disable_tqdm=True, dataloader_num_workers=0,
-                      # every completion runs to the length cap in both trainers: equal generation work per step
-                      generation_kwargs={"min_new_tokens": sz.rl_completion_tokens},
-                      # TRL defaults bf16=True; on a CPU without bf16 matmul units that makes a step ~6x slower
-                      # (measured here). memrl's trainer also enables bf16 on GPU only.
-                      bf16=cuda)
+    tc = TrainConfig(algo="grpo", role="manager", output_dir=str(ctx.work / run_dir), seed=0,
+                     max_steps=sz.rl_warmup + sz.rl_steps, batch_size=sz.rl_completions,
+                     num_generations=sz.rl_generations, max_completion_length=sz.rl_completion_tokens,
+                     learning_rate=0.0, temperature=1.0, beta=0.0, loss_type="dapo", logging_steps=1, report_to=[],
+                     save_steps=0)
+    args = grpo_args(tc, ctx.work / run_dir, disable_tqdm=True,
+                     # every completion runs to the length cap in both trainers: equal generation work per step
+                     generation_kwargs={"min_new_tokens": sz.rl_completion_tokens},
+                     # TRL defaults bf16=True; on a CPU without bf16 matmul units that makes a step ~6x slower
+                     # (measured here). memrl's trainer also enables bf16 on GPU only.
+                     bf16=cuda)
     timer = StepTimer()
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
                           processing_class=tok, callbacks=[timer])

@@ -44,8 +44,8 @@ from memrl.policies.baselines import bank_builder, make_baseline
 from memrl.policies.llm import LLMAnswerer, LLMManager
 from memrl.protocol.parsing import AnswerParse
 from memrl.rewards.accuracy import exact_match, locomo_f1
-from memrl.train import data as D
 from memrl.train.config import DataConfig, ModelConfig, PPOConfig, TrainConfig
+from memrl.train.data import answer_sft_rows, corpus_from_rows, load_split, make_teacher, manager_sft_rows
 from memrl.train.trainer import train
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -251,8 +251,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     synth.validate()
     say(f"[demo] 1/5 synthesizing {cfg.num_conversations} conversations -> {data_dir}")
     run_synthesis(synth, log=lambda *a, **k: None)
-    train_convs = D.load_split(str(data_dir), "train")
-    test_convs = D.load_split(str(data_dir), "test")
+    train_convs = load_split(str(data_dir), "train")
+    test_convs = load_split(str(data_dir), "test")
 
     # Tiny-model settings: few memories per prompt, most relevant first (the decision becomes local),
     # oracle recall of the memory with the fact's world key (ManagerEnvConfig.include_key_matches).
@@ -268,11 +268,11 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     answer_pairs = build_requests(test_convs, answer_cfg, bank_builder(answer_cfg.manager))  # every answer agent is scored on these, built once
 
     # 2. teacher traces (for the tokenizer corpus too)
-    teacher_m = D.make_teacher("manager", "noisy_teacher", cfg.teacher_error_rate, cfg.data_seed,
+    teacher_m = make_teacher("manager", "noisy_teacher", cfg.teacher_error_rate, cfg.data_seed,
                                cfg.teacher_wrong_id_share)
-    m_rows = D.manager_sft_rows(train_convs, env_cfg, teacher_m)
-    a_rows = D.answer_sft_rows(train_convs, answer_cfg, make_baseline(cfg.answer_teacher))
-    corpus = D.corpus_from_rows(m_rows[:3000], a_rows[:3000])
+    m_rows = manager_sft_rows(train_convs, env_cfg, teacher_m)
+    a_rows = answer_sft_rows(train_convs, answer_cfg, make_baseline(cfg.answer_teacher))
+    corpus = corpus_from_rows(m_rows[:3000], a_rows[:3000])
 
     results: list[dict[str, Any]] = []
     reused: list[str] = []  # run directories of stages reused by resume=true

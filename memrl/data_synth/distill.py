@@ -43,7 +43,7 @@ from typing import Any
 from memrl.data.schema import ABSTAIN_ANSWER, Conversation, Question
 from memrl.data_synth.render import format_date, resolve_time_expression
 from memrl.dist import make_executor
-from memrl.memory.bank import MemoryBank, _stem
+from memrl.memory.bank import MemoryBank, stem
 from memrl.protocol.generation import GenerationBackend, SamplingParams
 from memrl.rewards.accuracy import locomo_f1
 
@@ -73,7 +73,7 @@ _DURATION = re.compile(r"\b((?:a|an|one|two|three|four|five|six|seven|eight|nine
 
 def _stem_tokens(text: str) -> list[str]:
 
-    return [_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOP]
+    return [stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOP]
 
 
 @dataclass
@@ -101,8 +101,8 @@ _EXPAND = {"live": ("move", "home", "base", "reloc"), "work": ("job", "hire"), "
 
 def _rank(query: str, sents: list[_Sentence], names: set[str]) -> list[tuple[float, _Sentence]]:
     q = set(_stem_tokens(query))
-    for stem in list(q):
-        q.update(_EXPAND.get(stem, ()))
+    for word in list(q):
+        q.update(_EXPAND.get(word, ()))
     scored = []
     for s in sents:
         score = len(q & s.stems) + (1.0 if s.turn.speaker in names else 0.0)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 from memrl.data.schema import ABSTAIN_ANSWER, Question, Session
 from memrl.data_synth.config import CATEGORIES, CATEGORY_IDS
-from memrl.data_synth.render import Record, _a, format_date, period
+from memrl.data_synth.render import Record, format_date, period, with_article
 from memrl.data_synth.world import (
     EVENTS,
     LANGUAGES,
@@ -249,7 +249,7 @@ class _Ctx:
     def _fields(self, line: _Line, value: str | None = None) -> dict:
         f = self.facts[line.key]
         v = value if value is not None else line.recs[0].value
-        return {"P": line.owner, "v": v, "av": _a(v) if v else "", "sub": f.sub,
+        return {"P": line.owner, "v": v, "av": with_article(v) if v else "", "sub": f.sub,
                 "rel": RELATIONS.get(f.attr, "")}
 
     def _attr(self, line: _Line) -> str:
@@ -394,7 +394,7 @@ class _Ctx:
                         ans, tr = format_date(setters[i - 1].when), list(period(setters[i - 1].when))
                     else:
                         fl = self._fields(ln, prev.value)
-                        q = self._q(BEFORE_CHANGE_Q[a], new=rec.value, anew=_a(rec.value), **fl)
+                        q = self._q(BEFORE_CHANGE_Q[a], new=rec.value, anew=with_article(rec.value), **fl)
                         ans, tr = setters[i - 1].value, None
                     out.append(Candidate("history", "before_change", q, ans, [prev.turn_id, rec.turn_id],
                                          rec.session, later_fix, {"entry": ln.key}, tr))

@@ -480,7 +480,7 @@ def _pick(rng: random.Random, seq):
     return seq[int(rng.random() * len(seq))]
 
 
-def _a(word: str) -> str:
+def with_article(word: str) -> str:
     return ("an " if word[0].lower() in "aeiou" else "a ") + word
 
 
@@ -502,7 +502,7 @@ def canonical(f: Fact) -> str:
     if a == "city":
         return f"{p} lives in {v}" + (f", in {d}" if d else "")
     if a == "job":
-        return f"{p} works as {_a(v)}" + (f" at {d}" if d else "")
+        return f"{p} works as {with_article(v)}" + (f" at {d}" if d else "")
     if a == "pet":
         return f"{p} has a {f.sub} named {v}" + (f", a {d}" if d else "")
     if a == "hobby":
@@ -518,7 +518,7 @@ def canonical(f: Fact) -> str:
     if a == "diet":
         return f"{p} is {v}"
     if a == "vehicle":
-        return f"{p} drives {_a(v)}"
+        return f"{p} drives {with_article(v)}"
     if a == "instrument":
         return f"{p} plays the {v}"
     raise ValueError(f"no canonical text for {a!r}")
@@ -670,7 +670,7 @@ def _distractor(rng, anchor, rel_rate, names, mentioned) -> tuple[str, dict]:
     if kind == "city":
         fields["city"] = _pick(rng, CITIES)
     elif kind == "job":
-        fields["ajob"] = _a(_pick(rng, JOBS))
+        fields["ajob"] = with_article(_pick(rng, JOBS))
     elif kind == "pet":
         fields["species"], fields["pet"] = _pick(rng, PET_SPECIES), _pick(rng, PET_NAMES)
     elif kind == "hobby":
@@ -733,7 +733,7 @@ def _speak(rng, f: Fact, step: Step, anchor: dt.date, rel_rate: float, history, 
         elif kind == "retract":
             used.discard(f.value)
         v = f.value
-        fields = {"v": v, "V": _cap(v), "av": _a(v), "old": old_value, "aold": _a(old_value) if old_value else "",
+        fields = {"v": v, "V": _cap(v), "av": with_article(v), "old": old_value, "aold": with_article(old_value) if old_value else "",
                   "d": f.detail, "sub": f.sub, "rel": RELATIONS.get(a, "")}
         mentions = [v]
     else:

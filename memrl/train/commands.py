@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from memrl.config import ConfigError, load_config
 from memrl.train import schedules
-from memrl.train import trainer as T
+from memrl.train.builder import build_trainer
 from memrl.train.config import TrainConfig
-from memrl.train.episodes import EpisodeReward, make_env_factory, make_episode_rollout
 from memrl.train.run import CheckpointError, prepare_resume, resuming
 from memrl.train.trainer import train
 
@@ -101,47 +100,6 @@ def run_recipe(cfg: TrainConfig, answer: TrainConfig | None = None, progress: bo
 
 # ---------------------------------------------------------------------------------------------------------
 # Dry run: everything `train` builds before its first step
-def build_trainer(cfg: TrainConfig, out: Path) -> Any:
-    """The trainer object `train(cfg)` would run (same data, model, rewards and arguments), untrained."""
-
-    rows, reward_funcs = T.build_rows(cfg)
-    corpus = rows if cfg.algo == "sft" else [{"prompt": r["prompt"], "completion": []} for r in rows]
-    model, tok, _ = T.build_or_load_model(cfg, out, corpus)
-    episode = cfg.role == "manager" and cfg.manager_mode == "episode"
-    if cfg.algo == "sft":
-        from datasets import Dataset
-        from trl import SFTConfig, SFTTrainer
-
-        args = SFTConfig(**T._trl_common(cfg, out), per_device_train_batch_size=cfg.batch_size,
-                         max_length=cfg.model.max_positions, lr_scheduler_type="cosine",
-                         warmup_steps=min(10, cfg.max_steps // 10), completion_only_loss=True, **cfg.trl)
-        return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                          peft_config=T.peft_config(cfg))
-    if cfg.algo == "grpo":
-        from trl import GRPOConfig, GRPOTrainer
-
-        rollout_func = None
-        if episode:
-
-            rows, rollout_func = make_episode_rollout(cfg)
-            reward_funcs = [EpisodeReward()]
-        args = GRPOConfig(**T._trl_common(cfg, out), per_device_train_batch_size=cfg.batch_size,
-                          num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
-                          temperature=cfg.temperature, beta=cfg.beta, loss_type=cfg.loss_type, use_vllm=cfg.use_vllm,
-                          **cfg.trl)
-        return GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=rows, processing_class=tok,
-                           peft_config=T.peft_config(cfg), rollout_func=rollout_func)
-    from memrl.train.ppo import EnvRollouts, PPOTrainer, RowRollouts  # deferred: imports torch
-
-    p = T.ppo_config(cfg)  # the very config train(cfg) runs with
-    if episode:
-
-        rollouts = EnvRollouts(make_env_factory(cfg))
-    else:
-        rollouts = RowRollouts(rows, reward_funcs)
-    return PPOTrainer(model, tok, rollouts, p, out)
-
-
 def describe(trainer: Any) -> dict[str, Any]:
     model = getattr(trainer, "model", None) or getattr(trainer, "policy", None)
     params = list(model.parameters()) if model is not None else []
@@ -183,7 +141,7 @@ def dry_run(cfg: TrainConfig, answer: TrainConfig | None = None) -> dict[str, An
             c = dataclasses.replace(c, answer_env=dataclasses.replace(c.answer_env,
                                                                       picker_margin=c.schedule.stage1_margin))
         with tempfile.TemporaryDirectory(prefix="memrl-dry-run-") as tmp:
-            trainer = build_trainer(dataclasses.replace(c, resume=""), Path(tmp))
+            trainer, _, _ = build_trainer(dataclasses.replace(c, resume=""), Path(tmp))
             out["built"].append({"algo": c.algo, "role": c.role, **describe(trainer)})
             del trainer
     return out

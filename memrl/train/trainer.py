@@ -1,0 +1,137 @@
+"""`memrl train`: setup -> train -> save -> cleanup, for SFT (TRL), GRPO (TRL) and PPO (ours).
+
+    result = train(load_config(TrainConfig, "configs/train/grpo_answer_tiny.yaml", ["max_steps=50"]))
+
+The trainer comes from `memrl.train.builder.build_trainer` (the one place trainers are built); this module
+resumes it (`memrl.train.run.resume_path`: `resume=true` continues from the newest checkpoint in `output_dir`
+with the same data order and optimizer state), trains it, and writes the run directory (memrl.train.run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from memrl.config import save_resolved, to_yaml
+from memrl.data.io import write_json
+from memrl.train.builder import build_trainer, grpo_trainer, log_callback, ppo_trainer, sft_trainer
+from memrl.train.config import TrainConfig
+from memrl.train.run import (
+    CheckpointError,
+    MetricsLog,
+    plot_curves,
+    prepare_resume,
+    resume_path,
+    write_model_card,
+)
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+
+def _resume_path(cfg: TrainConfig, out: Path) -> str | None:
+    return resume_path(cfg.resume, out)
+
+
+def _check_trainer_checkpoint(ck: str) -> None:
+    """Name the bad file instead of letting transformers fail somewhere deep."""
+
+    p = Path(ck)
+    for rel in ("trainer_state.json",):
+        if not (p / rel).exists():
+            raise CheckpointError(f"checkpoint {p} is incomplete: missing {rel}")
+    try:
+        json.loads((p / "trainer_state.json").read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{p / 'trainer_state.json'}: corrupt ({e})") from None
+    weights = list(p.glob("*.safetensors"))
+    if not weights:
+        raise CheckpointError(f"checkpoint {p}: no *.safetensors weights")
+    from safetensors import safe_open
+
+    for w in weights:
+        try:
+            with safe_open(str(w), "pt") as f:
+                for k in f.keys():
+                    f.get_tensor(k)
+        except Exception as e:
+            raise CheckpointError(f"{w}: cannot be read ({e})") from None
+
+
+def fit(cfg: TrainConfig, trainer: Any, out: Path) -> Any:
+    """Train a built trainer to cfg.max_steps, from the checkpoint `cfg.resume` names (checked first)."""
+    ck = _resume_path(cfg, out)
+    if cfg.algo == "ppo":
+        if ck:
+            trainer.load_checkpoint(ck)
+        trainer.train()
+        return trainer
+    if ck:
+        _check_trainer_checkpoint(ck)
+    trainer.train(resume_from_checkpoint=ck)
+    return trainer
+
+
+def run_sft(cfg: TrainConfig, model, tok, rows, out: Path, log, callbacks: tuple = ()) -> Any:
+    return fit(cfg, sft_trainer(cfg, model, tok, rows, out, (log_callback(log, cfg.role), *callbacks)), out)
+
+
+def run_grpo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log, rollout_func=None,
+             callbacks: tuple = ()) -> Any:
+    trainer = grpo_trainer(cfg, model, tok, dataset, reward_funcs, out, rollout_func=rollout_func,
+                           callbacks=(log_callback(log, cfg.role), *callbacks))
+    return fit(cfg, trainer, out)
+
+
+def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log, env_factory=None):
+    return fit(cfg, ppo_trainer(cfg, model, tok, dataset, reward_funcs, out, env_factory=env_factory, log=log), out)
+
+
+def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dict[str, Any]:
+    """Run one recipe end to end; returns a summary (also written to <output_dir>/summary.json)."""
+    import torch  # deferred: imports torch
+    from accelerate import PartialState  # deferred: imports accelerate
+
+    t0 = time.time()
+    # Under `accelerate launch` every rank runs this function: only the main process writes the run
+    # directory, and the tiny base model is built once (main process first, the others then load it).
+    state = PartialState()
+    main = state.is_main_process
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if main:
+        save_resolved(cfg, out)
+    torch.manual_seed(cfg.seed)
+    resuming = bool(_resume_path(cfg, out)) if cfg.resume else False
+    if resuming:
+        prepare_resume(cfg)
+    log = MetricsLog(out / "metrics.jsonl", resume=resuming) if main else (lambda m: None)
+    trainer, tok, base = build_trainer(cfg, out, log, callbacks, model_context=state.main_process_first)
+    fit(cfg, trainer, out)
+    model = trainer.policy if cfg.algo == "ppo" else trainer.model
+    final = out / "final_model"
+    if not main:
+        return {"algo": cfg.algo, "role": cfg.role, "final_model": str(final), "main_process": False}
+    # A peft model saves its adapter (whose config names the base); a full model saves all weights.
+    model.save_pretrained(final, safe_serialization=True)
+    tok.save_pretrained(final)
+    history = log.read()
+    rewards = [r["reward"] for r in history if isinstance(r.get("reward"), (int, float))]
+    summary = {
+        "algo": cfg.algo, "role": cfg.role, "base_model": base, "steps": cfg.max_steps,
+        "wall_seconds": round(time.time() - t0, 1),
+        "reward_first": sum(rewards[:5]) / len(rewards[:5]) if rewards else None,
+        "reward_last": sum(rewards[-5:]) / len(rewards[-5:]) if rewards else None,
+        "final_model": str(final),
+    }
+    reward_desc = ("teacher traces (" + cfg.teacher + ")" if cfg.algo == "sft" else
+                   "manager snapshot reward: " + json.dumps(cfg.manager_env.weights()) if cfg.role == "manager"
+                   else f"answer reward ({cfg.answer_env.mode} preset {cfg.answer_env.weights or 'default'})")
+    write_model_card(final, algo=cfg.algo, role=cfg.role, base=base, data=cfg.data.path, reward=reward_desc,
+                     results={k: v for k, v in summary.items() if isinstance(v, (int, float))},
+                     config_yaml=to_yaml(cfg))
+    plot_curves(history, out / "curves.png", title=f"{cfg.algo} {cfg.role}")
+    write_json(out / "summary.json", summary)
+    return summary
