@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from memrl import __version__
-from memrl.config import ConfigError
+from memrl.config import ConfigError, load_config
 from memrl.data.io import atomic_write, write_json
 from memrl.data.loaders import load_locomo
 from memrl.data.schema import Conversation
@@ -821,6 +821,16 @@ def run_bench(quick: bool = False, out: str | os.PathLike = "runs/bench", only: 
 
 
 # ---- command line --------------------------------------------------------------------------------------------
+@dataclass
+class BenchConfig:
+    """`memrl bench [--config FILE] [key=value ...]`; the flags below override the file and the overrides."""
+
+    quick: bool = False  # small sizes: the whole run in ~2 minutes on 2 cores
+    out: str = "runs/bench"  # output directory for bench.json and bench.md
+    only: list[str] = field(default_factory=list)  # groups to run (empty: all)
+    threads: int = 1  # torch intra-op threads while measuring (0 = torch's default)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("bench", help="performance figures, each as a ratio to a reference measured in the same run",
                               description=__doc__.split("\n\n")[0])
@@ -830,12 +840,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="small sizes: the whole run in ~2 minutes on 2 cores")
-    p.add_argument("--out", default="runs/bench", help="output directory for bench.json and bench.md")
-    p.add_argument("--only", default="", help=f"comma-separated groups to run (default all): {','.join(GROUPS)}")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--config", default=None, help="YAML file with BenchConfig keys (configs/bench/default.yaml)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. quick=true only=[bank,synth]")
+    p.add_argument("--quick", action="store_true", default=None,
+                   help="small sizes: the whole run in ~2 minutes on 2 cores")
+    p.add_argument("--out", default=None, help="output directory for bench.json and bench.md (default runs/bench)")
+    p.add_argument("--only", default=None, help=f"comma-separated groups to run (default all): {','.join(GROUPS)}")
+    p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads while measuring (default 1: fastest for the tiny model on a small, "
                         "shared CPU; 0 = torch's default)")
+
+
+def bench_config(args: argparse.Namespace) -> BenchConfig:
+    """defaults <- --config FILE <- key=value overrides <- the flags given."""
+    cfg = load_config(BenchConfig, args.config, list(args.overrides or []))
+    if args.quick:
+        cfg.quick = True
+    if args.out is not None:
+        cfg.out = args.out
+    if args.only is not None:
+        cfg.only = [g.strip() for g in args.only.split(",") if g.strip()]
+    if args.threads is not None:
+        cfg.threads = args.threads
+    return cfg
 
 
 def main(args: argparse.Namespace | list[str] | None = None) -> int:
@@ -843,15 +870,16 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
         p = argparse.ArgumentParser(prog="memrl bench")
         _add_arguments(p)
         args = p.parse_args(args)
-    only = [g.strip() for g in args.only.split(",") if g.strip()] or None
+    cfg = bench_config(args)
+    only = list(cfg.only) or None
     if only and any(g not in BENCHES for g in only):
 
         raise ConfigError(f"--only: unknown group(s) {[g for g in only if g not in BENCHES]}; "
                           f"choose from {', '.join(GROUPS)}")
-    result = run_bench(quick=args.quick, out=args.out, only=only, threads=args.threads or None,
+    result = run_bench(quick=cfg.quick, out=cfg.out, only=only, threads=cfg.threads or None,
                        log=lambda s: print(s, file=sys.stderr, flush=True))
     print(to_markdown(result))
-    print(f"wrote {Path(args.out) / 'bench.json'} and {Path(args.out) / 'bench.md'}")
+    print(f"wrote {Path(cfg.out) / 'bench.json'} and {Path(cfg.out) / 'bench.md'}")
     return 1 if result["errors"] else 0
 
 

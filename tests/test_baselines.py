@@ -183,7 +183,7 @@ def test_registry():
     assert set(BASELINES) == set(MANAGER_BASELINES) | set(ANSWER_BASELINES)
     for name in BASELINES:
         obj = make_baseline(name)
-        assert obj.name == name and obj.kind in ("manager", "answerer")
+        assert obj.name == name and obj.kind in ("manager", "answer")
     with pytest.raises(ValueError, match="unknown baseline"):
         make_baseline("nope")
 
@@ -220,6 +220,6 @@ def test_llm_policies_run_on_the_tiny_model(tiny_backend):
         assert parse.ok in (True, False) and (parse.ok or parse.error)
     gens = LLMAnswerer(tiny_backend, sampling=SamplingParams(n=3, temperature=1.0, max_tokens=6, seed=0)).generate([req])
     assert len(gens) == 1 and len(gens[0]) == 3
-    assert make_policy("bm25", "answerer").name == "bm25"
+    assert make_policy("bm25", "answer").name == "bm25"
     with pytest.raises(ValueError, match="not a manager"):
         make_policy("bm25", "manager")

@@ -25,12 +25,11 @@ from typing import Any
 from memrl.data.io import (
     DataError,
     format_summary,
-    read_conversations,
     summarize,
     to_hf_dataset,
     write_conversations,
 )
-from memrl.data.loaders import LOADERS, load
+from memrl.data.loaders import LOADERS, load_conversations
 from memrl.data.schema import Conversation, SchemaError
 
 # What a converted dataset's card says about where the data came from (research/benchmarks.md).
@@ -57,7 +56,7 @@ def convert(
         if fmt != "timedial":
             raise DataError("--contexts and --time-ranges apply only to --format timedial")
         options = {"contexts": contexts, "time_ranges": time_ranges}
-    convs = load(fmt, input, **options)  # raises before anything is written
+    convs = load_conversations(input, fmt, **options)  # raises before anything is written
     out = Path(output)
     if _wants_dataset_dir(output):
         _save_dataset_dir(convs, out, fmt, Path(input))
@@ -68,7 +67,7 @@ def convert(
 
 def stats(path: str | os.PathLike) -> dict[str, Any]:
     """Summary (conversations, sessions, turns, questions per category) of a converted file or dataset."""
-    return {"path": str(path), **summarize(read_conversations(path))}
+    return {"path": str(path), **summarize(load_conversations(path))}
 
 
 def _wants_dataset_dir(output: str | os.PathLike) -> bool:

@@ -14,13 +14,14 @@ KeyError or TypeError three calls deep tells a user nothing about which of 2,000
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from memrl.data.io import DataError, iter_jsonl
+from memrl.data.io import DataError, iter_jsonl, read_conversations
 from memrl.data.schema import ABSTAIN_ANSWER, Conversation, Question, Session, Turn
 
 __all__ = [
@@ -29,7 +30,9 @@ __all__ = [
     "TIMEDIAL_ANSWER_FORMATS",
     "TIMEDIAL_LEVELS",
     "clean_locomo_evidence",
+    "FORMATS",
     "load",
+    "load_conversations",
     "load_locomo",
     "load_longmemeval",
     "load_timedial",
@@ -1029,3 +1032,27 @@ def load(fmt: str, path: str | Path, **options: Any) -> list[Conversation]:
     if fmt not in LOADERS:
         raise DataError(f"unknown format {fmt!r}; expected one of {sorted(LOADERS)}")
     return LOADERS[fmt](path, **options)
+
+
+FORMATS = ("auto", "jsonl", *LOADERS)
+
+
+def load_conversations(path: str | os.PathLike, format: str = "auto", split: str | None = None,
+                       **options: Any) -> list[Conversation]:
+    """The one way to read conversations: every reader (data, envs, train, eval, synth) calls this.
+
+    format: "jsonl" (the common schema: a JSONL file or a `datasets` directory), a benchmark loader
+    ("locomo" | "longmemeval" | "timedial", options go to it), or "auto" (= "jsonl"; benchmark files need
+    their format named). split: with a directory, read `<dir>/<split>.jsonl` (a `memrl synth` output).
+    """
+    if format not in FORMATS:
+        raise DataError(f"unknown format {format!r}; expected one of {list(FORMATS)}")
+    p = Path(path)
+    if format in LOADERS:
+        return load(format, p, **options)
+    if split is not None and p.is_dir():
+        f = p / f"{split}.jsonl"
+        if not f.exists():
+            raise DataError(f"{p}: no {split}.jsonl (expected a `memrl synth` output directory)")
+        p = f
+    return read_conversations(p)

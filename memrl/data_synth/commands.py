@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memrl.config import ConfigError, load_config
-from memrl.data.io import DataError, read_conversations, write_conversations
+from memrl.data.io import DataError, write_conversations
+from memrl.data.loaders import load_conversations
 from memrl.data_synth.config import SynthConfig
 from memrl.data_synth.distill import distill
 from memrl.data_synth.synth import SynthError, run_synthesis
@@ -67,7 +68,7 @@ def _read_input(path: str):
     p = Path(path)
     if p.is_dir() and (p / "hf").is_dir() and not (p / "dataset_dict.json").exists():
         p = p / "hf"  # a `memrl synth` output directory
-    return read_conversations(p)
+    return load_conversations(p)
 
 
 def _llm_factories(args) -> dict:

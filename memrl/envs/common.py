@@ -8,7 +8,7 @@ from typing import Any
 
 from gymnasium import spaces
 
-from memrl.data.io import read_conversations, read_hf
+from memrl.data.loaders import load_conversations
 from memrl.data.schema import Conversation
 from memrl.data_synth.config import SynthConfig
 from memrl.data_synth.synth import synthesize_conversation
@@ -32,7 +32,7 @@ class UnicodeText(spaces.Text):
         return f"UnicodeText({self.min_length}, {self.max_length})"
 
 
-def load_conversations(conversations: Any) -> list[Conversation]:
+def as_conversations(conversations: Any) -> list[Conversation]:
     """A list of Conversations, a path to JSONL / a `datasets` directory, or None (a small synthetic set)."""
     if conversations is None:
         return default_conversations()
@@ -40,7 +40,7 @@ def load_conversations(conversations: Any) -> list[Conversation]:
         return [conversations]
     if isinstance(conversations, (str, bytes)) or hasattr(conversations, "__fspath__"):
         path = os.fspath(conversations)
-        return read_hf(path) if os.path.isdir(path) else read_conversations(path)
+        return load_conversations(path)
     convs = list(conversations)
     if not convs or not all(isinstance(c, Conversation) for c in convs):
         raise ValueError("conversations must be a non-empty list of memrl.data.schema.Conversation")

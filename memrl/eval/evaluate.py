@@ -40,12 +40,12 @@ from typing import Any
 
 from memrl import __version__
 from memrl.config import ConfigError, save_resolved
-from memrl.data.io import DataError, read_conversations, write_json, write_jsonl
-from memrl.data.loaders import LOADERS, load, load_locomo
+from memrl.data.io import DataError, write_json, write_jsonl
+from memrl.data.loaders import LOADERS, load_conversations, load_locomo
 from memrl.data.schema import Conversation
 from memrl.dist import make_executor
 from memrl.envs.answer.candidates import CandidateBuilder
-from memrl.envs.answer.config import AnswerEnvConfig
+from memrl.envs.answer.config import CANDIDATE_SOURCES, AnswerEnvConfig
 from memrl.envs.manager.config import ManagerEnvConfig
 from memrl.envs.manager.episode import drive_manager
 from memrl.eval.metrics import (
@@ -65,7 +65,7 @@ from memrl.policies.judge import LLMJudge
 from memrl.policies.llm import LLMAnswerer, LLMManager
 from memrl.protocol.generation import SamplingParams
 from memrl.protocol.prompts import PROMPTS
-from memrl.protocol.steps import ANSWER_PROMPT
+from memrl.protocol.steps import ANSWER_ENV_MODES, ANSWER_PROMPT
 from memrl.rewards.temporal import session_proximity
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,6 @@ DEFAULT_METRICS = ["locomo_f1", "amem_f1", "bleu1", "em", "evidence_recall", "ev
                    "retrieval_recall"]
 POLICY_ALIASES = {"oracle": "gold_answer"}  # `policy=oracle` answers the gold answer
 BACKEND_KINDS = ("transformers", "hf", "vllm")
-ANSWER_MODES = ("compact", "memory_r1", "picker", "select", "memory_t1")
-CANDIDATE_SOURCES = ("auto", "memories", "turns", "sessions")
 GROUPINGS = {"level": "category_id", "category_id": "category_id", "category": "category"}
 # Answerers that read the dialogue themselves instead of the candidates they are given (tokens read).
 _READS_WHOLE_DIALOGUE = {"full_context"}
@@ -147,7 +145,7 @@ class EvalConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not one of {list(allowed)}")
 
-        one_of("answer_mode", ANSWER_MODES)
+        one_of("answer_mode", ANSWER_ENV_MODES)
         one_of("candidates", CANDIDATE_SOURCES)
         one_of("category_key", ("auto", "category_id", "category"))
         one_of("executor", ("local", "ray"))
@@ -200,13 +198,12 @@ def load_data(cfg: EvalConfig) -> list[Conversation]:
     if fmt == "auto":
         fmt = "jsonl" if path.is_dir() or path.suffix == ".jsonl" or cfg.benchmark == "synthetic" else cfg.benchmark
     if fmt == "jsonl":
-        return read_conversations(path)
-
+        return load_conversations(path, "jsonl")
     if fmt not in LOADERS:
         raise ConfigError(f"benchmark {cfg.benchmark!r} has no loader ({sorted(LOADERS)}); give common-schema JSONL "
                           "or data_format=<loader>")
     try:
-        return load(fmt, path, **dict(cfg.data_options))
+        return load_conversations(path, fmt, **dict(cfg.data_options))
     except TypeError as e:  # an unknown loader option
         raise ConfigError(f"data_options {dict(cfg.data_options)} do not fit the {fmt} loader: {e}") from None
 

@@ -4,7 +4,7 @@ One interface for heuristic and LLM policies (memrl.policies.llm has the LLM sid
 - managers:  `decide(steps: list[ManagerStep]) -> list[str]`: one completion per step, in the compact JSON a
              model would write (`{"ops": [...]}`); the environment parses it like any model output.
 - answerers: `answer(requests: list[AnswerRequest]) -> list[AnswerParse]`.
-Every baseline has a `name` and a `kind` ("manager" / "answerer"); `BASELINES` maps names to classes.
+Every baseline has a `name` and a `kind` (its role: "manager" / "answer"); `BASELINES` maps names to classes.
 
 Managers
 - `AddOnlyManager`: ADD every candidate fact (Mem0 v3's single-pass ADD-only extraction, anchors section 5.2).
@@ -227,7 +227,7 @@ def _best(scores: Sequence[float]) -> int | None:
 
 class BM25Answerer:
     name = "bm25"
-    kind = "answerer"
+    kind = "answer"
 
     def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
         out = []
@@ -261,7 +261,7 @@ class BM25VerbatimAnswerer(BM25Answerer):
 
 class FullContextAnswerer:
     name = "full_context"
-    kind = "answerer"
+    kind = "answer"
 
     def __init__(self) -> None:
         self._indexes: dict[str, tuple[TextIndex, dict[str, tuple[str, str]]]] = {}
@@ -288,7 +288,7 @@ class FullContextAnswerer:
 
 class OracleEvidenceAnswerer:
     name = "oracle_evidence"
-    kind = "answerer"
+    kind = "answer"
 
     def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
         out = []
@@ -310,7 +310,7 @@ class OracleEvidenceAnswerer:
 
 class GoldAnswerer:
     name = "gold_answer"
-    kind = "answerer"
+    kind = "answer"
 
     def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
         out = []
@@ -324,7 +324,7 @@ class GoldAnswerer:
 
 class AbstainAnswerer:
     name = "abstain"
-    kind = "answerer"
+    kind = "answer"
 
     def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
         return [AnswerParse(answer=ABSTAIN_ANSWER, ok=True) for _ in requests]

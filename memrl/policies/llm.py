@@ -22,6 +22,7 @@ from memrl.protocol.parsing import AnswerParse, parse_answer_output
 from memrl.protocol.steps import (
     MANAGER_PROMPTS,
     PARSER_MODE,
+    ROLES,
     AnswerRequest,
     ManagerStep,
     render_answer_prompt,
@@ -67,7 +68,7 @@ class LLMManager:
 class LLMAnswerer:
     """An answer agent on a backend: mode "compact" | "memory_r1" | "memory_t1" | "picker" | "select"."""
 
-    kind = "answerer"
+    kind = "answer"
 
     def __init__(self, backend: GenerationBackend, mode: str = "compact", sampling: SamplingParams | None = None,
                  name: str = "llm_answerer"):
@@ -112,11 +113,11 @@ class LLMPicker(LLMAnswerer):
 
 def make_policy(spec: str, role: str, **kwargs: Any):
     """A policy from a name or a backend spec: a baseline name ("bm25", "rule_based", ...) or
-    "transformers:PATH" / "vllm:PATH" / a checkpoint directory, as a manager or an answerer (`role`).
+    "transformers:PATH" / "vllm:PATH" / a checkpoint directory, as a manager or an answer agent (`role`: "manager" | "answer" | "picker").
     kwargs go to the LLM policy (prompt / mode / sampling)."""
 
-    if role not in ("manager", "answerer", "picker"):
-        raise ValueError(f"role must be 'manager', 'answerer' or 'picker', got {role!r}")
+    if role not in (*ROLES, "picker"):
+        raise ValueError(f"role must be 'manager', 'answer' or 'picker', got {role!r}")
     table = MANAGER_BASELINES if role == "manager" else ANSWER_BASELINES
     if spec in table:
         return make_baseline(spec)

@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 from memrl.memory.ops import Op, normalize_op_name
 
-ANSWER_MODES = ("memory_r1", "memory_t1", "picker", "select", "plain")
+ANSWER_PARSE_MODES = ("memory_r1", "memory_t1", "picker", "select", "plain")
 AnswerMode = Literal["memory_r1", "memory_t1", "picker", "select", "plain"]
 
 _SESSION_NUM = re.compile(r"session_(\d+)", re.IGNORECASE)
@@ -377,12 +377,12 @@ def _parse_picker(text: str) -> AnswerParse:
 
 
 def parse_answer_output(text: Any, mode: AnswerMode | str = "memory_r1") -> AnswerParse:
-    """Parse an answer-agent / picker completion in one of `ANSWER_MODES`. Never raises on model output.
+    """Parse an answer-agent / picker completion in one of `ANSWER_PARSE_MODES`. Never raises on model output.
 
     An unknown mode is a programming error and raises ValueError.
     """
-    if mode not in ANSWER_MODES:
-        raise ValueError(f"unknown answer mode {mode!r}; choose one of {list(ANSWER_MODES)}")
+    if mode not in ANSWER_PARSE_MODES:
+        raise ValueError(f"unknown answer mode {mode!r}; choose one of {list(ANSWER_PARSE_MODES)}")
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     if not text.strip():

@@ -32,6 +32,8 @@ from memrl.protocol.prompts import (
     render,
 )
 
+# The two policies, by the one name each has everywhere (recipes, make_policy, a policy's `kind`, reports).
+ROLES = ("manager", "answer")
 MANAGER_PROMPTS = ("compact", "compact_sim", "memory_r1")
 ANSWER_ENV_MODES = ("memory_r1", "compact", "picker", "select", "memory_t1")
 # The parser (and reward preset) each mode uses: compact output has the Memory-R1 shape.

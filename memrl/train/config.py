@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from memrl.envs.answer.config import AnswerEnvConfig
 from memrl.envs.manager.config import ManagerEnvConfig
+from memrl.protocol.steps import ROLES
 
 ALGOS = ("sft", "grpo", "ppo")
-ROLES = ("manager", "answer")
 
 
 # PPO's knobs (memrl.train.ppo), here so that reading a config does not import torch.

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 from typing import Any, Sequence
 
-from memrl.data.io import DataError, read_conversations
+from memrl.data.io import DataError
+from memrl.data.loaders import load_conversations
 from memrl.data.schema import Conversation
 from memrl.envs.answer.candidates import answer_dataset, build_requests
 from memrl.envs.manager.episode import ManagerEpisode
@@ -28,14 +28,7 @@ def load_split(path: str, split: str, max_conversations: int = 0) -> list[Conver
     """A split of a `memrl synth` directory (`<dir>/<split>.jsonl`), or a JSONL file as it is."""
     if not path:
         raise DataError("data.path is empty: point it at a `memrl synth` output directory or a JSONL file")
-    p = Path(path)
-    if p.is_dir():
-        f = p / f"{split}.jsonl"
-        if not f.exists():
-            raise DataError(f"{p}: no {split}.jsonl (expected a `memrl synth` output directory)")
-        convs = read_conversations(f)
-    else:
-        convs = read_conversations(p)
+    convs = load_conversations(path, split=split)
     return convs[:max_conversations] if max_conversations else convs
 
 
@@ -64,7 +57,7 @@ def make_teacher(role: str, spec: str, error_rate: float = 0.3, seed: int = 0, w
 
     if spec == "noisy_teacher":
         return make_baseline("noisy_teacher", error_rate=error_rate, seed=seed, wrong_id_share=wrong_id_share)
-    return make_policy(spec, "manager" if role == "manager" else "answerer", **policy_kwargs)
+    return make_policy(spec, role, **policy_kwargs)
 
 
 def manager_sft_rows(convs: Sequence[Conversation], env_cfg, teacher, short_ops: bool = True) -> list[dict]:

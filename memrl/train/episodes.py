@@ -83,7 +83,7 @@ def probe_answerer(cfg: Any):
         return make_baseline(spec)
 
     mode = cfg.answer_env.mode if cfg.answer_env.mode != "picker" else "compact"  # a picker gives no answer
-    return make_policy(_backend_spec(spec), "answerer", mode=mode,
+    return make_policy(_backend_spec(spec), "answer", mode=mode,
                        sampling=SamplingParams(temperature=0.0, max_tokens=PROBE_MAX_TOKENS))
 
 

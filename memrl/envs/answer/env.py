@@ -18,7 +18,7 @@ import gymnasium as gym
 
 from memrl.envs.answer.candidates import CandidateBuilder, make_reward
 from memrl.envs.answer.config import AnswerEnvConfig, as_answer_config
-from memrl.envs.common import UnicodeText, load_conversations
+from memrl.envs.common import UnicodeText, as_conversations
 from memrl.protocol.parsing import parse_answer_output
 from memrl.protocol.steps import PARSER_MODE, Manager, messages_text
 from memrl.rewards.trl_adapters import completion_text
@@ -37,7 +37,7 @@ class AnswerEnv(gym.Env):
 
     def __init__(self, conversations: Any = None, config: AnswerEnvConfig | dict | None = None,
                  manager: Manager | None = None, render_mode: str | None = None):
-        self.conversations = load_conversations(conversations)
+        self.conversations = as_conversations(conversations)
         self.config = as_answer_config(config)
         self.builder = CandidateBuilder(self.conversations, self.config, manager)
         self._eligible = self.builder.eligible()

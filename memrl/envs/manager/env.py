@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from memrl.envs.common import UnicodeText, load_conversations
+from memrl.envs.common import UnicodeText, as_conversations
 from memrl.envs.manager.config import ManagerEnvConfig, as_manager_config
 from memrl.envs.manager.episode import ManagerEpisode, Plan, plan_episode
 from memrl.protocol.steps import Answerer, messages_text
@@ -36,7 +36,7 @@ class MemoryManagerEnv(gym.Env):
 
     def __init__(self, conversations: Any = None, config: ManagerEnvConfig | dict | None = None,
                  answerer: Answerer | None = None, render_mode: str | None = None):
-        self.conversations = load_conversations(conversations)
+        self.conversations = as_conversations(conversations)
         self.config = as_manager_config(config)
         self.answerer = answerer
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
