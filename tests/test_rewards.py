@@ -50,7 +50,7 @@ from memrl.rewards import (
 from memrl.rewards.accuracy import _word_tokenize
 from memrl.rewards.trl_adapters import completion_text, make_answer_reward, make_manager_format_reward
 
-# ---- LoCoMo official F1 parity (research/benchmarks.md section 1.6) ----------------------------------------
+# ---- LoCoMo official F1 parity (snap-research/LoCoMo task_eval/evaluation.py) ----------------------------------------
 
 
 def _conv26_scores(conv26_path, predict):

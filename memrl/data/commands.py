@@ -32,7 +32,7 @@ from memrl.data.io import (
 from memrl.data.loaders import LOADERS, load_conversations
 from memrl.data.schema import Conversation, SchemaError
 
-# What a converted dataset's card says about where the data came from (research/benchmarks.md).
+# What a converted dataset's card says about where the data came from (the sources' repositories and papers).
 _PROVENANCE = {
     "locomo": "LoCoMo (snap-research/LoCoMo; Maharana et al., ACL 2024). License: CC BY-NC 4.0 -- "
     "evaluation use, attribution required, no commercial use.",

@@ -1,7 +1,7 @@
 """Benchmark loaders: LoCoMo, LongMemEval and TIME-Dial (Memory-T1's verl format) -> the common schema.
 
 Each loader reads one file and returns `list[Conversation]`; `LOADERS` maps the CLI's format names to
-them. Formats, counts and quirks are documented in research/benchmarks.md (sections 1-3 and 6); the
+them. Formats and quirks follow the sources (snap-research/LoCoMo, xiaowu0162/LongMemEval, Memory-T1's TIME-Dial); the
 choices made here are stated in each loader's docstring.
 
 Every problem with the input raises `memrl.data.io.DataError` whose message names the file, the record

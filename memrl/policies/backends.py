@@ -420,7 +420,7 @@ class VLLMBackend:
         vLLM post-processes weights after loading (fused qkv/gate_up, CPU GEMM repacking), so writing into
         parameters directly is not enough: the worker's `reload_weights(weights_iterator=...,
         is_checkpoint_format=True)` re-runs the checkpoint loader and the post-processing layer by layer.
-        Older vLLM without it: `model.load_weights` (TRL's colocate path, research/frameworks.md §4.2).
+        Older vLLM without it: `model.load_weights` (TRL's colocate path, trl/trainer/grpo_trainer.py).
         """
         weights = [(name, t.detach()) for name, t in named_params]
         worker = self._local_worker()

@@ -12,7 +12,7 @@ Sources (wording copied where the source gives it):
 - Mem0 `mem0/configs/prompts.py` @ 099e325 (Apache-2.0): DEFAULT_UPDATE_MEMORY_PROMPT and
   `get_update_memory_messages`, the memory-manager prompt Memory-R1 adopts (paper Appendix C, Figs. 9-10).
 - Mem0 `evaluation/prompts.py` ANSWER_PROMPT, which Memory-R1's answer-agent prompt (Fig. 11) extends with
-  two IMPORTANT lines (select memories first; answer after `**Answer:**`), quoted in research/anchors.md §1.2.
+  two IMPORTANT lines (select memories first; answer after `**Answer:**`; Memory-R1, arXiv 2508.19828, Fig. 11).
 - Mem0 `evaluation/metrics/llm_judge.py` ACCURACY_PROMPT: the CORRECT/WRONG judge (Memory-R1 Fig. 12),
   used by `memrl.policies.judge.LLMJudge`.
 - Memory-T1 `data/convert_to_sft_verl.py` `build_cot_prompt` (+ the "<session_1>" id form of
@@ -256,7 +256,7 @@ def _escape_braces(text: str) -> str:
 
 # ---- Memory-R1 answer agent -----------------------------------------------------------------------
 # Mem0 evaluation/prompts.py ANSWER_PROMPT (instructions 1-8 and the approach verbatim, de-indented) plus
-# Memory-R1's two IMPORTANT instructions (paper Fig. 11, quoted in research/anchors.md §1.2), which make
+# Memory-R1's two IMPORTANT instructions (Memory-R1, arXiv 2508.19828, Fig. 11), which make
 # the model output the memories it selected ("memory distillation") before the answer.
 MEMORY_R1_ANSWER = """You are an intelligent memory assistant tasked with retrieving accurate information from conversation memories.
 

@@ -1,7 +1,7 @@
 """Answer accuracy: exact match, LoCoMo's official stemmed F1, the A-Mem/Mem0 F1 and BLEU-1, TIME-Dial task
 accuracy (Memory-T1's R_acc) and a hook for an LLM judge. All scores are floats; ranges are in each docstring.
 
-Which F1 is which (they are not comparable; research/benchmarks.md section 1.6):
+Which F1 is which (they are not comparable; see the two scorers cited below):
 - `locomo_f1` / `token_f1`: snap-research/LoCoMo `task_eval/evaluation.py`. Normalization removes commas,
   lowercases, strips punctuation, drops a/an/the/and; tokens are Porter-stemmed; multiset F1. Per category:
   1 (multi-hop) comma-split partial F1, 3 (open-domain) gold cut at the first ';', 5 (adversarial) 1 if the

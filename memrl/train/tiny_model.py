@@ -7,7 +7,7 @@ of memrl treats it exactly like a real local checkpoint.
 
 Why Llama and not Qwen2: transformers forces `Qwen2Tokenizer` onto any `model_type: qwen2` directory, which
 swaps in Qwen's digit-splitting pre-tokenizer and silently changes the ids on reload
-(research/feasibility.md, pitfall P1). With `model_type: llama` AutoTokenizer returns our tokenizer as-is.
+(measured on our CPU machines). With `model_type: llama` AutoTokenizer returns our tokenizer as-is.
 
 The chat template is ChatML with the assistant turn (including its `<|im_end|>`) wrapped in
 `{% generation %}...{% endgeneration %}`: TRL's SFTTrainer needs those markers for `assistant_only_loss=True`
