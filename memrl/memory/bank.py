@@ -32,7 +32,7 @@ from memrl.memory.ops import OP_TYPES, ApplyResult, Op, RejectedOp, normalize_op
 
 _STEMMER = None
 # bm25s's English stopword list, so query and index tokenization use the same one.
-_STOPWORDS = frozenset((
+STOPWORDS = frozenset((
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
     "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
     "will", "with",
@@ -108,9 +108,9 @@ def stem(word: str) -> str:
     return _STEMMER(word)
 
 
-def _tokens(text: str) -> list[str]:
+def tokenize(text: str) -> list[str]:
     """Lowercase word tokens, English stopwords removed, Porter-stemmed ("lives" and "live" match)."""
-    return [stem(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
+    return [stem(w) for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS]
 
 
 class _BM25Index:
@@ -127,7 +127,7 @@ class _BM25Index:
             docs = []
             for text in texts:
                 doc = []
-                for t in _tokens(text):
+                for t in tokenize(text):
                     doc.append(self.vocab.setdefault(t, len(self.vocab)))
                 docs.append(doc)
             if not self.vocab:  # nothing indexable (e.g. only one-letter words)
@@ -140,7 +140,7 @@ class _BM25Index:
         # `get_scores` and selecting the top-k with argpartition costs ~0.3 ms (measured by `memrl bench`).
         if self.retriever is None or k <= 0:
             return []
-        q = [self.vocab[t] for t in _tokens(query) if t in self.vocab]
+        q = [self.vocab[t] for t in tokenize(query) if t in self.vocab]
         if not q:
             return []
         scores = np.asarray(self.retriever.get_scores(q), dtype=np.float32)

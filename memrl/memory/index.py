@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from operator import itemgetter
 
 from memrl.memory.bank import (  # the bank's tokenizer: query/index tokenization must not drift apart
-    _STOPWORDS,
-    _tokens,
+    STOPWORDS,
+    tokenize,
 )
 
 K1, B = 1.5, 0.75
@@ -33,7 +33,7 @@ _SCORE = itemgetter(1)
 @functools.lru_cache(maxsize=200_000)
 def text_tokens(text: str) -> tuple[str, ...]:
     """Stemmed, stopword-free tokens of a text (cached: memories and questions are scored many times)."""
-    return tuple(_tokens(text))
+    return tuple(tokenize(text))
 
 
 class TextIndex:
@@ -210,7 +210,7 @@ def bm25_rank(query: str, texts: list[str]) -> list[float]:
 # ---- the extractive reader (BM25 answerer, "select" mode's frozen reader) --------------------------------
 _WORD = re.compile(r"[^\W_][\w'’\-]*")
 # Auxiliaries bm25s's stopword list keeps; an extracted answer is better without them ("has Rex" -> "Rex").
-_ANSWER_STOPWORDS = _STOPWORDS | {"am", "been", "did", "do", "does", "had", "has", "have", "were", "named", "called"}
+_ANSWER_STOPWORDS = STOPWORDS | {"am", "been", "did", "do", "does", "had", "has", "have", "were", "named", "called"}
 
 
 def strip_speaker(text: str, speaker: str | None) -> str:

@@ -1,0 +1,1 @@
+"""The text contract between environments, policies and rewards (imports none of them)."""

@@ -1,0 +1,1 @@
+"""The answer / context-picker environment: config, candidate construction, gymnasium env."""

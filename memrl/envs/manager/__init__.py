@@ -1,0 +1,1 @@
+"""The memory-manager environment: config, episode engine, gymnasium env."""
