@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from memrl.bench import _Baton, run_bench
+from memrl.bench import run_bench
+from memrl.bench.rl import _Baton
 from memrl.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import memrl.envs  # noqa: F401  (registers the envs)
-from memrl.bench import benchmark_env_step
+from memrl.bench.env import benchmark_env_step
 from memrl.data.schema import Conversation, GoldOp, Question, Session, Turn
 from memrl.envs.answer.candidates import answer_dataset, build_requests, make_reward
 from memrl.envs.answer.config import AnswerEnvConfig

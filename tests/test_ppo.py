@@ -8,8 +8,17 @@ import pytest
 import torch
 from datasets import Dataset
 
-from memrl.train.ppo import (CheckpointError, PPOConfig, PPOTrainer, RowRollouts, Segment, compute_advantages, gae,
-                             latest_checkpoint, ppo_losses)
+from memrl.train.ppo import (
+    CheckpointError,
+    PPOConfig,
+    PPOTrainer,
+    RowRollouts,
+    Segment,
+    compute_advantages,
+    gae,
+    latest_checkpoint,
+    ppo_losses,
+)
 
 
 def test_gae_matches_hand_computation():

