@@ -38,7 +38,7 @@ from memrl.data_synth.synth import run_synthesis
 from memrl.envs.answer.candidates import CandidateBuilder, build_requests
 from memrl.envs.answer.config import AnswerEnvConfig
 from memrl.envs.manager.config import ManagerEnvConfig
-from memrl.eval.evaluate import BankStats
+from memrl.eval.engine import BankStats
 from memrl.eval.metrics import op_metrics
 from memrl.policies.baselines import bank_builder, make_baseline
 from memrl.policies.llm import LLMAnswerer, LLMManager
@@ -152,7 +152,7 @@ def _answer_tokens(mode: str) -> int:
 def evaluate_manager(manager, convs, env_cfg, reader_cfg) -> dict[str, float]:
     """Op-level metrics over the episodes, then QA over the banks the manager built, read by BM25.
 
-    Op accuracy follows `memrl eval`'s rule (memrl.eval.evaluate.BankStats): an unparsable completion changed
+    Op accuracy follows `memrl eval`'s rule (memrl.eval.engine.BankStats): an unparsable completion changed
     nothing, so each gold op of its step meets a NOOP. (The environment's op reward term is simply absent on a
     format failure, and a mean over it would score a manager that fails to parse every hard step as perfect.)
     """

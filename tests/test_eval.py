@@ -20,7 +20,7 @@ from memrl.data.io import DataError
 from memrl.data.schema import Conversation
 from memrl.dist import ShardError
 from memrl.eval import EvalConfig, compare, evaluate, load_results, select_conversations
-from memrl.eval.evaluate import benchmark_eval_throughput
+from memrl.eval.engine import benchmark_eval_throughput
 from memrl.policies.baselines import GoldAnswerer, make_baseline
 
 REPO = Path(__file__).resolve().parents[1]

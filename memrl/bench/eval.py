@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from memrl.bench.figures import Context, Figure
-from memrl.eval.evaluate import benchmark_eval_throughput
+from memrl.eval.engine import benchmark_eval_throughput
 
 
 # ---- evaluation (issue 7) ------------------------------------------------------------------------------------

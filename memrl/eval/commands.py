@@ -5,7 +5,7 @@
     memrl eval --config configs/eval/locomo.yaml data=data/locomo/conv-26.json policy=transformers:runs/demo
     memrl eval compare runs/eval/bm25 runs/eval/oracle [--metric locomo_f1] [--out cmp.md]
 
-Every key of `EvalConfig` (memrl/eval/evaluate.py, one line of documentation each) can be given as key=value.
+Every key of `EvalConfig` (memrl/eval/config.py, one line of documentation each) can be given as key=value.
 A bad key or value exits with code 2 (ConfigError), as do unreadable data or result files (DataError).
 Imports are lazy: this module is imported by `memrl --help`.
 """
@@ -17,7 +17,8 @@ import json
 import sys
 
 from memrl.config import load_config
-from memrl.eval.evaluate import EvalConfig, run_eval
+from memrl.eval.config import EvalConfig
+from memrl.eval.engine import run_eval
 from memrl.eval.report import compare, fmt, format_protocol, summary_table
 
 

@@ -5,7 +5,7 @@
 One conversation is one shard (`memrl.dist` executor, local or Ray). Per shard and seed:
 
 1. **Bank.** With memory candidates (the default), a manager writes the bank turn by turn through the
-   manager environment (`envs.manager_env.drive`, inside the answer environment's `CandidateBuilder`, which
+   manager environment (`memrl.envs.manager.episode.drive_manager`, inside the answer environment's `CandidateBuilder`, which
    keeps the bank as it stood at each question's time and retrieves top-k per speaker, Memory-R1's 30 + 30
    by default). The builder's `on_bank_step` hook has each step scored, which counts op-level agreement with
    gold ops, rejected ids and unparsable completions in the same single pass. Without a manager, the bank is
@@ -33,23 +33,32 @@ import json
 import logging
 import re
 import time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from memrl import __version__
 from memrl.config import ConfigError, save_resolved
-from memrl.data.io import DataError, write_json, write_jsonl
-from memrl.data.loaders import LOADERS, load_conversations, load_locomo
+from memrl.data.io import write_json, write_jsonl
+from memrl.data.loaders import load_locomo
 from memrl.data.schema import Conversation
 from memrl.dist import make_executor
 from memrl.envs.answer.candidates import CandidateBuilder
-from memrl.envs.answer.config import CANDIDATE_SOURCES, AnswerEnvConfig
+from memrl.envs.answer.config import AnswerEnvConfig
 from memrl.envs.manager.config import ManagerEnvConfig
 from memrl.envs.manager.episode import drive_manager
+from memrl.eval.config import (
+    CACHE_FORMAT,
+    DEFAULT_METRICS,
+    GROUPINGS,
+    READS_EVIDENCE_TURNS,
+    READS_WHOLE_DIALOGUE,
+    RESULTS_FORMAT,
+    EvalConfig,
+    conversation_hash,
+    load_data,
+    select_conversations,
+)
 from memrl.eval.metrics import (
-    ALL_METRICS,
     ANSWER_METRICS,
     EVIDENCE_METRICS,
     JUDGE_METRIC,
@@ -59,352 +68,16 @@ from memrl.eval.metrics import (
     op_metrics,
     score_answer,
 )
+from memrl.eval.policies import PolicyRef, load_policy, make_judge, policy_ref, sampling_seed
 from memrl.eval.report import write_report
-from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, GoldOpsManager, make_baseline
-from memrl.policies.judge import LLMJudge
-from memrl.policies.llm import LLMAnswerer, LLMManager
-from memrl.protocol.generation import SamplingParams
+from memrl.policies.baselines import GoldOpsManager, make_baseline
 from memrl.protocol.prompts import PROMPTS
-from memrl.protocol.steps import ANSWER_ENV_MODES, ANSWER_PROMPT
+from memrl.protocol.steps import ANSWER_PROMPT
 from memrl.rewards.temporal import session_proximity
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = "memrl-eval-cache/1"
-RESULTS_FORMAT = "memrl-eval-results/1"
-# Memory-R1's 1:1:8 split of LoCoMo by conversation (benchmarks.md 1.8; "*" = every conversation not named
-# by another split). Category 5 is excluded from its overall; 152 / 81 / 1,307 questions in categories 1-4.
-MEMORY_R1_SPLIT = {"train": ["conv-26"], "validation": ["conv-30"], "test": ["*"]}
-DEFAULT_METRICS = ["locomo_f1", "amem_f1", "bleu1", "em", "evidence_recall", "evidence_precision",
-                   "retrieval_recall"]
-POLICY_ALIASES = {"oracle": "gold_answer"}  # `policy=oracle` answers the gold answer
-BACKEND_KINDS = ("transformers", "hf", "vllm")
-GROUPINGS = {"level": "category_id", "category_id": "category_id", "category": "category"}
-# Answerers that read the dialogue themselves instead of the candidates they are given (tokens read).
-_READS_WHOLE_DIALOGUE = {"full_context"}
-_READS_EVIDENCE_TURNS = {"oracle_evidence"}
 
-
-@dataclass
-class EvalConfig:
-    """`memrl eval`: one field per knob, grouped by concern. Every field is recorded in results.json."""
-
-    # ---- what is evaluated -------------------------------------------------------------------------------
-    benchmark: str = "locomo"  # locomo | longmemeval | timedial | synthetic (names the loader and the defaults)
-    protocol: str = ""  # the protocol's name printed with every result ("" = the benchmark's name)
-    data: str = ""  # data file: the benchmark's own file, or common-schema JSONL / a datasets directory
-    data_format: str = "auto"  # auto (.jsonl or a directory: common schema; else the benchmark's loader) | jsonl | locomo | longmemeval | timedial
-    data_options: dict[str, str] = field(default_factory=dict)  # loader options (TIME-Dial: contexts, time_ranges)
-    policy: str = ""  # answer policy: baseline name, oracle, abstain, transformers:PATH, a checkpoint or run directory
-    manager: str | None = None  # memory manager building the bank turn by turn (None: `default_manager`)
-    default_manager: str = "add_only"  # builds the bank when no manager is given: store every turn/fact as said
-    split: str = "all"  # "all" or a key of `splits`
-    splits: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in MEMORY_R1_SPLIT.items()})  # split -> conversation ids ("*" = the rest)
-    conversations: list[str] = field(default_factory=list)  # keep only these conversation ids (after the split)
-    max_questions: int = 0  # questions per conversation (0 = all; for smoke tests)
-    skip_categories: list[str] = field(default_factory=list)  # categories (names or ids) not evaluated at all
-    # ---- categories --------------------------------------------------------------------------------------
-    category_key: str = "auto"  # by_category keys: category_id | category | auto (ids when every question has an integer id)
-    also_by: list[str] = field(default_factory=list)  # extra groupings: "level" (TIME-Dial levels = category_id), "category"
-    category_order: list[str] = field(default_factory=list)  # report order of categories (LoCoMo's paper: 4, 1, 2, 3, 5)
-    exclude_from_overall: list[str] = field(default_factory=lambda: ["adversarial"])  # left out of `overall` (names, ids, "abstention")
-    adversarial_categories: list[str] = field(default_factory=lambda: ["adversarial"])  # left out of `overall_excl_adversarial`
-    # ---- answering ---------------------------------------------------------------------------------------
-    answer_mode: str = "compact"  # LLM answer prompt: compact | memory_r1 | picker | select | memory_t1
-    candidates: str = "auto"  # memories | turns | sessions | auto (memory_t1: sessions, picker: turns, else memories)
-    top_k_per_speaker: int = 30  # retrieval budget per speaker (Memory-R1 / Mem0: 30 + 30)
-    top_k_sessions: int = 10  # Memory-T1: BM25 top-k sessions after the time filter
-    time_filter: bool = True  # Memory-T1: keep sessions inside the question's time range
-    shuffle_candidates: bool = False  # shuffle candidate order (seeded per question)
-    manager_unit: str = "turn"  # manager step: "turn" or "session"
-    manager_prompt: str = "compact"  # LLM manager prompt: compact | memory_r1
-    reader_trained: bool | None = None  # was the answer model RL-trained (True) or a frozen base reader (False)? anchors.md 8.4
-    temperature: float = 0.0  # LLM sampling temperature (0 = greedy: one seed is enough)
-    max_new_tokens: int = 128  # LLM answer length
-    manager_max_new_tokens: int = 256  # LLM manager completion length
-    batch_size: int = 16  # transformers backend batch size
-    device: str = "auto"  # transformers backend device
-    seeds: list[int] = field(default_factory=lambda: [0])  # sampling seeds (only the first runs when deterministic)
-    # ---- metrics -----------------------------------------------------------------------------------------
-    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))  # see memrl.eval.metrics.ALL_METRICS
-    judge: str | None = None  # LLM judge backend spec (transformers:PATH); None = no judge, no "judge" metric
-    judge_prompt: str = "mem0_judge@1"  # judge template@version (Mem0's ACCURACY_PROMPT)
-    bootstrap_samples: int = 1000  # percentile bootstrap resamples over questions
-    ci_level: float = 0.95  # confidence level of the intervals
-    history_bins: int = 5  # quantile bins of the accuracy-vs-history-length table and plot
-    # ---- execution and output ----------------------------------------------------------------------------
-    executor: str = "local"  # local | ray (one shard per conversation)
-    num_workers: int = 1  # parallel shards with executor=ray
-    ray_address: str | None = None  # an existing Ray cluster (None: start a local one)
-    progress: bool = True  # progress bar over conversations
-    out: str = ""  # output directory ("" = write nothing, no cache)
-    resume: bool = True  # reuse per-conversation results cached under out/cache with a matching key
-
-    def validate(self) -> EvalConfig:
-        def one_of(name: str, allowed: tuple | list) -> None:
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}: {getattr(self, name)!r} is not one of {list(allowed)}")
-
-        one_of("answer_mode", ANSWER_ENV_MODES)
-        one_of("candidates", CANDIDATE_SOURCES)
-        one_of("category_key", ("auto", "category_id", "category"))
-        one_of("executor", ("local", "ray"))
-        one_of("manager_unit", ("turn", "session"))
-        one_of("manager_prompt", ("compact", "memory_r1"))
-        one_of("data_format", ("auto", "jsonl", "locomo", "longmemeval", "timedial"))
-        for g in self.also_by:
-            if g not in GROUPINGS:
-                raise ValueError(f"also_by: {g!r} is not one of {sorted(GROUPINGS)}")
-        unknown = [m for m in self.metrics if m not in ALL_METRICS]
-        if unknown:
-            raise ValueError(f"metrics: unknown {unknown}; choose from {ALL_METRICS}")
-        if JUDGE_METRIC in self.metrics and not self.judge:
-            raise ValueError("metrics: 'judge' needs a judge model (judge=transformers:PATH); there is no default "
-                             "judge, and J is never reported as 0 without one")
-        if self.answer_mode == "memory_t1" and self.candidates not in ("auto", "sessions"):
-            raise ValueError("answer_mode 'memory_t1' selects sessions: candidates must be 'sessions' or 'auto'")
-        if not self.seeds:
-            raise ValueError("seeds: give at least one seed")
-        if not 0.0 < self.ci_level < 1.0:
-            raise ValueError(f"ci_level must be in (0, 1), got {self.ci_level}")
-        for name in ("top_k_per_speaker", "top_k_sessions", "max_new_tokens", "manager_max_new_tokens",
-                     "batch_size", "num_workers", "history_bins"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_questions", "bootstrap_samples"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.split != "all" and self.split not in self.splits:
-            raise ValueError(f"split: {self.split!r} is neither 'all' nor one of {sorted(self.splits)}")
-        return self
-
-    def source(self) -> str:
-        if self.candidates != "auto":
-            return self.candidates
-        return {"memory_t1": "sessions", "picker": "turns"}.get(self.answer_mode, "memories")
-
-
-# ---- data --------------------------------------------------------------------------------------------------
-def load_data(cfg: EvalConfig) -> list[Conversation]:
-    """The conversations `cfg.data` names, read with the benchmark's loader or as common-schema JSONL."""
-    if not cfg.data:
-        raise ConfigError("data=FILE is required (the benchmark file, or common-schema JSONL)")
-    path = Path(cfg.data)
-    if not path.exists():
-        raise DataError(f"{path}: no such file or directory")
-    fmt = cfg.data_format
-    if fmt == "auto":
-        fmt = "jsonl" if path.is_dir() or path.suffix == ".jsonl" or cfg.benchmark == "synthetic" else cfg.benchmark
-    if fmt == "jsonl":
-        return load_conversations(path, "jsonl")
-    if fmt not in LOADERS:
-        raise ConfigError(f"benchmark {cfg.benchmark!r} has no loader ({sorted(LOADERS)}); give common-schema JSONL "
-                          "or data_format=<loader>")
-    try:
-        return load_conversations(path, fmt, **dict(cfg.data_options))
-    except TypeError as e:  # an unknown loader option
-        raise ConfigError(f"data_options {dict(cfg.data_options)} do not fit the {fmt} loader: {e}") from None
-
-
-def select_conversations(convs: list[Conversation], cfg: EvalConfig) -> list[Conversation]:
-    """Apply the split and the conversation filter; an empty selection is an error that says why."""
-    seen: set[str] = set()
-    for c in convs:
-        if c.conversation_id in seen:
-            raise DataError(f"{cfg.data or 'input'}: duplicate conversation id {c.conversation_id!r}")
-        seen.add(c.conversation_id)
-    out = list(convs)
-    if cfg.split != "all":
-        ids = list(cfg.splits[cfg.split])
-        if "*" in ids:
-            named = {i for k, v in cfg.splits.items() if k != cfg.split for i in v}
-            out = [c for c in out if c.conversation_id not in named or c.conversation_id in ids]
-        else:
-            out = [c for c in out if c.conversation_id in ids]
-    if cfg.conversations:
-        missing = sorted(set(cfg.conversations) - {c.conversation_id for c in out})
-        if missing:
-            raise ConfigError(f"conversations: {missing} not in the selected data "
-                              f"(have {sorted(c.conversation_id for c in out)[:12]})")
-        out = [c for c in out if c.conversation_id in set(cfg.conversations)]
-    if not out:
-        raise ConfigError(f"split {cfg.split!r} selects no conversation of {cfg.data or 'the input'} "
-                          f"(it has {sorted(seen)[:12]}; split definition {cfg.splits.get(cfg.split)})")
-    return out
-
-
-def conversation_hash(conv: Conversation) -> str:
-    return hashlib.sha256(json.dumps(conv.to_dict(), sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
-
-
-# ---- policies ----------------------------------------------------------------------------------------------
-@dataclass
-class PolicyRef:
-    """A policy as the driver knows it: enough to load it in a worker and to fingerprint it for the cache."""
-
-    role: str  # "answerer" | "manager"
-    kind: str  # "baseline" | "checkpoint" | "object"
-    name: str
-    spec: str | None = None  # what the user wrote
-    baseline: str | None = None  # baseline name (kind baseline)
-    backend: str | None = None  # transformers | vllm (kind checkpoint)
-    path: str | None = None  # resolved checkpoint directory (kind checkpoint)
-    fingerprint: str = ""
-    deterministic: bool = True
-    obj: Any = None  # the policy object itself (kind object)
-    run: dict[str, Any] | None = None  # what the training run's config.yaml says (algo, role, base model)
-
-    def describe(self) -> dict[str, Any]:
-        return {"spec": self.spec, "name": self.name, "kind": self.kind, "path": self.path, "backend": self.backend,
-                "training_run": self.run}
-
-
-def _checkpoint_dir(raw: str, role: str, what: str) -> Path:
-    """A checkpoint directory from a path that may be a run directory (final_model/, final_model/<role>/)."""
-
-    p = Path(raw).expanduser()
-    if not p.exists():
-        names = sorted(ANSWER_BASELINES if role == "answerer" else MANAGER_BASELINES)
-        extra = ", oracle" if role == "answerer" else ""
-        raise ConfigError(f"{what}={raw}: no such checkpoint directory; expected a baseline name ({', '.join(names)}"
-                          f"{extra}), transformers:PATH, a checkpoint directory or a run directory with final_model/")
-    if (p / "final_model").is_dir():
-        p = p / "final_model"
-    if not ((p / "config.json").is_file() or (p / "adapter_config.json").is_file()) and (p / role).is_dir():
-        p = p / role
-    if not ((p / "config.json").is_file() or (p / "adapter_config.json").is_file()):
-        raise ConfigError(f"{what}={raw}: {p} is not a checkpoint directory (no config.json or adapter_config.json)")
-    return p
-
-
-def _weights_fingerprint(p: Path) -> str:
-    files = sorted(f for f in p.iterdir() if f.is_file() and (f.suffix in (".safetensors", ".json")))
-    h = hashlib.sha256(str(p.resolve()).encode())
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
-def policy_ref(policy: Any, role: str, cfg: EvalConfig, what: str | None = None) -> PolicyRef:
-    """Resolve a policy spec (or object) without loading any model; errors name the spec."""
-
-    what = what or ("policy" if role == "answerer" else "manager")
-    if not isinstance(policy, str):
-        method = "answer" if role == "answerer" else "decide"
-        if not callable(getattr(policy, method, None)):
-            raise ConfigError(f"{what}: {type(policy).__name__} has no {method}() method (not a {role})")
-        name = str(getattr(policy, "name", type(policy).__name__))
-        sampling = getattr(policy, "sampling", None)
-        if hasattr(policy, "backend"):
-            # A live model: its weights may change between calls (training), so its answers are never reused.
-            fp = f"live:{uuid.uuid4().hex}"
-        else:
-            simple = {k: v for k, v in vars(policy).items()
-                      if not k.startswith("_") and isinstance(v, (str, int, float, bool, type(None)))}
-            fp = f"{type(policy).__module__}.{type(policy).__qualname__}:{name}:{json.dumps(simple, sort_keys=True)}"
-        deterministic = getattr(sampling, "temperature", 0.0) == 0.0
-        return PolicyRef(role, "object", name, fingerprint=fp, deterministic=deterministic, obj=policy)
-    spec = policy.strip()
-    if not spec:
-        raise ConfigError(f"{what}= is empty; give a baseline name or a checkpoint")
-    table = ANSWER_BASELINES if role == "answerer" else MANAGER_BASELINES
-    base = POLICY_ALIASES.get(spec, spec) if role == "answerer" else spec
-    if base in table:
-        return PolicyRef(role, "baseline", spec, spec, baseline=base, fingerprint=f"baseline:{base}")
-    if spec in ANSWER_BASELINES or spec in MANAGER_BASELINES or spec in POLICY_ALIASES:
-        raise ConfigError(f"{what}={spec}: that baseline is not a {role}; {role}s: {sorted(table)}")
-    kind, sep, raw = spec.partition(":")
-    if not sep or kind not in BACKEND_KINDS:
-        kind, raw = "transformers", spec
-    path = _checkpoint_dir(raw, role, what)
-    return PolicyRef(role, "checkpoint", path.name if path.name not in ("final_model", role) else str(path), spec,
-                     backend="transformers" if kind == "hf" else kind, path=str(path),
-                     fingerprint=f"{kind}:{_weights_fingerprint(path)}", deterministic=cfg.temperature == 0.0,
-                     run=_run_info(path))
-
-
-def _run_info(model_dir: Path) -> dict[str, Any] | None:
-    """algo / role / base model from the config.yaml of the run directory a final_model/ sits in, if any."""
-    for run_dir in (model_dir.parent, model_dir.parent.parent):
-        f = run_dir / "config.yaml"
-        if model_dir.name in ("final_model", "answerer", "manager") and f.is_file():
-            try:
-                from omegaconf import OmegaConf
-
-                c = OmegaConf.to_container(OmegaConf.load(f))
-            except Exception:  # noqa: BLE001 - a foreign or broken config: the evaluation does not depend on it
-                return {"run_dir": str(run_dir), "config": "unreadable"}
-            if isinstance(c, dict):
-                model = c.get("model") if isinstance(c.get("model"), dict) else {}
-                return {"run_dir": str(run_dir), "algo": c.get("algo"), "role": c.get("role"),
-                        "base_model": model.get("path")}
-    return None
-
-
-_LOADED: dict[tuple, Any] = {}  # models loaded in this process (a worker serves many conversations)
-
-
-def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
-    """The policy object of a reference (baselines fresh per call; checkpoints loaded once per process)."""
-    if ref.kind == "object":
-        return ref.obj
-
-    if ref.kind == "baseline":
-        return make_baseline(ref.baseline)
-    from memrl.policies.backends import make_backend  # deferred: imports torch
-
-    key = (ref.role, ref.backend, ref.path, ref.fingerprint, cfg.device, cfg.batch_size, cfg.answer_mode,
-           cfg.manager_prompt, cfg.temperature, cfg.max_new_tokens, cfg.manager_max_new_tokens)
-    if key not in _LOADED:
-        kwargs = {"device": cfg.device, "batch_size": cfg.batch_size} if ref.backend == "transformers" else {}
-        backend = make_backend(f"{ref.backend}:{ref.path}", **kwargs)
-        if ref.role == "answerer":
-            sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_new_tokens)
-            _LOADED[key] = LLMAnswerer(backend, mode=cfg.answer_mode, sampling=sampling, name=ref.name)
-        else:
-            sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.manager_max_new_tokens)
-            _LOADED[key] = LLMManager(backend, prompt=cfg.manager_prompt, sampling=sampling, name=ref.name)
-    return _LOADED[key]
-
-
-@contextlib.contextmanager
-def _sampling_seed(policy: Any, seed: int):
-    """Give an LLM policy's sampling params this seed for the duration (restored afterwards)."""
-    sp = getattr(policy, "sampling", None)
-    if sp is None or not dataclasses.is_dataclass(sp) or not hasattr(sp, "seed"):
-        yield
-        return
-    policy.sampling = dataclasses.replace(sp, seed=seed)
-    try:
-        yield
-    finally:
-        policy.sampling = sp
-
-
-def make_judge(cfg: EvalConfig, out: Path | None):
-    """The LLM judge of `cfg.judge` (cache in out/judge_cache.jsonl), or None. A bad spec is a ConfigError."""
-    if not cfg.judge:
-        return None
-    kind, sep, raw = cfg.judge.partition(":")
-    if not sep or kind not in BACKEND_KINDS:
-        kind, raw = "transformers", cfg.judge
-    p = Path(raw).expanduser()
-    if not p.is_dir():
-        raise ConfigError(f"judge={cfg.judge}: judge model directory {p} not found; the judge metric needs a local "
-                          "model (transformers:PATH). Remove 'judge' from metrics to evaluate without it.")
-    if (p / "final_model").is_dir():
-        p = p / "final_model"
-    from memrl.policies.backends import make_backend  # torch: only once the judge model is known to exist
-
-    kwargs = {"device": cfg.device, "batch_size": cfg.batch_size} if kind in ("transformers", "hf") else {}
-    backend = make_backend(f"{kind}:{p}", **kwargs)
-    try:
-        return LLMJudge(backend, cfg.judge_prompt, cache_path=(out / "judge_cache.jsonl") if out else None)
-    except ValueError as e:
-        raise ConfigError(f"judge_prompt: {e}") from None
 
 
 # ---- one conversation ----------------------------------------------------------------------------------------
@@ -544,9 +217,9 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
         if source == "sessions" and q.time_range and picked:
             in_range = sum(session_proximity(c.time, q.time_range) == 1.0 for c in picked) / len(picked)
         scores["temporal_in_range"] = in_range
-        if name in _READS_WHOLE_DIALOGUE:
+        if name in READS_WHOLE_DIALOGUE:
             tokens = dialogue_tokens
-        elif name in _READS_EVIDENCE_TURNS:
+        elif name in READS_EVIDENCE_TURNS:
             tokens = sum(len(turns[t][1].text.split()) for t in q.evidence_turn_ids if t in turns)
         else:
             tokens = sum(len(c.text.split()) for c in req.candidates)
@@ -579,7 +252,7 @@ def evaluate_conversation(task: dict[str, Any]) -> dict[str, Any]:
     stats: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for seed in task["seeds"]:
-        with _sampling_seed(answerer, seed), (_sampling_seed(manager, seed) if manager is not None
+        with sampling_seed(answerer, seed), (sampling_seed(manager, seed) if manager is not None
                                               else contextlib.nullcontext()):
             recs, st = _run_seed(conv, cfg, answerer, manager, seed)
         records.extend(recs)

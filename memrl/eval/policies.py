@@ -1,0 +1,187 @@
+"""The policies an evaluation runs: references (baseline, checkpoint, run directory) with their fingerprints,
+loading them, and the optional LLM judge."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memrl.config import ConfigError
+from memrl.eval.config import BACKEND_KINDS, POLICY_ALIASES, EvalConfig
+from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, make_baseline
+from memrl.policies.judge import LLMJudge
+from memrl.policies.llm import LLMAnswerer, LLMManager
+from memrl.protocol.generation import SamplingParams
+
+# ---- policies ----------------------------------------------------------------------------------------------
+_LOADED: dict[tuple, Any] = {}  # models loaded in this process (a worker serves many conversations)
+
+
+@dataclass
+class PolicyRef:
+    """A policy as the driver knows it: enough to load it in a worker and to fingerprint it for the cache."""
+
+    role: str  # "answerer" | "manager"
+    kind: str  # "baseline" | "checkpoint" | "object"
+    name: str
+    spec: str | None = None  # what the user wrote
+    baseline: str | None = None  # baseline name (kind baseline)
+    backend: str | None = None  # transformers | vllm (kind checkpoint)
+    path: str | None = None  # resolved checkpoint directory (kind checkpoint)
+    fingerprint: str = ""
+    deterministic: bool = True
+    obj: Any = None  # the policy object itself (kind object)
+    run: dict[str, Any] | None = None  # what the training run's config.yaml says (algo, role, base model)
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec, "name": self.name, "kind": self.kind, "path": self.path, "backend": self.backend,
+                "training_run": self.run}
+
+
+def checkpoint_dir(raw: str, role: str, what: str) -> Path:
+    """A checkpoint directory from a path that may be a run directory (final_model/, final_model/<role>/)."""
+
+    p = Path(raw).expanduser()
+    if not p.exists():
+        names = sorted(ANSWER_BASELINES if role == "answerer" else MANAGER_BASELINES)
+        extra = ", oracle" if role == "answerer" else ""
+        raise ConfigError(f"{what}={raw}: no such checkpoint directory; expected a baseline name ({', '.join(names)}"
+                          f"{extra}), transformers:PATH, a checkpoint directory or a run directory with final_model/")
+    if (p / "final_model").is_dir():
+        p = p / "final_model"
+    if not ((p / "config.json").is_file() or (p / "adapter_config.json").is_file()) and (p / role).is_dir():
+        p = p / role
+    if not ((p / "config.json").is_file() or (p / "adapter_config.json").is_file()):
+        raise ConfigError(f"{what}={raw}: {p} is not a checkpoint directory (no config.json or adapter_config.json)")
+    return p
+
+
+def weights_fingerprint(p: Path) -> str:
+    files = sorted(f for f in p.iterdir() if f.is_file() and (f.suffix in (".safetensors", ".json")))
+    h = hashlib.sha256(str(p.resolve()).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def policy_ref(policy: Any, role: str, cfg: EvalConfig, what: str | None = None) -> PolicyRef:
+    """Resolve a policy spec (or object) without loading any model; errors name the spec."""
+
+    what = what or ("policy" if role == "answerer" else "manager")
+    if not isinstance(policy, str):
+        method = "answer" if role == "answerer" else "decide"
+        if not callable(getattr(policy, method, None)):
+            raise ConfigError(f"{what}: {type(policy).__name__} has no {method}() method (not a {role})")
+        name = str(getattr(policy, "name", type(policy).__name__))
+        sampling = getattr(policy, "sampling", None)
+        if hasattr(policy, "backend"):
+            # A live model: its weights may change between calls (training), so its answers are never reused.
+            fp = f"live:{uuid.uuid4().hex}"
+        else:
+            simple = {k: v for k, v in vars(policy).items()
+                      if not k.startswith("_") and isinstance(v, (str, int, float, bool, type(None)))}
+            fp = f"{type(policy).__module__}.{type(policy).__qualname__}:{name}:{json.dumps(simple, sort_keys=True)}"
+        deterministic = getattr(sampling, "temperature", 0.0) == 0.0
+        return PolicyRef(role, "object", name, fingerprint=fp, deterministic=deterministic, obj=policy)
+    spec = policy.strip()
+    if not spec:
+        raise ConfigError(f"{what}= is empty; give a baseline name or a checkpoint")
+    table = ANSWER_BASELINES if role == "answerer" else MANAGER_BASELINES
+    base = POLICY_ALIASES.get(spec, spec) if role == "answerer" else spec
+    if base in table:
+        return PolicyRef(role, "baseline", spec, spec, baseline=base, fingerprint=f"baseline:{base}")
+    if spec in ANSWER_BASELINES or spec in MANAGER_BASELINES or spec in POLICY_ALIASES:
+        raise ConfigError(f"{what}={spec}: that baseline is not a {role}; {role}s: {sorted(table)}")
+    kind, sep, raw = spec.partition(":")
+    if not sep or kind not in BACKEND_KINDS:
+        kind, raw = "transformers", spec
+    path = checkpoint_dir(raw, role, what)
+    return PolicyRef(role, "checkpoint", path.name if path.name not in ("final_model", role) else str(path), spec,
+                     backend="transformers" if kind == "hf" else kind, path=str(path),
+                     fingerprint=f"{kind}:{weights_fingerprint(path)}", deterministic=cfg.temperature == 0.0,
+                     run=run_info(path))
+
+
+def run_info(model_dir: Path) -> dict[str, Any] | None:
+    """algo / role / base model from the config.yaml of the run directory a final_model/ sits in, if any."""
+    for run_dir in (model_dir.parent, model_dir.parent.parent):
+        f = run_dir / "config.yaml"
+        if model_dir.name in ("final_model", "answerer", "manager") and f.is_file():
+            try:
+                from omegaconf import OmegaConf
+
+                c = OmegaConf.to_container(OmegaConf.load(f))
+            except Exception:  # noqa: BLE001 - a foreign or broken config: the evaluation does not depend on it
+                return {"run_dir": str(run_dir), "config": "unreadable"}
+            if isinstance(c, dict):
+                model = c.get("model") if isinstance(c.get("model"), dict) else {}
+                return {"run_dir": str(run_dir), "algo": c.get("algo"), "role": c.get("role"),
+                        "base_model": model.get("path")}
+    return None
+
+
+def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
+    """The policy object of a reference (baselines fresh per call; checkpoints loaded once per process)."""
+    if ref.kind == "object":
+        return ref.obj
+
+    if ref.kind == "baseline":
+        return make_baseline(ref.baseline)
+    from memrl.policies.backends import make_backend  # deferred: imports torch
+
+    key = (ref.role, ref.backend, ref.path, ref.fingerprint, cfg.device, cfg.batch_size, cfg.answer_mode,
+           cfg.manager_prompt, cfg.temperature, cfg.max_new_tokens, cfg.manager_max_new_tokens)
+    if key not in _LOADED:
+        kwargs = {"device": cfg.device, "batch_size": cfg.batch_size} if ref.backend == "transformers" else {}
+        backend = make_backend(f"{ref.backend}:{ref.path}", **kwargs)
+        if ref.role == "answerer":
+            sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_new_tokens)
+            _LOADED[key] = LLMAnswerer(backend, mode=cfg.answer_mode, sampling=sampling, name=ref.name)
+        else:
+            sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.manager_max_new_tokens)
+            _LOADED[key] = LLMManager(backend, prompt=cfg.manager_prompt, sampling=sampling, name=ref.name)
+    return _LOADED[key]
+
+
+@contextlib.contextmanager
+def sampling_seed(policy: Any, seed: int):
+    """Give an LLM policy's sampling params this seed for the duration (restored afterwards)."""
+    sp = getattr(policy, "sampling", None)
+    if sp is None or not dataclasses.is_dataclass(sp) or not hasattr(sp, "seed"):
+        yield
+        return
+    policy.sampling = dataclasses.replace(sp, seed=seed)
+    try:
+        yield
+    finally:
+        policy.sampling = sp
+
+
+def make_judge(cfg: EvalConfig, out: Path | None):
+    """The LLM judge of `cfg.judge` (cache in out/judge_cache.jsonl), or None. A bad spec is a ConfigError."""
+    if not cfg.judge:
+        return None
+    kind, sep, raw = cfg.judge.partition(":")
+    if not sep or kind not in BACKEND_KINDS:
+        kind, raw = "transformers", cfg.judge
+    p = Path(raw).expanduser()
+    if not p.is_dir():
+        raise ConfigError(f"judge={cfg.judge}: judge model directory {p} not found; the judge metric needs a local "
+                          "model (transformers:PATH). Remove 'judge' from metrics to evaluate without it.")
+    if (p / "final_model").is_dir():
+        p = p / "final_model"
+    from memrl.policies.backends import make_backend  # torch: only once the judge model is known to exist
+
+    kwargs = {"device": cfg.device, "batch_size": cfg.batch_size} if kind in ("transformers", "hf") else {}
+    backend = make_backend(f"{kind}:{p}", **kwargs)
+    try:
+        return LLMJudge(backend, cfg.judge_prompt, cache_path=(out / "judge_cache.jsonl") if out else None)
+    except ValueError as e:
+        raise ConfigError(f"judge_prompt: {e}") from None
