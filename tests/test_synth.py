@@ -24,7 +24,6 @@ from memrl.data_synth.distill import (
 )
 from memrl.data_synth.gold_ops import replay_gold_ops
 from memrl.data_synth.paraphrase import accept_paraphrase
-from memrl.data_synth.render import format_date, period, resolve_time_expression
 from memrl.data_synth.synth import (
     SynthError,
     conversation_line,
@@ -32,6 +31,7 @@ from memrl.data_synth.synth import (
     split_assignment,
     synthesize_conversation,
 )
+from memrl.data_synth.time_expressions import format_date, period, resolve_time_expression
 
 OUTPUTS = ("train.jsonl", "validation.jsonl", "test.jsonl", "stats.json")
 

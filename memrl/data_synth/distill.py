@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memrl.data.schema import ABSTAIN_ANSWER, Conversation, Question
-from memrl.data_synth.render import format_date, resolve_time_expression
+from memrl.data_synth.time_expressions import format_date, resolve_time_expression
 from memrl.dist import make_executor
 from memrl.memory.bank import MemoryBank, stem
 from memrl.protocol.generation import GenerationBackend, SamplingParams

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from memrl.data.schema import Conversation
-from memrl.data_synth.render import resolve_time_expression
+from memrl.data_synth.time_expressions import resolve_time_expression
 from memrl.protocol.generation import GenerationBackend, SamplingParams
 
 INSTRUCTION = ("Rewrite the chat message below in your own words, as the same person talking casually. Keep every "

@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 
 from memrl.data.schema import ABSTAIN_ANSWER, Question, Session
 from memrl.data_synth.config import CATEGORIES, CATEGORY_IDS
-from memrl.data_synth.render import Record, format_date, period, with_article
+from memrl.data_synth.render import Record, with_article
+from memrl.data_synth.time_expressions import format_date, period
 from memrl.data_synth.world import (
     EVENTS,
     LANGUAGES,

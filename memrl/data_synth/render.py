@@ -1,31 +1,32 @@
-"""Dialogue rendering: time expressions, utterance templates, and the pass that turns a story into turns.
+"""Dialogue rendering: utterance templates and the pass that turns a story into turns.
 
-Two halves:
-- Time. `past_time` / `future_time` pick an expression ("last Tuesday", "two weeks ago", "next month",
-  "on 3 May") and the date it means relative to the session date; `resolve_time_expression` is the inverse
-  (used by the heuristic reader in distill.py and by the tests), so rendering and resolution share one set of
-  conventions, written down here once:
-    * "last <weekday>" / "next <weekday>": the nearest such weekday at least two days away (never yesterday /
-      tomorrow, which have their own words);
-    * "N weeks ago" / "in N weeks": exactly 7N days, day granularity;
-    * "last month", "N months ago", "in <Month>" (no year): month granularity; a month name without a year is
-      the occurrence nearest the session date (we only render months within five of it);
-    * "on 3 May" (no year): the nearest such date; "last year" / "in 2022": year granularity.
 - Text. Several templates per attribute and lifecycle step, sentence-level openers/closers, reactions to the
   other speaker, chit-chat and distractors about third parties ("my cousin moved to Lyon"), so a retriever
   cannot match question strings to utterances verbatim. `render_dialogue` walks the turns in order, applies
   each scheduled step to the fact it belongs to, and records what became true (`Record`s), from which gold ops
   and questions are derived.
+
+Time expressions (rendering and resolving "last Tuesday", "two weeks ago", ...) are in
+`memrl.data_synth.time_expressions`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-import re
 from dataclasses import dataclass
 
 from memrl.data.schema import Session, Turn
+from memrl.data_synth.time_expressions import (
+    MONTHS,
+    add_months,
+    date_phrase,
+    day_ref,
+    future_time,
+    month_ref,
+    past_time,
+    pick,
+)
 from memrl.data_synth.world import (
     BREEDS,
     CITIES,
@@ -48,268 +49,8 @@ from memrl.data_synth.world import (
     TimeRef,
 )
 
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
-WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-                "eleven", "twelve"]
-_WORD_TO_NUM = {w: i for i, w in enumerate(NUMBER_WORDS)} | {"a": 1, "an": 1, "a couple of": 2}
 _EVENTS = {e.slug: e for e in EVENTS}
 _PLANS = {p.slug: p for p in PLANS}
-
-
-# ==== time =============================================================================================
-def format_date(ref: TimeRef | str, granularity: str | None = None) -> str:
-    """LoCoMo-style answer text: "7 May 2023", "May 2023", "2023"."""
-    if isinstance(ref, TimeRef):
-        iso, granularity = ref.date, ref.granularity
-    else:
-        iso = ref
-    d = dt.date.fromisoformat(iso[:10])
-    if granularity == "day":
-        return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
-    if granularity == "month":
-        return f"{MONTHS[d.month - 1]} {d.year}"
-    if granularity == "year":
-        return str(d.year)
-    if granularity == "week_before":
-        return f"the week before {d.day} {MONTHS[d.month - 1]} {d.year}"
-    if granularity == "weekend_before":
-        return f"the weekend before {d.day} {MONTHS[d.month - 1]} {d.year}"
-    if granularity == "week_after":
-        return f"the week after {d.day} {MONTHS[d.month - 1]} {d.year}"
-    raise ValueError(f"unknown granularity {granularity!r}")
-
-
-def date_phrase(ref: TimeRef) -> str:
-    """How the canonical memory text states a time: "on 7 May 2023", "in May 2023", "in 2023"."""
-    return ("on " if ref.granularity == "day" else "in ") + format_date(ref)
-
-
-def period(ref: TimeRef) -> tuple[str, str]:
-    """[start, end] ISO datetimes of the period a TimeRef names (a question's time_range)."""
-    d = dt.date.fromisoformat(ref.date)
-    if ref.granularity == "day":
-        end = d
-    elif ref.granularity == "month":
-        end = _add_months(d, 1) - dt.timedelta(days=1)
-    else:
-        end = dt.date(d.year, 12, 31)
-    return f"{d.isoformat()}T00:00:00", f"{end.isoformat()}T23:59:59"
-
-
-def _add_months(d: dt.date, n: int) -> dt.date:
-    m = d.month - 1 + n
-    return dt.date(d.year + m // 12, m % 12 + 1, 1)
-
-
-def _number(n: int, rng: random.Random | None = None) -> str:
-    return NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else str(n)
-
-
-def _day(d: dt.date, expr: str) -> TimeRef:
-    return TimeRef(d.isoformat(), "day", expr)
-
-
-def _month(d: dt.date, expr: str) -> TimeRef:
-    return TimeRef(dt.date(d.year, d.month, 1).isoformat(), "month", expr)
-
-
-def past_time(rng: random.Random, anchor: dt.date, relative_rate: float, granularity: str) -> TimeRef:
-    """A past time expression of the given granularity and the date it resolves to from `anchor`."""
-    relative = rng.random() < relative_rate
-    if granularity == "day":
-        if not relative:
-            d = anchor - dt.timedelta(days=rng.randint(2, 60))
-            with_year = rng.random() < 0.3
-            return _day(d, f"on {d.day} {MONTHS[d.month - 1]}" + (f" {d.year}" if with_year else ""))
-        r = rng.random()
-        if r < 0.15:
-            return _day(anchor - dt.timedelta(days=1), "yesterday")
-        if r < 0.22:
-            return _day(anchor - dt.timedelta(days=2), "the day before yesterday")
-        if r < 0.4:
-            n = rng.randint(2, 6)
-            return _day(anchor - dt.timedelta(days=n), f"{_number(n)} days ago")
-        if r < 0.7:
-            k = rng.randint(2, 7)
-            d = anchor - dt.timedelta(days=k)
-            return _day(d, f"last {WEEKDAYS[d.weekday()]}")
-        if r < 0.8:
-            return _day(anchor - dt.timedelta(days=7), _pick(rng, ["a week ago", "one week ago"]))
-        n = rng.randint(2, 4)
-        return _day(anchor - dt.timedelta(days=7 * n), f"{_number(n)} weeks ago")
-    if granularity == "month":
-        if not relative:
-            d = _add_months(anchor, -rng.randint(1, 5))
-            return _month(d, f"in {MONTHS[d.month - 1]} {d.year}")
-        r = rng.random()
-        if r < 0.4:
-            return _month(_add_months(anchor, -1), "last month")
-        if r < 0.65:
-            n = rng.randint(2, 3)
-            return _month(_add_months(anchor, -n), f"{_number(n)} months ago")
-        d = _add_months(anchor, -rng.randint(2, 5))
-        return _month(d, f"back in {MONTHS[d.month - 1]}")
-    d = dt.date(anchor.year - 1, 1, 1)
-    return TimeRef(d.isoformat(), "year", "last year" if relative else f"in {d.year}")
-
-
-def future_time(rng: random.Random, anchor: dt.date, relative_rate: float, granularity: str) -> TimeRef:
-    relative = rng.random() < relative_rate
-    if granularity == "day":
-        if not relative:
-            d = anchor + dt.timedelta(days=rng.randint(10, 120))
-            return _day(d, f"on {d.day} {MONTHS[d.month - 1]}")
-        r = rng.random()
-        if r < 0.15:
-            return _day(anchor + dt.timedelta(days=1), "tomorrow")
-        if r < 0.35:
-            n = rng.randint(2, 6)
-            return _day(anchor + dt.timedelta(days=n), f"in {_number(n)} days")
-        if r < 0.65:
-            k = rng.randint(2, 7)
-            d = anchor + dt.timedelta(days=k)
-            return _day(d, f"next {WEEKDAYS[d.weekday()]}")
-        n = rng.randint(2, 4)
-        return _day(anchor + dt.timedelta(days=7 * n), f"in {_number(n)} weeks")
-    if granularity == "month":
-        if not relative:
-            d = _add_months(anchor, rng.randint(2, 5))
-            return _month(d, f"in {MONTHS[d.month - 1]} {d.year}")
-        r = rng.random()
-        if r < 0.4:
-            return _month(_add_months(anchor, 1), "next month")
-        if r < 0.65:
-            n = rng.randint(2, 4)
-            return _month(_add_months(anchor, n), f"in {_number(n)} months")
-        d = _add_months(anchor, rng.randint(2, 5))
-        return _month(d, f"in {MONTHS[d.month - 1]}")
-    d = dt.date(anchor.year + 1, 1, 1)
-    return TimeRef(d.isoformat(), "year", "next year" if relative else f"in {d.year}")
-
-
-_NUM = r"(a couple of|an|a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d{1,2})"
-_MONTH_RE = "|".join(MONTHS)
-_WEEKDAY_RE = "|".join(w.lower() for w in WEEKDAYS)
-_TIME_PATTERNS = [  # (compiled regex, handler name); applied to the lowercased text except month names
-    (re.compile(r"\bthe day before yesterday\b"), "day_before_yesterday"),
-    (re.compile(r"\b(yesterday|last night)\b"), "yesterday"),
-    (re.compile(r"\b(today|this morning|earlier today|tonight)\b"), "today"),
-    (re.compile(r"\btomorrow\b"), "tomorrow"),
-    (re.compile(rf"\b{_NUM} (day|week|month|year)s? ago\b"), "ago"),
-    (re.compile(rf"\bin {_NUM} (day|week|month|year)s?\b"), "in"),
-    (re.compile(rf"\blast ({_WEEKDAY_RE})\b"), "last_weekday"),
-    (re.compile(rf"\bnext ({_WEEKDAY_RE})\b"), "next_weekday"),
-    (re.compile(r"\blast weekend\b"), "last_weekend"),
-    (re.compile(r"\blast week\b"), "last_week"),
-    (re.compile(r"\bnext week\b"), "next_week"),
-    (re.compile(r"\blast month\b"), "last_month"),
-    (re.compile(r"\bnext month\b"), "next_month"),
-    (re.compile(r"\blast year\b"), "last_year"),
-    (re.compile(r"\bnext year\b"), "next_year"),
-]
-_ABS_DAY = re.compile(rf"\b(\d{{1,2}}) ({_MONTH_RE})(?:,? (\d{{4}}))?\b")
-_ABS_MONTH = re.compile(rf"\b(?i:in|back in|of|during|since|until|this) ({_MONTH_RE})(?:,? (\d{{4}}))?\b")
-_ABS_YEAR = re.compile(r"\b(?i:in|since|of) ((?:19|20)\d\d)\b")
-
-
-def resolve_time_expression(text: str, anchor: dt.date | str) -> TimeRef | None:
-    """The first time expression in `text`, resolved against `anchor` (the session date); None if none.
-
-    Handles what `past_time` / `future_time` render, plus a few forms common in LoCoMo ("last week",
-    "last weekend", "last night"). A month or day without a year resolves to its occurrence nearest the anchor.
-    """
-    if isinstance(anchor, str):
-        anchor = dt.date.fromisoformat(anchor[:10])
-    low = text.lower()
-    best: tuple[int, TimeRef] | None = None
-
-    def offer(pos: int, ref: TimeRef | None):
-        nonlocal best
-        if ref is not None and (best is None or pos < best[0]):
-            best = (pos, ref)
-
-    for pattern, kind in _TIME_PATTERNS:
-        m = pattern.search(low)
-        if m is not None and (best is None or m.start() < best[0]):
-            offer(m.start(), _resolve_relative(kind, m, anchor))
-    for m in _ABS_DAY.finditer(text):
-        day, month = int(m.group(1)), MONTHS.index(m.group(2)) + 1
-        year = int(m.group(3)) if m.group(3) else None
-        offer(m.start(), _nearest_day(anchor, day, month, year, m.group(0)))
-        break
-    m = _ABS_MONTH.search(text)
-    if m is not None:
-        month = MONTHS.index(m.group(1)) + 1
-        year = int(m.group(2)) if m.group(2) else _nearest_month_year(anchor, month)
-        offer(m.start(), TimeRef(dt.date(year, month, 1).isoformat(), "month", m.group(0)))
-    m = _ABS_YEAR.search(text)
-    if m is not None:
-        offer(m.start(), TimeRef(f"{m.group(1)}-01-01", "year", m.group(0)))
-    return best[1] if best else None
-
-
-def _resolve_relative(kind: str, m: re.Match, anchor: dt.date) -> TimeRef | None:
-    expr = m.group(0)
-    if kind == "day_before_yesterday":
-        return _day(anchor - dt.timedelta(days=2), expr)
-    if kind == "yesterday":
-        return _day(anchor - dt.timedelta(days=1), expr)
-    if kind == "today":
-        return _day(anchor, expr)
-    if kind == "tomorrow":
-        return _day(anchor + dt.timedelta(days=1), expr)
-    if kind in ("ago", "in"):
-        word, unit = m.group(1), m.group(2)
-        n = int(word) if word.isdigit() else _WORD_TO_NUM[word]
-        sign = -1 if kind == "ago" else 1
-        if unit == "day":
-            return _day(anchor + dt.timedelta(days=sign * n), expr)
-        if unit == "week":
-            return _day(anchor + dt.timedelta(days=sign * 7 * n), expr)
-        if unit == "month":
-            return _month(_add_months(anchor, sign * n), expr)
-        return TimeRef(dt.date(anchor.year + sign * n, 1, 1).isoformat(), "year", expr)
-    if kind == "last_weekday":
-        k = (anchor.weekday() - [w.lower() for w in WEEKDAYS].index(m.group(1))) % 7
-        return _day(anchor - dt.timedelta(days=k + 7 if k < 2 else k), expr)
-    if kind == "next_weekday":
-        k = ([w.lower() for w in WEEKDAYS].index(m.group(1)) - anchor.weekday()) % 7
-        return _day(anchor + dt.timedelta(days=k + 7 if k < 2 else k), expr)
-    if kind == "last_week":
-        return TimeRef(anchor.isoformat(), "week_before", expr)
-    if kind == "last_weekend":
-        return TimeRef(anchor.isoformat(), "weekend_before", expr)
-    if kind == "next_week":
-        return TimeRef(anchor.isoformat(), "week_after", expr)
-    if kind == "last_month":
-        return _month(_add_months(anchor, -1), expr)
-    if kind == "next_month":
-        return _month(_add_months(anchor, 1), expr)
-    if kind == "last_year":
-        return TimeRef(dt.date(anchor.year - 1, 1, 1).isoformat(), "year", expr)
-    if kind == "next_year":
-        return TimeRef(dt.date(anchor.year + 1, 1, 1).isoformat(), "year", expr)
-    return None
-
-
-def _nearest_month_year(anchor: dt.date, month: int) -> int:
-    return min((anchor.year - 1, anchor.year, anchor.year + 1),
-               key=lambda y: abs((y - anchor.year) * 12 + month - anchor.month))
-
-
-def _nearest_day(anchor, day, month, year, expr) -> TimeRef | None:
-    years = [year] if year else [anchor.year - 1, anchor.year, anchor.year + 1]
-    cands = []
-    for y in years:
-        try:
-            cands.append(dt.date(y, month, day))
-        except ValueError:
-            continue
-    if not cands:
-        return None
-    return _day(min(cands, key=lambda d: abs((d - anchor).days)), expr)
 
 
 # ==== templates ========================================================================================
@@ -475,11 +216,6 @@ DISTRACTORS = [
 ]
 
 
-def _pick(rng: random.Random, seq):
-    """rng.choice without its rejection loop (one C call): the hot path draws ~1000 choices per conversation."""
-    return seq[int(rng.random() * len(seq))]
-
-
 def with_article(word: str) -> str:
     return ("an " if word[0].lower() in "aeiou" else "a ") + word
 
@@ -616,7 +352,7 @@ def render_dialogue(rng: random.Random, story: Story, cfg) -> Rendered:
         for k, (speaker, step) in enumerate(slots):
             turn_id = f"D{s + 1}:{k + 1}"
             others = others_of[speaker]
-            other = others[0] if len(others) == 1 else _pick(rng, others)
+            other = others[0] if len(others) == 1 else pick(rng, others)
             text = None
             meta: dict = {}
             if step is not None:
@@ -633,12 +369,12 @@ def render_dialogue(rng: random.Random, story: Story, cfg) -> Rendered:
                     prev_reaction = _REACTION_OF[step.kind]
             if text is None:
                 if prev_reaction is not None and prev_speaker != speaker and rng.random() < 0.6:
-                    text = _pick(rng, REACTIONS[prev_reaction]).strip()
+                    text = pick(rng, REACTIONS[prev_reaction]).strip()
                     meta = {"kind": "reaction"}
                 elif rng.random() < cfg.distractor_rate:
                     text, meta = _distractor(rng, anchor, rel_rate, distractor_names, mentioned)
                 else:
-                    text = _pick(rng, CHITCHAT)
+                    text = pick(rng, CHITCHAT)
                     meta = {"kind": "chitchat"}
                 prev_reaction = None
             turns.append(Turn(turn_id, speaker, text, meta))
@@ -654,33 +390,33 @@ def _time_meta(ref: TimeRef) -> dict:
 def _wrap(rng, body: str, other: str, reaction: str | None) -> str:
     r = rng.random()
     if reaction is not None and r < 0.35:
-        return _pick(rng, REACTIONS[reaction]) + body
+        return pick(rng, REACTIONS[reaction]) + body
     if r < 0.5:
-        return _pick(rng, OPENERS).format(other=other) + body
+        return pick(rng, OPENERS).format(other=other) + body
     if r < 0.65:
-        return body + _pick(rng, CLOSERS)
+        return body + pick(rng, CLOSERS)
     return body
 
 
 def _distractor(rng, anchor, rel_rate, names, mentioned) -> tuple[str, dict]:
-    kind, template = _pick(rng, DISTRACTORS)
-    n = _pick(rng, names)
-    fields = {"n": n, "N": n, "drel": _pick(rng, DISTRACTOR_RELS)}
+    kind, template = pick(rng, DISTRACTORS)
+    n = pick(rng, names)
+    fields = {"n": n, "N": n, "drel": pick(rng, DISTRACTOR_RELS)}
     meta: dict = {"kind": "distractor"}
     if kind == "city":
-        fields["city"] = _pick(rng, CITIES)
+        fields["city"] = pick(rng, CITIES)
     elif kind == "job":
-        fields["ajob"] = with_article(_pick(rng, JOBS))
+        fields["ajob"] = with_article(pick(rng, JOBS))
     elif kind == "pet":
-        fields["species"], fields["pet"] = _pick(rng, PET_SPECIES), _pick(rng, PET_NAMES)
+        fields["species"], fields["pet"] = pick(rng, PET_SPECIES), pick(rng, PET_NAMES)
     elif kind == "hobby":
-        fields["hobby"] = _pick(rng, HOBBIES)
+        fields["hobby"] = pick(rng, HOBBIES)
     elif kind == "food":
-        fields["food"] = _pick(rng, FOODS)
+        fields["food"] = pick(rng, FOODS)
     elif kind == "language":
-        fields["lang"] = _pick(rng, LANGUAGES)
+        fields["lang"] = pick(rng, LANGUAGES)
     else:
-        ev = _pick(rng, EVENTS)
+        ev = pick(rng, EVENTS)
         when = past_time(rng, anchor, rel_rate, "day")
         fields["past"], fields["time"] = ev.past, when.expression
         meta["time_expressions"] = [_time_meta(when)]
@@ -691,7 +427,7 @@ def _distractor(rng, anchor, rel_rate, names, mentioned) -> tuple[str, dict]:
 
 def _new_value(rng, pool: list[str], exclude) -> str | None:
     choices = [v for v in pool if v not in exclude]
-    return _pick(rng, choices) if choices else None
+    return pick(rng, choices) if choices else None
 
 
 def _speak(rng, f: Fact, step: Step, anchor: dt.date, rel_rate: float, history, person_values, story):
@@ -728,7 +464,7 @@ def _speak(rng, f: Fact, step: Step, anchor: dt.date, rel_rate: float, history, 
             history[step.fact].append(value)
             f.detail = None if kind == "change" else f.detail  # a new city/job has no neighbourhood yet
         elif kind == "refine":
-            f.detail = _pick(rng, {"city": NEIGHBORHOODS, "job": WORKPLACES, "language": LEARNING_MODES}.get(
+            f.detail = pick(rng, {"city": NEIGHBORHOODS, "job": WORKPLACES, "language": LEARNING_MODES}.get(
                 a) or BREEDS[f.sub])
         elif kind == "retract":
             used.discard(f.value)
@@ -770,7 +506,7 @@ def _speak(rng, f: Fact, step: Step, anchor: dt.date, rel_rate: float, history, 
             mentions = [noun]
     if kind == "introduce":
         f.alive = True
-    text = _pick(rng, templates).format(**fields)
+    text = pick(rng, templates).format(**fields)
     record = {"value": f.value, "old_value": old_value if kind in ("change", "correct") else None,
               "detail": f.detail, "text": canonical(f), "when": f.when,
               "old_when": old_when if kind in ("change", "correct") and f.kind != "attr" else None}
@@ -797,14 +533,14 @@ def _shifted(rng, ref: TimeRef, anchor: dt.date) -> TimeRef | None:
     d = dt.date.fromisoformat(ref.date)
     if ref.granularity == "day":
         for _ in range(5):
-            nd = d + dt.timedelta(days=_pick(rng, [-3, -2, -1, 1, 2, 3]))
+            nd = d + dt.timedelta(days=pick(rng, [-3, -2, -1, 1, 2, 3]))
             if nd < anchor:
-                return _day(nd, f"on {nd.day} {MONTHS[nd.month - 1]}")
+                return day_ref(nd, f"on {nd.day} {MONTHS[nd.month - 1]}")
         return None
     if ref.granularity == "month":
         for _ in range(5):
-            nd = _add_months(d, _pick(rng, [-1, 1]))
+            nd = add_months(d, pick(rng, [-1, 1]))
             if nd < dt.date(anchor.year, anchor.month, 1):
-                return _month(nd, f"in {MONTHS[nd.month - 1]}")
+                return month_ref(nd, f"in {MONTHS[nd.month - 1]}")
         return None
     return None
