@@ -64,6 +64,7 @@ MEMORY_R1_SPLIT = {"train": ["conv-26"], "validation": ["conv-30"], "test": ["*"
 DEFAULT_METRICS = ["locomo_f1", "amem_f1", "bleu1", "em", "evidence_recall", "evidence_precision",
                    "retrieval_recall"]
 POLICY_ALIASES = {"oracle": "gold_answer"}  # `policy=oracle` answers the gold answer
+PREDICTIONS_PREFIX = "predictions:"  # `policy=predictions:FILE` replays a released results file, no model
 BACKEND_KINDS = ("transformers", "hf", "vllm")
 ANSWER_MODES = ("compact", "memory_r1", "picker", "select", "memory_t1")
 CANDIDATE_SOURCES = ("auto", "memories", "turns", "sessions")
@@ -139,7 +140,7 @@ class EvalConfig:
         one_of("executor", ("local", "ray"))
         one_of("manager_unit", ("turn", "session"))
         one_of("manager_prompt", ("compact", "memory_r1"))
-        one_of("data_format", ("auto", "jsonl", "locomo", "longmemeval", "timedial"))
+        one_of("data_format", ("auto", "jsonl", "locomo", "longmemeval", "timedial", "timedial_results"))
         for g in self.also_by:
             if g not in GROUPINGS:
                 raise ValueError(f"also_by: {g!r} is not one of {sorted(GROUPINGS)}")
@@ -308,6 +309,13 @@ def policy_ref(policy: Any, role: str, cfg: EvalConfig, what: str | None = None)
         return PolicyRef(role, "baseline", spec, spec, baseline=base, fingerprint=f"baseline:{base}")
     if spec in ANSWER_BASELINES or spec in MANAGER_BASELINES or spec in POLICY_ALIASES:
         raise ConfigError(f"{what}={spec}: that baseline is not a {role}; {role}s: {sorted(table)}")
+    if spec.startswith(PREDICTIONS_PREFIX):  # a released predictions file, replayed (memrl.data.timedial_results)
+        p = Path(spec[len(PREDICTIONS_PREFIX):]).expanduser()
+        if role != "answerer" or not p.is_file():
+            raise ConfigError(f"{what}={spec}: " + ("no such predictions file" if role == "answerer" else
+                                                    "a predictions file is an answer policy, not a manager"))
+        return PolicyRef(role, "predictions", f"predictions:{p.name}", spec, path=str(p),
+                         fingerprint=f"predictions:{hashlib.sha256(p.read_bytes()).hexdigest()[:16]}")
     kind, sep, raw = spec.partition(":")
     if not sep or kind not in BACKEND_KINDS:
         kind, raw = "transformers", spec
@@ -347,6 +355,13 @@ def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
 
     if ref.kind == "baseline":
         return make_baseline(ref.baseline)
+    if ref.kind == "predictions":
+        from memrl.data.timedial_results import PredictionsAnswerer
+
+        key = ("predictions", ref.path, ref.fingerprint)
+        if key not in _LOADED:
+            _LOADED[key] = PredictionsAnswerer(ref.path)
+        return _LOADED[key]
     from memrl.policies.backends import SamplingParams, make_backend
     from memrl.policies.llm import LLMAnswerer, LLMManager
 
@@ -537,7 +552,8 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
         prediction = p.answer if ok else None
         scores: dict[str, float | None] = {}
         if cfg.answer_mode != "picker":
-            scores.update(score_answer(prediction, q.answer, q.category_id, q.category))
+            scores.update(score_answer(prediction, q.answer, q.category_id, q.category,
+                                       official_prediction=getattr(p, "official_answer", None)))
         scores.update(evidence_scores(
             [e for c in picked for e in ev_of(c)], [e for c in req.candidates for e in ev_of(c)], gold,
             len(picked), sum(bool(set(ev_of(c)) & gold_set) for c in picked)))
