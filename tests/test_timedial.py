@@ -130,9 +130,11 @@ def test_set_rule_and_date_normalization():
     assert timedial_official("", "", "Unknown") == 1.0  # set() == set(), as theirs
     # normalize_date runs on both sides before every rule
     assert timedial_official("2022-07-27", "July 27, 2022", "Unknown") == 1.0
+    assert corrected("2022-07-27", "July 27, 2022", "Unknown") == 0.0
     assert official_extract("2022-07-27T10:00:00") == "2022-07-27"
     # tasks are matched case-sensitively, as theirs: "timeline" falls to the set rule (order-insensitive)
     assert timedial_official("(2)(1)", "(1)(2)", "timeline") == 1.0
+    assert corrected("(2)(1)", "(1)(2)", "timeline") == 0.0
     assert accuracy("B A", "B", "timedial_official", task="Order_Compare") == 1.0
 
 

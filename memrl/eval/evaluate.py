@@ -84,7 +84,7 @@ class EvalConfig:
     data: str = ""  # data file: the benchmark's own file, or common-schema JSONL / a datasets directory
     data_format: str = "auto"  # auto (.jsonl or a directory: common schema; else the benchmark's loader) | jsonl | locomo | longmemeval | timedial
     data_options: dict[str, str] = field(default_factory=dict)  # loader options (TIME-Dial: contexts, time_ranges)
-    policy: str = ""  # answer policy: baseline name, oracle, abstain, transformers:PATH, a checkpoint or run directory
+    policy: str = ""  # answer policy: baseline name, oracle, abstain, transformers:PATH, a checkpoint or run directory, predictions:FILE (replay a released results file)
     manager: str | None = None  # memory manager building the bank turn by turn (None: `default_manager`)
     default_manager: str = "add_only"  # builds the bank when no manager is given: store every turn/fact as said
     split: str = "all"  # "all" or a key of `splits`
