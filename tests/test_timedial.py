@@ -39,9 +39,9 @@ RESULTS = FIX / "timedial_results_small.json"
 BM25 = FIX / "timedial_bm25_results_small.json"
 RANGES = FIX / "timedial_results_time_ranges_small.json"
 CONFIG = REPO / "configs" / "eval" / "timedial.yaml"
-FAST = dict(benchmark="timedial", answer_mode="memory_t1", candidates="sessions", category_key="category",
-            also_by=["level"], exclude_from_overall=[], adversarial_categories=[], progress=False,
-            bootstrap_samples=20, metrics=["timedial_acc", "timedial_official", "em"])
+FAST = {"benchmark": "timedial", "answer_mode": "memory_t1", "candidates": "sessions", "category_key": "category",
+        "also_by": ["level"], "exclude_from_overall": [], "adversarial_categories": [], "progress": False,
+        "bootstrap_samples": 20, "metrics": ["timedial_acc", "timedial_official", "em"]}
 
 
 def corrected(pred, gold, task):

@@ -265,7 +265,8 @@ def timedial_accuracy(pred: Any, gold: Any, task: Any = None) -> float:
 
 
 def _timedial_official(pred: Any, gold: Any, task: Any) -> float:
-    from memrl.rewards.timedial_official import timedial_official  # Memory-T1's published scoring, quirks kept
+    # Memory-T1's published scoring, quirks kept (lazy: dateutil)
+    from memrl.rewards.timedial_official import timedial_official
 
     return timedial_official(pred, gold, task)
 

@@ -92,7 +92,7 @@ def _normalize_date(text: str) -> str:
         return text  # every format below needs a digit (fast path for option letters)
     if "T" in text:
         try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).strftime("%Y-%m-%d")
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).strftime("%Y-%m-%d")  # noqa: FURB162 - as theirs
         except ValueError:
             return text  # their outer `except Exception` returns the string as it was
     for fmt in _DATE_FORMATS:
