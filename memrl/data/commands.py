@@ -39,6 +39,8 @@ _PROVENANCE = {
     "longmemeval": "LongMemEval (xiaowu0162/LongMemEval; Wu et al., ICLR 2025). See the source's license.",
     "timedial": "TIME-Dial as prepared by Memory-T1 (Elvin-Yiming-Du/Memory-T1; README says MIT). TIME-Dial "
     "contains LoCoMo10 sessions: do not train on one and call the other held-out.",
+    "timedial_results": "Memory-T1's released TIME-Dial result files (Elvin-Yiming-Du/Memory-T1; README says MIT, "
+    "no LICENSE file): questions, golds and the released predictions (question meta 'prediction').",
 }
 
 
@@ -53,8 +55,8 @@ def convert(
     """Read `input` (`fmt`), write the common schema to `output` (JSONL or datasets dir), return a summary."""
     options: dict[str, Any] = {}
     if contexts is not None or time_ranges is not None:
-        if fmt != "timedial":
-            raise DataError("--contexts and --time-ranges apply only to --format timedial")
+        if fmt not in ("timedial", "timedial_results"):
+            raise DataError("--contexts and --time-ranges apply only to --format timedial / timedial_results")
         options = {"contexts": contexts, "time_ranges": time_ranges}
     convs = load_conversations(input, fmt, **options)  # raises before anything is written
     out = Path(output)
@@ -154,7 +156,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     c.add_argument("--contexts", help="TIME-Dial question-file form only: the contexts JSON")
     c.add_argument(
-        "--time-ranges", help="TIME-Dial question-file form only: question_time_range_annotated JSON"
+        "--time-ranges", help="TIME-Dial question-file form and results files: question_time_range_annotated JSON"
     )
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
     s = sub.add_parser("stats", help="summary of a converted file (JSONL or datasets directory)")

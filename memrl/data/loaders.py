@@ -672,6 +672,11 @@ def load_timedial(
     convs: list[Conversation] = []
     seen: set[str] = set()
     for where, rec in _read_records(path):
+        if "gold_answer" in rec and ("model_output" in rec or "parsed_output" in rec):
+            # Memory-T1's released result files (memrl.data.timedial_results): detected by their record keys.
+            from memrl.data.timedial_results import load_timedial_results
+
+            return load_timedial_results(path, time_ranges=time_ranges, contexts=contexts)
         if "prompt" in rec or "reward_model" in rec:
             conv = _timedial_verl(rec, where, path)
         elif "Question ID" in rec:
@@ -683,9 +688,15 @@ def load_timedial(
                 )
             conv = _timedial_question(rec, where, path, context_map, contexts, range_map)
         else:
+            from memrl.data.timedial_results import is_time_range_map
+
+            if is_time_range_map(rec):
+                raise DataError(f"{path}: this is a time-range file (question id -> question_time_range), not "
+                                "questions; pass it as --time-ranges (data_options.time_ranges=)")
             raise where.fail(
                 "",
-                "neither a verl record (prompt, reward_model, extra_info) nor a TIME-Dial "
+                "neither a verl record (prompt, reward_model, extra_info), a Memory-T1 results record "
+                "(gold_answer, model_output, parsed_output) nor a TIME-Dial "
                 f"question ('Question ID', ...); keys: {sorted(rec)[:8]}",
             )
         if conv.conversation_id in seen:
@@ -1024,7 +1035,14 @@ LOADERS: dict[str, Callable[..., list[Conversation]]] = {
     "locomo": load_locomo,
     "longmemeval": load_longmemeval,
     "timedial": load_timedial,
+    "timedial_results": lambda path, **kw: _load_timedial_results(path, **kw),
 }
+
+
+def _load_timedial_results(path: str | Path, **options: Any) -> list[Conversation]:
+    from memrl.data.timedial_results import load_timedial_results
+
+    return load_timedial_results(path, **options)
 
 
 def load(fmt: str, path: str | Path, **options: Any) -> list[Conversation]:

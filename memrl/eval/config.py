@@ -26,6 +26,7 @@ MEMORY_R1_SPLIT = {"train": ["conv-26"], "validation": ["conv-30"], "test": ["*"
 DEFAULT_METRICS = ["locomo_f1", "amem_f1", "bleu1", "em", "evidence_recall", "evidence_precision",
                    "retrieval_recall"]
 POLICY_ALIASES = {"oracle": "gold_answer"}  # `policy=oracle` answers the gold answer
+PREDICTIONS_PREFIX = "predictions:"  # `policy=predictions:FILE` replays a released results file, no model
 BACKEND_KINDS = ("transformers", "hf", "vllm")
 GROUPINGS = {"level": "category_id", "category_id": "category_id", "category": "category"}
 # Answerers that read the dialogue themselves instead of the candidates they are given (tokens read).
@@ -43,7 +44,7 @@ class EvalConfig:
     data: str = ""  # data file: the benchmark's own file, or common-schema JSONL / a datasets directory
     data_format: str = "auto"  # auto (.jsonl or a directory: common schema; else the benchmark's loader) | jsonl | locomo | longmemeval | timedial
     data_options: dict[str, str] = field(default_factory=dict)  # loader options (TIME-Dial: contexts, time_ranges)
-    policy: str = ""  # answer policy: baseline name, oracle, abstain, transformers:PATH, a checkpoint or run directory
+    policy: str = ""  # answer policy: baseline name, oracle, abstain, transformers:PATH, a checkpoint or run directory, predictions:FILE (replay a released results file)
     manager: str | None = None  # memory manager building the bank turn by turn (None: `default_manager`)
     default_manager: str = "add_only"  # builds the bank when no manager is given: store every turn/fact as said
     split: str = "all"  # "all" or a key of `splits`
@@ -99,7 +100,7 @@ class EvalConfig:
         one_of("executor", ("local", "ray"))
         one_of("manager_unit", ("turn", "session"))
         one_of("manager_prompt", ("compact", "memory_r1"))
-        one_of("data_format", ("auto", "jsonl", "locomo", "longmemeval", "timedial"))
+        one_of("data_format", ("auto", "jsonl", "locomo", "longmemeval", "timedial", "timedial_results"))
         for g in self.also_by:
             if g not in GROUPINGS:
                 raise ValueError(f"also_by: {g!r} is not one of {sorted(GROUPINGS)}")

@@ -209,7 +209,8 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
         prediction = p.answer if ok else None
         scores: dict[str, float | None] = {}
         if cfg.answer_mode != "picker":
-            scores.update(score_answer(prediction, q.answer, q.category_id, q.category))
+            scores.update(score_answer(prediction, q.answer, q.category_id, q.category,
+                                       official_prediction=getattr(p, "official_answer", None)))
         scores.update(evidence_scores(
             [e for c in picked for e in ev_of(c)], [e for c in req.candidates for e in ev_of(c)], gold,
             len(picked), sum(bool(set(ev_of(c)) & gold_set) for c in picked)))

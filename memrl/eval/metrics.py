@@ -37,6 +37,8 @@ ANSWER_METRICS: dict[str, str] = {
     "bleu1": "A-Mem / Mem0 BLEU-1 (nltk sentence_bleu, weights (1,0,0,0), smoothing method1)",
     "em": "exact match after LoCoMo normalization",
     "timedial_acc": "Memory-T1 task accuracy (option sets, duration within 1 day, graded dates, timeline), floored at 0",
+    "timedial_official": "Memory-T1's published test scoring, quirks included (first option letter only, single-phrase "
+                         "durations, dates within 1 day, timeline all-or-nothing; memrl.rewards.timedial_official)",
 }
 EVIDENCE_METRICS: dict[str, str] = {
     "evidence_recall": "share of the gold evidence turns (sessions for session candidates) the answerer selected",
@@ -48,11 +50,20 @@ JUDGE_METRIC = "judge"
 ALL_METRICS = [*ANSWER_METRICS, JUDGE_METRIC, *EVIDENCE_METRICS]
 
 
-def score_answer(prediction: str | None, gold: str, category_id: Any, task: Any) -> dict[str, float]:
-    """Every answer metric of one prediction (None = no parsable answer = 0 on all of them)."""
+def score_answer(prediction: str | None, gold: str, category_id: Any, task: Any,
+                 official_prediction: str | None = None) -> dict[str, float]:
+    """Every answer metric of one prediction (None = no parsable answer = 0 on all of them).
 
+    `official_prediction`: the answer as Memory-T1's own parse extracted it, for `timedial_official`
+    (a released `parsed_output["answer"]`; "" when their parse found none); None: `prediction`.
+    """
+    from memrl.rewards.accuracy import amem_f1, bleu1, exact_match, locomo_f1, timedial_accuracy
+    from memrl.rewards.timedial_official import timedial_official
+
+    official = prediction if official_prediction is None else official_prediction
+    official_score = timedial_official(official, gold, task) if official is not None else 0.0
     if prediction is None:
-        return {k: 0.0 for k in ANSWER_METRICS}
+        return {**{k: 0.0 for k in ANSWER_METRICS}, "timedial_official": official_score}
     return {
         # locomo_f1 special-cases only integer categories 1/3/5 (LoCoMo's and the synthetic data's ids);
         # other benchmarks' category ids ("Level 1", None) fall through to the plain stemmed token F1.
@@ -61,6 +72,7 @@ def score_answer(prediction: str | None, gold: str, category_id: Any, task: Any)
         "bleu1": bleu1(prediction, gold),
         "em": exact_match(prediction, gold),
         "timedial_acc": max(0.0, timedial_accuracy(prediction, gold, task)),
+        "timedial_official": official_score,
     }
 
 

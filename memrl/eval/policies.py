@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from memrl.config import ConfigError
-from memrl.eval.config import BACKEND_KINDS, POLICY_ALIASES, EvalConfig
+from memrl.eval.predictions import PredictionsAnswerer
+from memrl.eval.config import BACKEND_KINDS, POLICY_ALIASES, PREDICTIONS_PREFIX, EvalConfig
 from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, make_baseline
 from memrl.policies.judge import LLMJudge
 from memrl.policies.llm import LLMAnswerer, LLMManager
@@ -99,6 +100,13 @@ def policy_ref(policy: Any, role: str, cfg: EvalConfig, what: str | None = None)
         return PolicyRef(role, "baseline", spec, spec, baseline=base, fingerprint=f"baseline:{base}")
     if spec in ANSWER_BASELINES or spec in MANAGER_BASELINES or spec in POLICY_ALIASES:
         raise ConfigError(f"{what}={spec}: that baseline is not a {role}; {role}s: {sorted(table)}")
+    if spec.startswith(PREDICTIONS_PREFIX):  # a released predictions file, replayed (memrl.data.timedial_results)
+        p = Path(spec[len(PREDICTIONS_PREFIX):]).expanduser()
+        if role != "answerer" or not p.is_file():
+            raise ConfigError(f"{what}={spec}: " + ("no such predictions file" if role == "answerer" else
+                                                    "a predictions file is an answer policy, not a manager"))
+        return PolicyRef(role, "predictions", f"predictions:{p.name}", spec, path=str(p),
+                         fingerprint=f"predictions:{hashlib.sha256(p.read_bytes()).hexdigest()[:16]}")
     kind, sep, raw = spec.partition(":")
     if not sep or kind not in BACKEND_KINDS:
         kind, raw = "transformers", spec
@@ -134,6 +142,11 @@ def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
 
     if ref.kind == "baseline":
         return make_baseline(ref.baseline)
+    if ref.kind == "predictions":
+        key = ("predictions", ref.path, ref.fingerprint)
+        if key not in _LOADED:
+            _LOADED[key] = PredictionsAnswerer(ref.path)
+        return _LOADED[key]
     from memrl.policies.backends import make_backend  # deferred: imports torch
 
     key = (ref.role, ref.backend, ref.path, ref.fingerprint, cfg.device, cfg.batch_size, cfg.answer_mode,

@@ -90,7 +90,13 @@ class LLMAnswerer:
         return self.backend.generate(self.prompts(requests), sampling or self.sampling)
 
     def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
-        parses = [parse_answer_output(gens[0].text, PARSER_MODE[self.mode]) for gens in self.generate(requests)]
+        gens_all = self.generate(requests)
+        parses = [parse_answer_output(gens[0].text, PARSER_MODE[self.mode]) for gens in gens_all]
+        if self.mode == "memory_t1":  # timedial_official reads the answer as Memory-T1's own parse finds it
+            from memrl.rewards.timedial_official import official_answer, official_parse
+
+            for p, gens in zip(parses, gens_all):
+                p.official_answer = official_answer(official_parse(gens[0].text))
         if self.mode == "select":  # the frozen reader answers from the first selected memory
             for r, p in zip(requests, parses):
                 p.answer = read_selected(r, p.selected_ids) if p.ok else None

@@ -264,6 +264,13 @@ def timedial_accuracy(pred: Any, gold: Any, task: Any = None) -> float:
     return float(bool(g) and _options(p) == _options(g))
 
 
+def _timedial_official(pred: Any, gold: Any, task: Any) -> float:
+    # Memory-T1's published scoring, quirks kept (lazy: dateutil)
+    from memrl.rewards.timedial_official import timedial_official
+
+    return timedial_official(pred, gold, task)
+
+
 # ---- dispatcher -------------------------------------------------------------------------------------------
 METRICS: dict[str, Callable[..., float]] = {
     "em": lambda p, g, c, t: exact_match(p, g),
@@ -272,6 +279,7 @@ METRICS: dict[str, Callable[..., float]] = {
     "amem_f1": lambda p, g, c, t: amem_f1(p, g),
     "bleu1": lambda p, g, c, t: bleu1(p, g),
     "timedial": lambda p, g, c, t: timedial_accuracy(p, g, t),
+    "timedial_official": lambda p, g, c, t: _timedial_official(p, g, t),
 }
 METRICS["f1"] = METRICS["token_f1"]
 METRICS["exact_match"] = METRICS["em"]

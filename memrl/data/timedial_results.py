@@ -1,0 +1,195 @@
+"""Memory-T1's released TIME-Dial result files -> the common schema, and a policy that replays their predictions.
+
+Two released layouts (benchmarks.md 2.1), both a JSON list (JSONL also read) of one record per question:
+
+- full-prompt results: {question_id, question (stem + lettered options), level, task, prompt (the full prompt
+  given to the model, sessions included where the system retrieved them), model_output, parsed_output (a dict
+  with selected_memory and answer; {} where their parse failed), gold_answer};
+- BM25 results: the same without question_id, task and level, plus bm25_top5_session_ids (a ranking of
+  session ids). Records are matched to questions by question text (theirs zips files by position).
+
+The time-range file (`question_time_range_annotated_*.json`: a dict keyed by question id -> {question,
+question_time_range {start, end}, reasoning, events}) is read with `time_ranges=` (`--time-ranges`).
+
+`load_timedial_results` gives one Conversation per record (conversation_id = question_id, else "q" + a hash
+of the question text), its sessions parsed from the prompt's session memory (often empty), category = task
+("Unknown" when the record has none, the task Memory-T1's scorer then uses), category_id = level. The
+prediction is kept in `question.meta["prediction"]`: {model_output, parsed_output, official_answer (their
+parsed answer, "" when none), answer (memrl's lenient parse of model_output; None when it finds none),
+selected_memory, source}.
+
+`PredictionsAnswerer` (`memrl eval policy=predictions:FILE`) answers each question with the prediction FILE
+holds for it (by question_id, else by question text), so a released predictions file is scored without a
+model: `timedial_acc` on memrl's lenient parse of model_output (falling back to the released parse when memrl's
+finds no JSON), `timedial_official` on the released `parsed_output["answer"]` as Memory-T1's scorer reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from memrl.data.io import DataError
+from memrl.data.schema import Conversation
+
+__all__ = ["is_results_records", "is_time_range_map", "load_timedial_results",
+           "read_results", "read_time_ranges"]
+
+_RESULT_KEYS = ("model_output", "parsed_output")
+
+
+def is_results_records(data: Any) -> bool:
+    """A JSON list whose first record has gold_answer and model_output or parsed_output."""
+    return (isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "gold_answer" in data[0]
+            and any(k in data[0] for k in _RESULT_KEYS))
+
+
+def is_time_range_map(data: Any) -> bool:
+    """A dict keyed by question id whose values carry question_time_range (the annotated time-range file)."""
+    if not isinstance(data, dict) or not data:
+        return False
+    first = next(iter(data.values()))
+    return isinstance(first, dict) and "question_time_range" in first
+
+
+def _read(path: Path) -> Any:
+    from memrl.data.loaders import _read_json
+
+    if path.suffix.lower() == ".jsonl":
+        from memrl.data.io import iter_jsonl
+
+        return [obj for _, obj in iter_jsonl(path)]
+    return _read_json(path)
+
+
+def question_key(text: str) -> str:
+    """Question text as a join key: whitespace collapsed (the files agree on the text otherwise)."""
+    return " ".join(str(text).split())
+
+
+def _stem_key(text: str) -> str:
+    stem = str(text).split("\n")[0]
+    return question_key(stem).rstrip("?").strip().lower()
+
+
+def read_time_ranges(path: str | Path) -> dict[str, dict]:
+    """The time-range file, checked: {question id: {question, question_time_range: {start, end}, ...}}."""
+    path = Path(path)
+    data = _read(path)
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: a time-range file must be a JSON object keyed by question id, got "
+                        f"{type(data).__name__}")
+    for qid, entry in data.items():
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}: question {qid!r}: expected an object, got {type(entry).__name__}")
+        rng = entry.get("question_time_range")
+        if rng is not None and not (isinstance(rng, dict) and all(isinstance(rng.get(k, ""), (str, type(None)))
+                                                                   for k in ("start", "end"))):
+            raise DataError(f"{path}: question {qid!r}: question_time_range: expected {{start, end}} strings, "
+                            f"got {json.dumps(rng)[:80]}")
+    return data
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a released results file, checked; each gains `_where` ("file: record i (question_id x)")."""
+    path = Path(path)
+    data = _read(path)
+    if is_time_range_map(data):
+        raise DataError(f"{path}: this is a time-range file (question id -> question_time_range), not results; "
+                        "pass it as --time-ranges (data_options.time_ranges=)")
+    if not isinstance(data, list) or not data:
+        raise DataError(f"{path}: expected a JSON list of Memory-T1 result records, got "
+                        f"{type(data).__name__}{' (empty)' if not data else ''}")
+    out = []
+    for i, rec in enumerate(data):
+        where = f"{path}: record {i}"
+        if not isinstance(rec, dict):
+            raise DataError(f"{where}: expected an object, got {type(rec).__name__}")
+        if "question_id" in rec:
+            if not isinstance(rec["question_id"], (str, int)) or isinstance(rec["question_id"], bool):
+                raise DataError(f"{where}: question_id: expected string, got {type(rec['question_id']).__name__}")
+            where = f"{where} (question_id {str(rec['question_id'])!r})"
+        for key, types in (("question", (str,)), ("gold_answer", (str, int, float))):
+            if key not in rec:
+                raise DataError(f"{where}: {key}: missing key; not a Memory-T1 result record? it has keys "
+                                f"{sorted(rec)[:8]}")
+            if not isinstance(rec[key], types) or isinstance(rec[key], bool):
+                raise DataError(f"{where}: {key}: expected {types[0].__name__}, got {type(rec[key]).__name__}")
+        if not any(k in rec for k in _RESULT_KEYS):
+            raise DataError(f"{where}: neither model_output nor parsed_output; not a results record")
+        for key, types in (("model_output", (str, type(None))), ("parsed_output", (dict, type(None))),
+                           ("prompt", (str, type(None))), ("task", (str, type(None))),
+                           ("level", (str, int, type(None)))):
+            if key in rec and (not isinstance(rec[key], types) or isinstance(rec[key], bool)):
+                raise DataError(f"{where}: {key}: expected {types[0].__name__}, got {type(rec[key]).__name__}")
+        out.append({**rec, "_where": where})
+    return out
+
+
+def _prediction(rec: dict[str, Any], source: str) -> dict[str, Any]:
+    """The released prediction as it is: raw output and the released parse. Reading an answer out of it is the
+    evaluator's job (memrl.eval.predictions.interpret), not the data layer's."""
+    return {"model_output": rec.get("model_output"), "parsed_output": rec.get("parsed_output"), "source": source}
+
+
+def _record_id(rec: dict[str, Any]) -> str:
+    if rec.get("question_id") is not None:
+        return str(rec["question_id"])
+    return "q" + hashlib.sha256(question_key(rec["question"]).encode()).hexdigest()[:12]
+
+
+def load_timedial_results(path: str | Path, time_ranges: str | Path | None = None,
+                          contexts: str | Path | None = None) -> list[Conversation]:
+    """Read a released Memory-T1 results file into the common schema (see the module docstring)."""
+    from memrl.data.loaders import (
+        _T1_EVAL_HEADER,
+        _T1_HEADER,
+        _T1_QUESTION,
+        _parse_iso,
+        _parse_t1_history,
+        _timedial_build,
+        _Where,
+    )
+
+    if contexts is not None:
+        raise DataError(f"{path}: a results file carries its own prompts; --contexts does not apply to it")
+    path = Path(path)
+    ranges = read_time_ranges(time_ranges) if time_ranges is not None else None
+    by_stem = {_stem_key(v.get("question", "")): k for k, v in (ranges or {}).items()}
+    convs: list[Conversation] = []
+    seen: set[str] = set()
+    for i, rec in enumerate(read_results(path)):
+        qid = _record_id(rec)
+        if qid in seen:
+            raise DataError(f"{rec['_where']}: duplicate question {qid!r}")
+        seen.add(qid)
+        where = _Where(path, f"record {i}").named(f"question_id {qid!r}")
+        raw_sessions, prompt_ids = [], None
+        m = _T1_QUESTION.search(rec.get("prompt") or "")
+        if m is not None:
+            raw_sessions = _parse_t1_history(m["history"])
+            for s in raw_sessions:
+                s["time"] = _parse_iso(s["time"] or "")
+                for u in s["utterances"]:
+                    u["time"] = _parse_iso(u["time"] or "")
+            prompt_ids = [h["sid"] for line in m["history"].split("\n")
+                          if (h := _T1_EVAL_HEADER.fullmatch(line) or _T1_HEADER.fullmatch(line))]
+        raw_range = None
+        if ranges is not None:
+            key = qid if qid in ranges else by_stem.get(_stem_key(rec["question"]))
+            if key is not None:
+                raw_range = ranges[key].get("question_time_range")
+        task = rec.get("task") or "Unknown"
+        conv = _timedial_build(
+            where, path, raw_sessions, qid=qid, question=rec["question"].strip(),
+            answer=str(rec["gold_answer"]), task=task, level=rec.get("level"), gold=[], raw_range=raw_range,
+            prompt_ids=prompt_ids, conv_meta={"sessions_from": "prompt", "results_file": path.name},
+        )
+        q = conv.questions[0]
+        q.meta["prediction"] = _prediction(rec, path.name)
+        if "bm25_top5_session_ids" in rec:
+            q.meta["bm25_ranked_session_ids"] = [str(s) for s in rec["bm25_top5_session_ids"] or []]
+        convs.append(conv)
+    return convs
