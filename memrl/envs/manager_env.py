@@ -702,7 +702,9 @@ def load_conversations(conversations: Any) -> list[Conversation]:
     convs = list(conversations)
     if not convs or not all(isinstance(c, Conversation) for c in convs):
         raise ValueError("conversations must be a non-empty list of memrl.data.schema.Conversation")
-    return convs
+    from memrl.data.validate import validate_conversations
+
+    return validate_conversations(convs, "conversations")
 
 
 def default_conversations() -> list[Conversation]:

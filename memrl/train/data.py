@@ -29,7 +29,10 @@ def load_split(path: str, split: str, max_conversations: int = 0) -> list[Conver
             raise DataError(f"{p}: no {split}.jsonl (expected a `memrl synth` output directory)")
         convs = read_conversations(f)
     else:
+        f = p
         convs = read_conversations(p)
+    if not convs:
+        raise DataError(f"{f}: no conversations (split {split!r} is empty; nothing to train on)")
     return convs[:max_conversations] if max_conversations else convs
 
 
