@@ -14,7 +14,7 @@ One conversation is one shard (`memrl.dist` executor, local or Ray). Per shard a
 2. **Answers.** All requests of the conversation go to the answer policy in one `answer()` call (LLM
    policies batch them); latency per question is that call's wall time over its questions.
 3. **Scores.** Every answer metric (memrl.eval.metrics) and the evidence metrics of the selected candidates,
-   tokens read (whitespace tokens of the candidates given; the whole dialogue for `full_context`), and the
+   tokens read (whitespace tokens of the candidates given; the whole dialogue for `bm25_turns`), and the
    question's position in the history. The optional LLM judge runs afterwards in the driver, batched over
    all questions, with its own JSONL cache.
 
@@ -69,7 +69,7 @@ ANSWER_MODES = ("compact", "memory_r1", "picker", "select", "memory_t1")
 CANDIDATE_SOURCES = ("auto", "memories", "turns", "sessions")
 GROUPINGS = {"level": "category_id", "category_id": "category_id", "category": "category"}
 # Answerers that read the dialogue themselves instead of the candidates they are given (tokens read).
-_READS_WHOLE_DIALOGUE = {"full_context"}
+_READS_WHOLE_DIALOGUE = {"bm25_turns"}
 _READS_EVIDENCE_TURNS = {"oracle_evidence"}
 
 
@@ -526,6 +526,9 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
         by_id = {c.id: c for c in req.candidates}
         picked_ids = list(dict.fromkeys(str(i) for i in (getattr(p, "selected_ids", None) or [])))
         picked = [by_id[i] for i in picked_ids if i in by_id]
+        # Answerers that read turns themselves (oracle_evidence, bm25_turns) select turn ids, not candidate ids.
+        direct = ([i for i in picked_ids if i not in by_id and i in turns]
+                  if source != "sessions" and name in _READS_WHOLE_DIALOGUE | _READS_EVIDENCE_TURNS else [])
         if source == "sessions":
             gold = list(q.evidence_session_ids)
             ev_of = lambda c: [c.doc_id]
@@ -539,8 +542,9 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
         if cfg.answer_mode != "picker":
             scores.update(score_answer(prediction, q.answer, q.category_id, q.category))
         scores.update(evidence_scores(
-            [e for c in picked for e in ev_of(c)], [e for c in req.candidates for e in ev_of(c)], gold,
-            len(picked), sum(bool(set(ev_of(c)) & gold_set) for c in picked)))
+            [e for c in picked for e in ev_of(c)] + direct, [e for c in req.candidates for e in ev_of(c)], gold,
+            len(picked) + len(direct),
+            sum(bool(set(ev_of(c)) & gold_set) for c in picked) + sum(i in gold_set for i in direct)))
         in_range = None
         if source == "sessions" and q.time_range and picked:
             in_range = sum(session_proximity(c.time, q.time_range) == 1.0 for c in picked) / len(picked)
@@ -559,7 +563,7 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
             "abstention": bool(q.meta.get("abstention")),
             "question": q.question, "gold": q.answer, "prediction": p.answer if p.answer is not None else None,
             "parse_ok": ok, "parse_error": getattr(p, "error", None),
-            "selected_ids": picked_ids, "unknown_selected": len(picked_ids) - len(picked),
+            "selected_ids": picked_ids, "unknown_selected": len(picked_ids) - len(picked) - len(direct),
             "num_candidates": len(req.candidates), "gold_in_candidates": bool(row.get("gold_in_candidates")),
             "tokens_read": tokens, "latency_s": latency,
             "history_turns": history_turns, "evidence_distance": distance,
@@ -868,6 +872,9 @@ def run_eval(cfg: EvalConfig, executor: Any = None) -> dict[str, Any]:
     if cfg.manager:
         policy_ref(cfg.manager, "manager", cfg)
     convs = load_data(cfg)
+    from memrl.eval.guards import check_benchmark
+
+    check_benchmark(cfg, convs)
     return evaluate(convs, cfg.policy, cfg.manager or None, cfg, executor=executor)
 
 
