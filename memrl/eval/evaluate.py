@@ -41,6 +41,7 @@ from typing import Any
 from memrl import __version__
 from memrl.config import ConfigError
 from memrl.data.io import DataError, read_conversations, write_json, write_jsonl
+from memrl.eval.notes import add_notes
 from memrl.data.schema import Conversation
 from memrl.eval.metrics import (
     ALL_METRICS,
@@ -746,7 +747,8 @@ def assemble_results(records: list[dict[str, Any]], manager_stats: list[dict[str
     bank_s = [s.get("bank_build_s", 0.0) for s in manager_stats if s.get("seed", seeds[0]) == seeds[0]]
     results = {
         "format": RESULTS_FORMAT,
-        "protocol": build_protocol(cfg, ans, man, convs, seeds, key_field, names, counts, judge, conv_hashes),
+        "protocol": add_notes(build_protocol(cfg, ans, man, convs, seeds, key_field, names, counts, judge,
+                                             conv_hashes), convs),
         "metrics": metrics,
         "counts": {"conversations": len(convs), "questions": len(first), "records": len(records),
                    "by_category": {k: {"name": names[k], "n": counts.get(k, 0)} for k in metrics[cfg.metrics[0]]
