@@ -694,7 +694,8 @@ def load_timedial(
         seen.add(conv.conversation_id)
         convs.append(conv)
         records.append(where.record)
-    return validate_conversations(convs, str(path), records)
+    source = f"{path} (contexts {contexts})" if contexts is not None else str(path)
+    return validate_conversations(convs, source, records)
 
 
 def _timedial_json_dict(path: Path, what: str) -> dict:

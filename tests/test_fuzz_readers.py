@@ -1,0 +1,200 @@
+"""Fuzz every reader with hypothesis: whatever the bytes, a reader returns valid conversations or raises
+DataError (one line naming the file) -- never another exception.
+
+Each reader gets FUZZ_EXAMPLES generated files (10,000 by default; MEMRL_FUZZ_EXAMPLES overrides): a valid
+seed record (from tests/fixtures or a synthetic conversation) with 1-4 structural mutations (a key deleted,
+a value replaced by arbitrary JSON, a list element duplicated -- duplicate ids --, an id pointed elsewhere)
+or byte-level damage (a flipped byte, invalid UTF-8, truncation). Whatever a reader accepts must pass the
+common validator, so the same file gets the same verdict everywhere.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memrl.data.io import DataError, read_conversations
+from memrl.data.loaders import load_locomo, load_longmemeval, load_timedial
+from memrl.data.validate import conversation_problem
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FUZZ_EXAMPLES = int(os.environ.get("MEMRL_FUZZ_EXAMPLES", "10000"))
+SETTINGS = settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=True,
+                    suppress_health_check=list(HealthCheck))
+_TMP = Path(tempfile.mkdtemp(prefix="memrl-fuzz-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None))
+atexit.register(shutil.rmtree, _TMP, True)
+
+def _json_value(rnd, depth: int = 0):
+    """An arbitrary small JSON value (hypothesis drives `rnd`, so cases are reproducible and shrinkable)."""
+    kind = rnd.randrange(9 if depth < 2 else 6)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rnd.random() < 0.5
+    if kind == 2:
+        return rnd.choice([-1, 0, 1, 5, 10**6, 2**63])
+    if kind == 3:
+        return rnd.choice([0.5, -2.0, 1e300])
+    if kind in (4, 5):
+        return "".join(rnd.choice("aZ0 :-/\u00e9\u4e2d\U0001f600\n\t\"{") for _ in range(rnd.randrange(8)))
+    if kind in (6, 7):
+        return [_json_value(rnd, depth + 1) for _ in range(rnd.randrange(3))]
+    return {str(rnd.randrange(5)): _json_value(rnd, depth + 1)
+            for _ in range(rnd.randrange(3))}
+
+
+def _paths(obj, prefix=()):
+    """Every (container path, key) in a JSON value, containers first."""
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.append((prefix, k))
+            out.extend(_paths(v, prefix + (k,)))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out.append((prefix, i))
+            out.extend(_paths(v, prefix + (i,)))
+    return out
+
+
+def _at(obj, path):
+    for p in path:
+        obj = obj[p]
+    return obj
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+
+
+def mutated(seed, rnd) -> bytes:
+    """The file bytes of `seed` (a JSON value) after 1-4 structural mutations and maybe byte damage."""
+    data = copy.deepcopy(seed)
+    for _ in range(rnd.randint(1, 4)):
+        paths = _paths(data)
+        if not paths:
+            break
+        parent_path, key = rnd.choice(paths)
+        parent = _at(data, parent_path)
+        action = rnd.choice(["delete", "replace", "duplicate", "swap_id", "replace"])
+        if action == "delete":
+            del parent[key]
+        elif action == "replace":
+            parent[key] = _json_value(rnd)
+        elif action == "duplicate" and isinstance(parent, list):
+            parent.insert(key, copy.deepcopy(parent[key]))
+        elif action == "swap_id":  # a reference to another string of the record (ids pointing elsewhere)
+            strings = list(_strings(data))
+            if strings:
+                parent[key] = rnd.choice(strings)
+    raw = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    damage = rnd.choice(["none", "none", "none", "flip", "truncate", "bad_utf8"])
+    if damage != "none" and raw:
+        i = rnd.randrange(len(raw))
+        if damage == "flip":
+            raw = raw[:i] + bytes([rnd.randrange(256)]) + raw[i + 1:]
+        elif damage == "truncate":
+            raw = raw[:i]
+        else:
+            raw = raw[:i] + b"\xff\xfe" + raw[i:]
+    return raw
+
+
+def _check(reader, raw: bytes, name: str) -> None:
+    path = _TMP / name
+    path.write_bytes(raw)
+    try:
+        convs = reader(path)
+    except DataError as e:
+        assert str(path) in str(e) and "\n" not in str(e), str(e)  # one line naming the file
+        return
+    for c in convs:  # whatever a reader accepts passes the common validator
+        assert conversation_problem(c) is None
+
+
+def _seed_list(name: str, n: int = 1):
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))[:n]
+
+
+LOCOMO_SEED = _seed_list("locomo_quirks.json", 2)[1]  # the small record; the quirky one is in test_loaders
+LME_SEED = _seed_list("longmemeval_small.json")
+TIMEDIAL_SEED = _seed_list("timedial_small.json")
+
+
+def _synthetic_seed() -> list[dict]:
+    from memrl.data_synth.config import SynthConfig
+    from memrl.data_synth.synth import synthesize_conversation
+
+    conv = synthesize_conversation(SynthConfig(seed=0, sessions_per_conversation=[2, 2], turns_per_session=[4, 6]), 0)
+    d = conv.to_dict()
+    d["sessions"] = d["sessions"][:2]  # small records keep the 10k cases fast
+    keep = {t["turn_id"] for s in d["sessions"] for t in s["turns"]}
+    d["questions"] = [q for q in d["questions"] if set(q["evidence_turn_ids"]) <= keep][:3]
+    for q in d["questions"]:
+        q["minimal_evidence"] = None
+    d["gold_ops"] = [o for o in d["gold_ops"] if o["turn_id"] in keep][:6]
+    return [d]
+
+
+JSONL_SEED = _synthetic_seed()
+
+
+def _jsonl(records) -> bytes:
+    return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+
+
+def test_seeds_are_valid():
+    """The fuzzers start from records every reader accepts (so mutations, not the seed, cause rejections)."""
+    for reader, raw, name in ((read_conversations, _jsonl(JSONL_SEED), "seed.jsonl"),
+                              (load_locomo, json.dumps([LOCOMO_SEED]).encode(), "seed_locomo.json"),
+                              (load_longmemeval, json.dumps(LME_SEED).encode(), "seed_lme.json"),
+                              (load_timedial, json.dumps(TIMEDIAL_SEED).encode(), "seed_td.json")):
+        path = _TMP / name
+        path.write_bytes(raw)
+        assert reader(path)
+
+
+@pytest.mark.slow
+@SETTINGS
+@given(st.randoms(use_true_random=False))
+def test_fuzz_common_schema_jsonl(rnd):
+    raw = mutated(JSONL_SEED[0], rnd)
+    twice = rnd.random() < 0.3  # the same record twice: duplicate conversation ids
+    _check(read_conversations, raw + b"\n" + (raw + b"\n" if twice else b""), "fuzz.jsonl")
+
+
+@pytest.mark.slow
+@SETTINGS
+@given(st.randoms(use_true_random=False))
+def test_fuzz_locomo(rnd):
+    _check(load_locomo, mutated([LOCOMO_SEED], rnd), "fuzz_locomo.json")
+
+
+@pytest.mark.slow
+@SETTINGS
+@given(st.randoms(use_true_random=False))
+def test_fuzz_longmemeval(rnd):
+    _check(load_longmemeval, mutated(LME_SEED, rnd), "fuzz_lme.json")
+
+
+@pytest.mark.slow
+@SETTINGS
+@given(st.randoms(use_true_random=False))
+def test_fuzz_timedial(rnd):
+    _check(load_timedial, mutated(TIMEDIAL_SEED, rnd), "fuzz_td.json")
