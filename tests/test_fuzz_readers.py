@@ -141,14 +141,14 @@ def _synthetic_seed() -> list[dict]:
     from memrl.data_synth.config import SynthConfig
     from memrl.data_synth.synth import synthesize_conversation
 
-    conv = synthesize_conversation(SynthConfig(seed=0, sessions_per_conversation=[2, 2], turns_per_session=[4, 6]), 0)
+    conv = synthesize_conversation(SynthConfig(seed=0, sessions_per_conversation=[2, 2], turns_per_session=[3, 4]), 0)
     d = conv.to_dict()
     d["sessions"] = d["sessions"][:2]  # small records keep the 10k cases fast
     keep = {t["turn_id"] for s in d["sessions"] for t in s["turns"]}
-    d["questions"] = [q for q in d["questions"] if set(q["evidence_turn_ids"]) <= keep][:3]
+    d["questions"] = [q for q in d["questions"] if set(q["evidence_turn_ids"]) <= keep][:2]
     for q in d["questions"]:
         q["minimal_evidence"] = None
-    d["gold_ops"] = [o for o in d["gold_ops"] if o["turn_id"] in keep][:6]
+    d["gold_ops"] = [o for o in d["gold_ops"] if o["turn_id"] in keep][:4]
     return [d]
 
 
