@@ -241,7 +241,7 @@ def test_eval_help_lists_keys_and_policies(capsys):
         assert f"\n  {f.name} = " in text, f.name
     for name in BASELINES:
         assert f"\n  {name}" in text, name
-    assert "bm25_verbatim" in text and "full_context" not in text
+    assert "bm25_verbatim" in text and "\n  full_context" not in text
 
 
 # ---- honest baselines ------------------------------------------------------------------------------------
@@ -251,6 +251,12 @@ def test_full_context_renamed():
     with pytest.raises(ValueError, match="'full_context' is now 'bm25_turns'"):
         make_baseline("full_context")
     assert make_baseline("bm25_turns").name == "bm25_turns"
+
+
+def test_full_context_policy_says_renamed(capsys):
+    assert cli_main(["eval", "--config", str(REPO / "configs/eval/locomo.yaml"), f"data={CONV26}",
+                     "policy=full_context"]) == 2
+    assert "policy=full_context: renamed 'bm25_turns'" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -258,6 +258,11 @@ def _checkpoint_dir(raw: str, role: str, what: str) -> Path:
 
     p = Path(raw).expanduser()
     if not p.exists():
+        from memrl.policies.baselines import RENAMED
+
+        if raw in RENAMED:
+            raise ConfigError(f"{what}={raw}: renamed {RENAMED[raw]!r} (BM25 top-1 over the dialogue turns with the "
+                              "extractive reader; it never read the full context)")
         names = sorted(ANSWER_BASELINES if role == "answerer" else MANAGER_BASELINES)
         extra = ", oracle" if role == "answerer" else ""
         raise ConfigError(f"{what}={raw}: no such checkpoint directory; expected a baseline name ({', '.join(names)}"

@@ -20,6 +20,20 @@ CONFIG_FOR = {"locomo": "configs/eval/locomo.yaml", "longmemeval": "configs/eval
               "timedial": "configs/eval/timedial.yaml", "synthetic": "configs/eval/synthetic.yaml"}
 
 
+DESCRIPTIONS = {
+    "bm25": "BM25 top-1 among the candidates (the bank's memories), answered by the extractive reader",
+    "bm25_verbatim": "bm25, answered with the memory's whole text (verbose on purpose; the demo's teacher)",
+    "bm25_turns": "BM25 top-1 over every raw dialogue turn, extractive reader (was full_context; not an LLM)",
+    "oracle_evidence": "ORACLE: reads the gold evidence turns, extractive reader",
+    "gold_answer": "ORACLE: answers the gold answer (a sanity check of the scorer)",
+    "abstain": "always 'Not mentioned in the conversation' (scores 1 on LoCoMo category 5)",
+    "add_only": "stores every turn/fact as said; no updates, no deletes",
+    "rule_based": "ORACLE on synthetic data: the text heuristic plus the world's gold entry keys",
+    "gold_ops": "ORACLE: the gold ops of each step",
+    "noisy_teacher": "ORACLE with noise: gold ops with a share error_rate of UPDATE/DELETE turned into mistakes",
+}
+
+
 def config_keys_help() -> str:
     """One line per EvalConfig key: name = default  # doc (from the dataclass source)."""
     from memrl.eval.evaluate import EvalConfig
@@ -41,7 +55,7 @@ def policies_help() -> str:
     from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES
 
     def first_line(cls: type) -> str:
-        doc = (cls.__doc__ or "").strip().split("\n")[0]
+        doc = DESCRIPTIONS.get(cls.name) or (cls.__doc__ or "").strip().split("\n")[0]
         return f"  {cls.name:<16} {doc}" if doc else f"  {cls.name}"
 
     lines = ["answer policies (policy=):"]
@@ -51,7 +65,7 @@ def policies_help() -> str:
               "managers (manager=; none: default_manager builds the bank):"]
     lines += [first_line(c) for c in MANAGER_BASELINES.values()]
     lines += ["  transformers:PATH | a checkpoint or run directory: an LLM memory manager",
-              "  (rule_based, rule_based_text and gold_ops read the synthetic world's gold keys: oracles)"]
+              "  (results.json marks oracle policies and managers: protocol.oracle = true, with a note)"]
     return "\n".join(lines)
 
 
