@@ -232,10 +232,10 @@ def test_eval_help_lists_keys_and_policies(capsys):
         cli_main(["eval", "--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
+    import dataclasses
+
     from memrl.eval.evaluate import EvalConfig
     from memrl.policies.baselines import BASELINES
-
-    import dataclasses
 
     for f in dataclasses.fields(EvalConfig):
         assert f"\n  {f.name} = " in text, f.name
@@ -304,8 +304,8 @@ def test_oracle_and_category5_notes(conv26_results):
 
 
 def test_rule_based_manager_is_marked_oracle(synth_dir, tmp_path):
-    from memrl.eval.evaluate import EvalConfig, run_eval
     from memrl.config import load_config
+    from memrl.eval.evaluate import EvalConfig, run_eval
 
     out, _ = synth_dir
     res = {}

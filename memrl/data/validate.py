@@ -16,7 +16,8 @@ naming the file, the line or record, and the problem:
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from memrl.data.schema import Conversation
 

@@ -41,7 +41,6 @@ from typing import Any
 from memrl import __version__
 from memrl.config import ConfigError
 from memrl.data.io import DataError, read_conversations, write_json, write_jsonl
-from memrl.eval.notes import add_notes
 from memrl.data.schema import Conversation
 from memrl.eval.metrics import (
     ALL_METRICS,
@@ -54,6 +53,7 @@ from memrl.eval.metrics import (
     op_metrics,
     score_answer,
 )
+from memrl.eval.notes import add_notes
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ import argparse
 import dataclasses
 import inspect
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 CONFIG_FOR = {"locomo": "configs/eval/locomo.yaml", "longmemeval": "configs/eval/longmemeval.yaml",
               "timedial": "configs/eval/timedial.yaml", "synthetic": "configs/eval/synthetic.yaml"}
@@ -76,7 +77,7 @@ class LazyHelp(argparse.Action):
                  default: Any = argparse.SUPPRESS, help: str | None = "show this help (config keys, policies) and exit"):
         super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
 
-    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ARG002
+    def __call__(self, parser, namespace, values, option_string=None):
         parser.epilog = ((parser.epilog or "") + "\n\nconfig keys (key=value; --config YAML sets the same keys):\n"
                          + config_keys_help() + "\n\n" + policies_help()
                          + "\n\nconfigs: " + ", ".join(CONFIG_FOR.values()))
