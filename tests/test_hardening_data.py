@@ -316,3 +316,8 @@ def test_rule_based_manager_is_marked_oracle(synth_dir, tmp_path):
         res[manager] = run_eval(cfg)["protocol"]
     assert res["rule_based"]["oracle"] is True and "gold entry keys" in res["rule_based"]["notes"][0]
     assert res["rule_based_text"]["oracle"] is False
+    from memrl.data.loaders import load_locomo
+    from memrl.eval.notes import result_notes
+
+    if CONV26.exists():  # on LoCoMo there are no world keys: rule_based is the text heuristic, not an oracle
+        assert result_notes("bm25", "rule_based", load_locomo(CONV26))["oracle"] is False

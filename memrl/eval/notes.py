@@ -31,7 +31,8 @@ def result_notes(answerer: str | None, manager: str | None, convs: Sequence[Any]
     if answerer in ORACLE_ANSWERERS:
         oracle = True
         notes.append(f"oracle: the answer policy {answerer!r} {ORACLE_ANSWERERS[answerer]}; an upper bound")
-    if manager in ORACLE_MANAGERS:
+    synthetic = any((c.meta or {}).get("source") == "memrl.synth" or c.gold_ops for c in convs)
+    if manager in ORACLE_MANAGERS and (manager != "rule_based" or synthetic):  # no world keys, no oracle
         oracle = True
         notes.append(f"oracle: the manager {manager!r} {ORACLE_MANAGERS[manager]}; op accuracy and QA scores "
                      "are an upper bound, not a learned manager's")
