@@ -81,14 +81,14 @@ def test_abstain_gets_category_5_and_gold_answerer_the_rest(conv26_requests):
 def test_extractive_answerers_on_conv26(conv26, conv26_requests):
     reqs = [r for r, _ in conv26_requests]
     scores = {name: per_category_f1(conv26_requests, make_baseline(name).answer(reqs))
-              for name in ("bm25", "full_context", "oracle_evidence")}
+              for name in ("bm25", "bm25_turns", "oracle_evidence")}
     for name, s in scores.items():
         assert all(0.0 <= v <= 1.0 for v in s.values()), name
         assert s[5] == 0.0  # they always extract something: the category-5 hack needs the abstain answer
     overall = {n: sum(s[c] for c in (1, 2, 3, 4)) / 4 for n, s in scores.items()}
     assert overall["oracle_evidence"] > overall["bm25"] > 0.0
     # Add-only memories are the turns: BM25 over memories and over all turns pick the same texts.
-    assert overall["bm25"] == pytest.approx(overall["full_context"])
+    assert overall["bm25"] == pytest.approx(overall["bm25_turns"])
 
 
 def test_managers_on_conv26(conv26):

@@ -12,12 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from memrl.data.schema import Conversation, SchemaError
+from memrl.data.schema import Conversation, DataError, SchemaError
+from memrl.data.validate import check_record, validate_conversations
 from memrl.files import atomic_write, write_json  # noqa: F401 - part of the data IO surface
-
-
-class DataError(ValueError):
-    """Malformed input data. The message names the file and the line or record."""
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
@@ -35,8 +32,14 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a JSONL file")
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text (bad byte at column {e.start + 1})") from None
             if not line.strip():
                 continue
             try:
@@ -58,13 +61,15 @@ def read_conversations(path: str | os.PathLike) -> list[Conversation]:
     path = Path(path)
     if path.is_dir():
         return read_hf(path)
-    out = []
+    out, lines = [], []
     for lineno, obj in iter_jsonl(path):
+        check_record(obj, f"{path}: line {lineno}")
         try:
             out.append(Conversation.from_dict(obj))
         except SchemaError as e:
             raise DataError(f"{path}:{lineno}: {e}") from None
-    return out
+        lines.append(f"line {lineno}")
+    return validate_conversations(out, str(path), lines)
 
 
 # ---- Hugging Face datasets --------------------------------------------------------------------------
@@ -87,10 +92,12 @@ def from_hf_dataset(ds, where: str = "dataset") -> list[Conversation]:
     out = []
     for i, row in enumerate(ds):
         try:
-            out.append(Conversation.from_dict(json.loads(row["json"])))
-        except (SchemaError, json.JSONDecodeError, KeyError) as e:
+            obj = json.loads(row["json"])
+            check_record(obj, f"{where}: row {i}")
+            out.append(Conversation.from_dict(obj))
+        except (SchemaError, json.JSONDecodeError, KeyError, TypeError) as e:
             raise DataError(f"{where}: row {i}: {e}") from None
-    return out
+    return validate_conversations(out, where, [f"row {i}" for i in range(len(out))])
 
 
 def read_hf(path: str | os.PathLike, split: str | None = None) -> list[Conversation]:

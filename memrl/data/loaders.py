@@ -23,6 +23,7 @@ from typing import Any
 
 from memrl.data.io import DataError, iter_jsonl, read_conversations
 from memrl.data.schema import ABSTAIN_ANSWER, Conversation, Question, Session, Turn
+from memrl.data.validate import validate_conversations
 
 __all__ = [
     "LOADERS",
@@ -255,6 +256,7 @@ def load_locomo(path: str | Path) -> list[Conversation]:
 def _unique_conversations(path: Path, build, id_field: str) -> list[Conversation]:
     """One Conversation per record of `path`; a repeated id is an error naming the record."""
     convs: list[Conversation] = []
+    records: list[str] = []
     seen: set[str] = set()
     for where, rec in _read_records(path):
         conv = build(rec, where, path)
@@ -262,7 +264,8 @@ def _unique_conversations(path: Path, build, id_field: str) -> list[Conversation
             raise where.fail(id_field, f"duplicate {id_field} {conv.conversation_id!r}")
         seen.add(conv.conversation_id)
         convs.append(conv)
-    return convs
+        records.append(where.record)
+    return validate_conversations(convs, str(path), records)
 
 
 def _locomo_conversation(rec: dict, where: _Where, path: Path) -> Conversation:
@@ -670,6 +673,7 @@ def load_timedial(
     context_map = _timedial_json_dict(Path(contexts), "contexts") if contexts is not None else None
     range_map = _timedial_json_dict(Path(time_ranges), "time ranges") if time_ranges is not None else None
     convs: list[Conversation] = []
+    records: list[str] = []
     seen: set[str] = set()
     for where, rec in _read_records(path):
         if "gold_answer" in rec and ("model_output" in rec or "parsed_output" in rec):
@@ -703,7 +707,9 @@ def load_timedial(
             raise where.fail("", f"duplicate question id {conv.conversation_id!r}")
         seen.add(conv.conversation_id)
         convs.append(conv)
-    return convs
+        records.append(where.record)
+    source = f"{path} (contexts {contexts})" if contexts is not None else str(path)
+    return validate_conversations(convs, source, records)
 
 
 def _timedial_json_dict(path: Path, what: str) -> dict:

@@ -17,6 +17,10 @@ from typing import Any
 ABSTAIN_ANSWER = "Not mentioned in the conversation"
 
 
+class DataError(ValueError):
+    """Malformed input data. The message names the file and the line or record (re-exported by memrl.data.io)."""
+
+
 class SchemaError(ValueError):
     """A record does not match the schema. The message names the field."""
 

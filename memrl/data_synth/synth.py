@@ -147,6 +147,8 @@ def run_synthesis(cfg: SynthConfig, executor=None, log=print, make_backend=None)
         raise SynthError(f"paraphrase={cfg.paraphrase!r} needs a generation backend factory: pass "
                          "run_synthesis(..., make_backend=memrl.policies.backends.make_backend)")
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise SynthError(f"out={out} is an existing file; synth writes a directory: give a new or existing directory")
     _prepare_shard_dir(cfg, out)
     num_shards = (cfg.num_conversations + cfg.shard_size - 1) // cfg.shard_size
     content = asdict(cfg)
@@ -197,9 +199,11 @@ def split_assignment(cfg: SynthConfig) -> dict[int, str]:
 def assemble(cfg: SynthConfig, num_shards: int) -> dict[str, Any]:
     out = Path(cfg.out)
     lines: list[str] = []
+    from memrl.data_synth.shards import read_shard
+
     for k in range(num_shards):
-        with open(_shard_path(out, k), encoding="utf-8") as f:
-            lines.extend(line.rstrip("\n") for line in f if line.strip())
+        n = min(cfg.num_conversations, (k + 1) * cfg.shard_size) - k * cfg.shard_size
+        lines.extend(read_shard(_shard_path(out, k), expected=n))
     if len(lines) != cfg.num_conversations:
         raise SynthError(f"{out}/shards holds {len(lines)} conversations, expected {cfg.num_conversations}")
     where = split_assignment(cfg)

@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from memrl.data.loaders import load_conversations
 from memrl.data.schema import Conversation
+from memrl.data.validate import validate_conversations
 from memrl.data_synth.config import SynthConfig
 from memrl.data_synth.synth import synthesize_conversation
 
@@ -44,7 +45,7 @@ def as_conversations(conversations: Any) -> list[Conversation]:
     convs = list(conversations)
     if not convs or not all(isinstance(c, Conversation) for c in convs):
         raise ValueError("conversations must be a non-empty list of memrl.data.schema.Conversation")
-    return convs
+    return validate_conversations(convs, "conversations")
 
 
 def default_conversations() -> list[Conversation]:

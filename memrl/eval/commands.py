@@ -28,7 +28,10 @@ def add_parser(subparsers) -> None:
         description="memrl eval --config configs/eval/<benchmark>.yaml data=FILE policy=... [manager=...] "
                     "[out=DIR] [key=value ...]\n"
                     "memrl eval compare RUN_A RUN_B ... [--metric M] [--out FILE]",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False)
+    from memrl.eval.guards import LazyHelp
+
+    p.add_argument("-h", "--help", action=LazyHelp)
     p.add_argument("--config", help="YAML file of EvalConfig keys (configs/eval/*.yaml)")
     p.add_argument("--json", action="store_true", help="print results.json instead of the summary table")
     # REMAINDER: `compare` brings its own options (--metric, --out) that this parser must not reject.
@@ -60,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if rest and rest[0] == "compare":
 
         c = _compare_args(rest[1:])
+        from memrl.eval.guards import check_compare_options
+
+        check_compare_options(c.level, c.samples)
         md, _ = compare(c.runs, metric=c.metric, out=c.out, samples=c.samples, level=c.level)
         print(md)
         if c.out:

@@ -30,7 +30,7 @@ PREDICTIONS_PREFIX = "predictions:"  # `policy=predictions:FILE` replays a relea
 BACKEND_KINDS = ("transformers", "hf", "vllm")
 GROUPINGS = {"level": "category_id", "category_id": "category_id", "category": "category"}
 # Answerers that read the dialogue themselves instead of the candidates they are given (tokens read).
-READS_WHOLE_DIALOGUE = {"full_context"}
+READS_WHOLE_DIALOGUE = {"bm25_turns"}
 READS_EVIDENCE_TURNS = {"oracle_evidence"}
 
 

@@ -14,7 +14,7 @@ One conversation is one shard (`memrl.dist` executor, local or Ray). Per shard a
 2. **Answers.** All requests of the conversation go to the answer policy in one `answer()` call (LLM
    policies batch them); latency per question is that call's wall time over its questions.
 3. **Scores.** Every answer metric (memrl.eval.metrics) and the evidence metrics of the selected candidates,
-   tokens read (whitespace tokens of the candidates given; the whole dialogue for `full_context`), and the
+   tokens read (whitespace tokens of the candidates given; the whole dialogue for `bm25_turns`), and the
    question's position in the history. The optional LLM judge runs afterwards in the driver, batched over
    all questions, with its own JSONL cache.
 
@@ -58,6 +58,7 @@ from memrl.eval.config import (
     load_data,
     select_conversations,
 )
+from memrl.eval.guards import check_benchmark
 from memrl.eval.metrics import (
     ANSWER_METRICS,
     EVIDENCE_METRICS,
@@ -68,6 +69,7 @@ from memrl.eval.metrics import (
     op_metrics,
     score_answer,
 )
+from memrl.eval.notes import add_notes
 from memrl.eval.policies import PolicyRef, load_policy, make_judge, policy_ref, sampling_seed
 from memrl.eval.report import write_report
 from memrl.policies.baselines import GoldOpsManager, make_baseline
@@ -198,6 +200,9 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
         by_id = {c.id: c for c in req.candidates}
         picked_ids = list(dict.fromkeys(str(i) for i in (getattr(p, "selected_ids", None) or [])))
         picked = [by_id[i] for i in picked_ids if i in by_id]
+        # Answerers that read turns themselves (oracle_evidence, bm25_turns) select turn ids, not candidate ids.
+        direct = ([i for i in picked_ids if i not in by_id and i in turns]
+                  if source != "sessions" and name in READS_WHOLE_DIALOGUE | READS_EVIDENCE_TURNS else [])
         if source == "sessions":
             gold = list(q.evidence_session_ids)
             ev_of = lambda c: [c.doc_id]
@@ -212,8 +217,9 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
             scores.update(score_answer(prediction, q.answer, q.category_id, q.category,
                                        official_prediction=getattr(p, "official_answer", None)))
         scores.update(evidence_scores(
-            [e for c in picked for e in ev_of(c)], [e for c in req.candidates for e in ev_of(c)], gold,
-            len(picked), sum(bool(set(ev_of(c)) & gold_set) for c in picked)))
+            [e for c in picked for e in ev_of(c)] + direct, [e for c in req.candidates for e in ev_of(c)], gold,
+            len(picked) + len(direct),
+            sum(bool(set(ev_of(c)) & gold_set) for c in picked) + sum(i in gold_set for i in direct)))
         in_range = None
         if source == "sessions" and q.time_range and picked:
             in_range = sum(session_proximity(c.time, q.time_range) == 1.0 for c in picked) / len(picked)
@@ -232,7 +238,7 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
             "abstention": bool(q.meta.get("abstention")),
             "question": q.question, "gold": q.answer, "prediction": p.answer if p.answer is not None else None,
             "parse_ok": ok, "parse_error": getattr(p, "error", None),
-            "selected_ids": picked_ids, "unknown_selected": len(picked_ids) - len(picked),
+            "selected_ids": picked_ids, "unknown_selected": len(picked_ids) - len(picked) - len(direct),
             "num_candidates": len(req.candidates), "gold_in_candidates": bool(row.get("gold_in_candidates")),
             "tokens_read": tokens, "latency_s": latency,
             "history_turns": history_turns, "evidence_distance": distance,
@@ -414,7 +420,8 @@ def assemble_results(records: list[dict[str, Any]], manager_stats: list[dict[str
     bank_s = [s.get("bank_build_s", 0.0) for s in manager_stats if s.get("seed", seeds[0]) == seeds[0]]
     results = {
         "format": RESULTS_FORMAT,
-        "protocol": build_protocol(cfg, ans, man, convs, seeds, key_field, names, counts, judge, conv_hashes),
+        "protocol": add_notes(build_protocol(cfg, ans, man, convs, seeds, key_field, names, counts, judge,
+                                             conv_hashes), convs),
         "metrics": metrics,
         "counts": {"conversations": len(convs), "questions": len(first), "records": len(records),
                    "by_category": {k: {"name": names[k], "n": counts.get(k, 0)} for k in metrics[cfg.metrics[0]]
@@ -536,6 +543,7 @@ def run_eval(cfg: EvalConfig, executor: Any = None) -> dict[str, Any]:
     if cfg.manager:
         policy_ref(cfg.manager, "manager", cfg)
     convs = load_data(cfg)
+    check_benchmark(cfg, convs)
     return evaluate(convs, cfg.policy, cfg.manager or None, cfg, executor=executor)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from memrl.config import ConfigError
-from memrl.eval.predictions import PredictionsAnswerer
 from memrl.eval.config import BACKEND_KINDS, POLICY_ALIASES, PREDICTIONS_PREFIX, EvalConfig
-from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, make_baseline
+from memrl.eval.predictions import PredictionsAnswerer
+from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, RENAMED, make_baseline
 from memrl.policies.judge import LLMJudge
 from memrl.policies.llm import LLMAnswerer, LLMManager
 from memrl.protocol.generation import SamplingParams
@@ -50,6 +50,9 @@ def checkpoint_dir(raw: str, role: str, what: str) -> Path:
 
     p = Path(raw).expanduser()
     if not p.exists():
+        if raw in RENAMED:
+            raise ConfigError(f"{what}={raw}: renamed {RENAMED[raw]!r} (BM25 top-1 over the dialogue turns with the "
+                              "extractive reader; it never read the full context)")
         names = sorted(ANSWER_BASELINES if role == "answerer" else MANAGER_BASELINES)
         extra = ", oracle" if role == "answerer" else ""
         raise ConfigError(f"{what}={raw}: no such checkpoint directory; expected a baseline name ({', '.join(names)}"

@@ -81,7 +81,7 @@ def write_report(out: str | Path, results: dict[str, Any], records: Sequence[dic
         ("seeds", f"{p['seeds_run']} of {p['seeds']} (temperature {p['temperature']})"),
         ("history length", p["history_length"]),
         ("memrl", f"{p['memrl_version']}, {p['created']}"),
-    ]
+    ] + [("oracle" if n.startswith("oracle") else "note", n) for n in p.get("notes") or []]
     lines += _table(["field", "value"], rows) + [""]
 
     lines += ["## Categories", "", (f"Keyed by `{p['category_key']}`; excluded from overall: "
@@ -263,7 +263,7 @@ def format_protocol(p: dict[str, Any]) -> str:
         f"judge      {p['judge']['spec'] + ' ' + p['judge']['prompt_version'] if p['judge'] else 'none'}",
         (f"seeds      {p['seeds_run']} (temperature {p['temperature']}); CI {p['bootstrap']['level']} bootstrap "
         f"x{p['bootstrap']['samples']}"),
-    ])
+    ] + [f"note       {n}" for n in p.get("notes") or []])
 
 
 # ---- reading runs and comparing them -------------------------------------------------------------------------

@@ -29,7 +29,7 @@ Answerers (extractive: they return words of one text, not generated answers)
   ("Ana lives in Lyon" for "Where does Ana live?" -> "Lyon"). Limits: no reasoning, no date arithmetic,
   multi-hop and counting questions are out of reach; long texts (raw turns) give long, low-precision answers.
   Nothing relevant (all scores 0) -> the abstention answer.
-- `FullContextAnswerer`: the same extraction over all turns of the conversation.
+- `BM25TurnsAnswerer`: the same extraction over all turns of the conversation (no bank).
 - `OracleEvidenceAnswerer`: the same extraction over the gold evidence turns only.
 - `GoldAnswerer`: the gold answer (an upper-bound sanity check of the scoring); selects the gold candidates.
 - `AbstainAnswerer`: always `ABSTAIN_ANSWER`, the LoCoMo category-5 reward hack (scores 1.0 on category 5).
@@ -259,8 +259,13 @@ class BM25VerbatimAnswerer(BM25Answerer):
         return strip_speaker(cand.text, cand.owner).strip()
 
 
-class FullContextAnswerer:
-    name = "full_context"
+class BM25TurnsAnswerer:
+    """BM25 top-1 over every raw dialogue turn (no memory bank), answered by the extractive reader.
+
+    Named `full_context` before: it never read the whole conversation (on LoCoMo its answers equal `bm25`'s
+    over an add-only bank). There is no full-context (whole conversation to an LLM) baseline."""
+
+    name = "bm25_turns"
     kind = "answer"
 
     def __init__(self) -> None:
@@ -271,7 +276,7 @@ class FullContextAnswerer:
         for r in requests:
             conv = r.conversation
             if conv is None:
-                raise ValueError("FullContextAnswerer needs AnswerRequest.conversation")
+                raise ValueError("BM25TurnsAnswerer needs AnswerRequest.conversation")
             if conv.conversation_id not in self._indexes:
                 turns = {t.turn_id: (t.speaker, f"{t.speaker}: {t.text}") for _, t in conv.turns()}
                 self._indexes[conv.conversation_id] = (
@@ -282,7 +287,8 @@ class FullContextAnswerer:
                 out.append(AnswerParse(answer=ABSTAIN_ANSWER, ok=True))
                 continue
             speaker, text = turns[hits[0][0]]
-            out.append(AnswerParse(answer=extract_answer(r.question.question, text, speaker), ok=True))
+            out.append(AnswerParse(answer=extract_answer(r.question.question, text, speaker), ok=True,
+                                   selected_ids=[hits[0][0]]))
         return out
 
 
@@ -334,9 +340,10 @@ MANAGER_BASELINES: dict[str, type] = {
     c.name: c for c in (AddOnlyManager, RuleBasedManager, RuleBasedTextManager, GoldOpsManager, NoisyTeacherManager)
 }
 ANSWER_BASELINES: dict[str, type] = {
-    c.name: c for c in (BM25Answerer, BM25VerbatimAnswerer, FullContextAnswerer, OracleEvidenceAnswerer, GoldAnswerer, AbstainAnswerer)
+    c.name: c for c in (BM25Answerer, BM25VerbatimAnswerer, BM25TurnsAnswerer, OracleEvidenceAnswerer, GoldAnswerer, AbstainAnswerer)
 }
 BASELINES: dict[str, type] = {**MANAGER_BASELINES, **ANSWER_BASELINES}
+RENAMED = {"full_context": "bm25_turns"}  # what it was called: it never read the full context
 
 
 def bank_builder(name: str = "auto"):
@@ -355,6 +362,8 @@ def bank_builder(name: str = "auto"):
 
 def make_baseline(name: str, **kwargs: Any):
     """A baseline by name (`memrl eval policy=<name>`); unknown names list the known ones."""
+    if name in RENAMED:
+        raise ValueError(f"baseline {name!r} is now {RENAMED[name]!r} ({BASELINES[RENAMED[name]].__doc__.splitlines()[0]})")
     try:
         cls = BASELINES[name]
     except KeyError:
@@ -369,7 +378,7 @@ __all__ = [
     "AbstainAnswerer",
     "AddOnlyManager",
     "BM25Answerer",
-    "FullContextAnswerer",
+    "BM25TurnsAnswerer",
     "GoldAnswerer",
     "GoldOpsManager",
     "NoisyTeacherManager",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from typing import Any, Sequence
 
 from memrl.data.io import DataError
@@ -29,6 +30,9 @@ def load_split(path: str, split: str, max_conversations: int = 0) -> list[Conver
     if not path:
         raise DataError("data.path is empty: point it at a `memrl synth` output directory or a JSONL file")
     convs = load_conversations(path, split=split)
+    if not convs:
+        where = f"{path}/{split}.jsonl" if Path(path).is_dir() else path
+        raise DataError(f"{where}: no conversations (split {split!r} is empty; nothing to train on)")
     return convs[:max_conversations] if max_conversations else convs
 
 
