@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from memrl.train import guards
 from memrl.train.config import TrainConfig
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -217,7 +218,7 @@ def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log,
 # ---------------------------------------------------------------------------------------------------------
 def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dict[str, Any]:
     """Run one recipe end to end; returns a summary (also written to <output_dir>/summary.json)."""
-    from memrl.config import save_resolved, to_yaml
+    from memrl.config import as_dict, save_resolved, to_yaml
     from memrl.data.io import write_json
     from memrl.train.run import MetricsLog, plot_curves, write_model_card
 
@@ -229,18 +230,26 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     state = PartialState()
     main = state.is_main_process
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    resume_requested = bool(cfg.resume) and cfg.resume.lower() not in ("false", "no", "0")
+    guards.check_recipe(cfg)
     if main:
+        # Refuse a directory holding another run (or clear it when overwrite=true); a resume must carry the
+        # config of the run it continues. Both happen before config.yaml is rewritten.
+        guards.claim_run_dir(out, resume_requested=resume_requested, overwrite=cfg.overwrite)
+        if resume_requested:
+            guards.check_resume_config(out, as_dict(cfg))
         save_resolved(cfg, out)
     import torch
 
     torch.manual_seed(cfg.seed)
-    resuming = bool(_resume_path(cfg, out)) if cfg.resume else False
+    resuming = bool(_resume_path(cfg, out)) if resume_requested else False
     if resuming:
         from memrl.train.commands import prepare_resume
 
         prepare_resume(cfg)
-    log = MetricsLog(out / "metrics.jsonl", resume=resuming) if main else (lambda m: None)
+    metrics = MetricsLog(out / "metrics.jsonl", resume=resuming) if main else None
+    # Every logged row passes the divergence guard (TRL's callback and PPO's logger alike).
+    log = guards.FiniteMetrics(metrics if main else (lambda m: None), cfg.learning_rate)
     rows, reward_funcs = build_rows(cfg)
     corpus = rows if cfg.algo == "sft" else [dict(prompt=r["prompt"], completion=[]) for r in rows]
     with state.main_process_first():
@@ -271,10 +280,11 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     final = out / "final_model"
     if not main:
         return {"algo": cfg.algo, "role": cfg.role, "final_model": str(final), "main_process": False}
+    guards.assert_finite_weights(model)
     # A peft model saves its adapter (whose config names the base); a full model saves all weights.
     model.save_pretrained(final, safe_serialization=True)
     tok.save_pretrained(final)
-    history = log.read()
+    history = metrics.read()
     rewards = [r["reward"] for r in history if isinstance(r.get("reward"), (int, float))]
     summary = {
         "algo": cfg.algo, "role": cfg.role, "base_model": base, "steps": cfg.max_steps,
