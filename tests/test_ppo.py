@@ -68,16 +68,16 @@ def _target_reward(completions, **kw):
     return out
 
 
-def _trainer(tiny_model_dir, out, iterations, seed=0, save_every=0):
+def _trainer(tiny_model_dir, out, iterations, seed=0, save_every=0, temperature=1.0, learning_rate=3e-3):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": f"Compute {a} and {b}."}]}
                             for a in range(8) for b in range(4)])
-    cfg = PPOConfig(total_iterations=iterations, batch_size=16, minibatch_size=8, ppo_epochs=2, learning_rate=3e-3,
+    cfg = PPOConfig(total_iterations=iterations, batch_size=16, minibatch_size=8, ppo_epochs=2, learning_rate=learning_rate,
                     critic_learning_rate=3e-3, max_new_tokens=6, kl_coef=0.0, seed=seed, save_every=save_every,
-                    critic="shared")
+                    critic="shared", temperature=temperature)
     return PPOTrainer(model, tok, RowRollouts(ds, _target_reward), cfg, out)
 
 
@@ -116,7 +116,10 @@ def test_ppo_learns_a_tiny_task(tiny_model_dir, tmp_path, one_thread):
         texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
         return [1.0 if t.strip().startswith(target) else 0.0 for t in texts]
 
-    tr = _trainer(tiny_model_dir, tmp_path, iterations=30)
+    # PPO samples from the full softmax (no top-k), where the untrained model spreads its mass over ~2,000
+    # tokens: temperature 0.7 makes the target discoverable (~0.016 per sample; it was ~0.04 under the top-k=50
+    # sampling PPO used to do by mistake), and actor lr 1e-3 keeps the per-iteration policy change stable.
+    tr = _trainer(tiny_model_dir, tmp_path, iterations=30, temperature=0.7, learning_rate=1e-3)
     tr.rollouts.reward_funcs = [starts_with_target]
     hist = tr.train(progress=False)
     first = sum(h["reward"] for h in hist[:5]) / 5
