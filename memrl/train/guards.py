@@ -24,8 +24,10 @@ from typing import Any, Callable
 RUN_ARTIFACTS = ("config.yaml", "metrics.jsonl", "summary.json", "final_model", "curves.png")
 
 # Keys a resumed run may change: they do not alter what the checkpoint's weights and optimizer state mean.
+# The frozen partner (probe_answerer / answer_env.manager) changes between the chunks of a joint schedule by
+# design: each chunk resumes the same run against the other policy's newest model.
 RESUMABLE_CHANGES = frozenset({"resume", "max_steps", "save_steps", "logging_steps", "report_to", "output_dir",
-                               "overwrite"})
+                               "overwrite", "probe_answerer", "answer_env.manager"})
 
 # Logged metrics whose non-finite value means the weights are (or are about to be) garbage.
 WATCHED_METRICS = ("loss", "grad_norm", "pg_loss", "vf_loss", "entropy", "approx_kl")
@@ -78,7 +80,7 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     a, b = _flatten(saved), _flatten(current)
     diffs = []
     for key in sorted(set(a) | set(b)):
-        if key.split(".")[0] in RESUMABLE_CHANGES:
+        if key in RESUMABLE_CHANGES or key.split(".")[0] in RESUMABLE_CHANGES:
             continue
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             diffs.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
