@@ -760,11 +760,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+def _threads(value: str) -> int:
+    """argparse type: a thread count >= 0 (argparse turns the ValueError into a one-line usage error)."""
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = torch's default), got {n}")
+    return n
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes: the whole run in ~2 minutes on 2 cores")
     p.add_argument("--out", default="runs/bench", help="output directory for bench.json and bench.md")
     p.add_argument("--only", default="", help=f"comma-separated groups to run (default all): {','.join(GROUPS)}")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=_threads, default=1,
                    help="torch intra-op threads while measuring (default 1: fastest for the tiny model on a small, "
                         "shared CPU; 0 = torch's default)")
 

@@ -20,11 +20,15 @@ from typing import Any, Sequence, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from memrl.errors import MemrlError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(MemrlError, ValueError):
     """A config file or override is invalid. The message names the key."""
+
+    exit_code = 2
 
 
 def _valid_keys(schema: DictConfig, parent: str | None) -> list[str]:

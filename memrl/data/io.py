@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from memrl.data.schema import Conversation, SchemaError
+from memrl.errors import MemrlError
 
 
-class DataError(ValueError):
+class DataError(MemrlError, ValueError):
     """Malformed input data. The message names the file and the line or record."""
+
+    exit_code = 2
 
 
 @contextmanager

@@ -131,10 +131,10 @@ def _prepare_shard_dir(cfg: SynthConfig, out: Path) -> None:
         write_json(manifest, want)
 
 
-def make_executor_for(kind: str, num_workers: int, address: str | None = None):
+def make_executor_for(kind: str, num_workers: int, address: str | None = None, progress: bool = False):
     from memrl.dist import make_executor
 
-    return make_executor(kind, num_workers=num_workers, address=address)
+    return make_executor(kind, num_workers=num_workers, address=address, progress=progress)
 
 
 def run_synthesis(cfg: SynthConfig, executor=None, log=print) -> dict[str, Any]:
@@ -156,7 +156,8 @@ def run_synthesis(cfg: SynthConfig, executor=None, log=print) -> dict[str, Any]:
     t0 = time.perf_counter()
     if tasks:
         own = executor is None
-        ex = executor or make_executor_for(cfg.executor, cfg.num_workers, cfg.ray_address)
+        # A progress bar per shard (on stderr) when the run logs at all: 1,500 conversations take ~45 s.
+        ex = executor or make_executor_for(cfg.executor, cfg.num_workers, cfg.ray_address, progress=bool(log))
         try:
             ex.map(synthesize_shard, tasks)
         finally:

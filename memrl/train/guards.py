@@ -19,6 +19,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from memrl.errors import MemrlError
+
 # What a run writes into its output_dir (memrl.train.run); anything else there (a user's notes, a
 # prepared base model) does not make the directory "another run".
 RUN_ARTIFACTS = ("config.yaml", "metrics.jsonl", "summary.json", "final_model", "curves.png")
@@ -33,11 +35,11 @@ RESUMABLE_CHANGES = frozenset({"resume", "max_steps", "save_steps", "logging_ste
 WATCHED_METRICS = ("loss", "grad_norm", "pg_loss", "vf_loss", "entropy", "approx_kl")
 
 
-class RunDirError(RuntimeError):
+class RunDirError(MemrlError, RuntimeError):
     """The output directory holds another run, or a resume does not match the run it would continue."""
 
 
-class DivergenceError(RuntimeError):
+class DivergenceError(MemrlError, RuntimeError):
     """Training produced a non-finite loss or non-finite weights; no final model is saved."""
 
 

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+
+from memrl.errors import MemrlError
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -527,7 +529,7 @@ class PPOTrainer:
         self.history = list(state.get("history", []))
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(MemrlError, RuntimeError):
     """A checkpoint cannot be loaded; the message names the bad file."""
 
 

@@ -220,7 +220,7 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     """Run one recipe end to end; returns a summary (also written to <output_dir>/summary.json)."""
     from memrl.config import as_dict, save_resolved, to_yaml
     from memrl.data.io import write_json
-    from memrl.train.run import MetricsLog, plot_curves, write_model_card
+    from memrl.train.run import MetricsLog, plot_curves, write_model_card, write_run_readme
 
     from accelerate import PartialState
 
@@ -300,5 +300,6 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
                      results={k: v for k, v in summary.items() if isinstance(v, (int, float))},
                      config_yaml=to_yaml(cfg))
     plot_curves(history, out / "curves.png", title=f"{cfg.algo} {cfg.role}")
+    write_run_readme(out, summary)
     write_json(out / "summary.json", summary)
     return summary
