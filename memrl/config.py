@@ -86,6 +86,9 @@ def _dotlist_to_dict(overrides: Sequence[str]) -> dict:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{item}' conflicts with another override of '{p}'")
+        if value == "":  # `key=` (what a shell leaves of `key=''`) means the empty string, not null
+            node[parts[-1]] = ""
+            continue
         try:
             node[parts[-1]] = OmegaConf.to_container(OmegaConf.from_dotlist([f"x={value}"]))["x"]
         except Exception as e:  # yaml's scanner/parser/reader errors and omegaconf's come in many types

@@ -26,7 +26,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 # Model
 def build_or_load_model(cfg: TrainConfig, out: Path, corpus_rows: list[dict] | None = None):
     """(model, tokenizer): `init_from` > a local `model.path` > the offline tiny model built here."""
-    from memrl.policies.backends import load_policy_model
+    from memrl.policies.backends import check_model_dir, load_policy_model, read_adapter_config
 
     path = cfg.init_from or cfg.model.path
     if path == "tiny":
@@ -41,6 +41,8 @@ def build_or_load_model(cfg: TrainConfig, out: Path, corpus_rows: list[dict] | N
                                  kv_heads=cfg.model.num_kv_heads, max_positions=cfg.model.max_positions,
                                  seed=cfg.seed)
         path = str(base)
+    elif read_adapter_config(path) is None:  # name the key at fault (an adapter dir is checked with its base)
+        check_model_dir(path, "init_from" if cfg.init_from else "model.path")
     model, tok = load_policy_model(path, device="cpu" if not _cuda() else "auto", dtype=cfg.model.dtype,
                                    trust_remote_code=cfg.model.trust_remote_code,
                                    is_trainable=True)
@@ -115,6 +117,21 @@ def _log_callback(log, role: str):
     return _ToMetrics()
 
 
+def _quiet_console(trainer) -> None:
+    """Keep the progress bar, drop the metric dicts transformers prints on every log step (to stdout, through
+    ProgressCallback or PrinterCallback): they go to metrics.jsonl and `report_to`, and a demo or bench run
+    printed hundreds of them."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class BarOnly(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(BarOnly)
+
+
 def _resume_path(cfg: TrainConfig, out: Path) -> str | None:
     if not cfg.resume or cfg.resume.lower() in ("false", "no", "0"):
         return None
@@ -166,6 +183,7 @@ def run_sft(cfg: TrainConfig, model, tok, rows, out: Path, log, callbacks: tuple
                      completion_only_loss=True, **cfg.trl)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                          peft_config=peft_config(cfg), callbacks=[_log_callback(log, cfg.role), *callbacks])
+    _quiet_console(trainer)
     ck = _resume_path(cfg, out)
     if ck:
         _check_trainer_checkpoint(ck)
@@ -184,6 +202,7 @@ def run_grpo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
                           processing_class=tok, peft_config=peft_config(cfg), rollout_func=rollout_func,
                           callbacks=[_log_callback(log, cfg.role), *callbacks])
+    _quiet_console(trainer)
     ck = _resume_path(cfg, out)
     if ck:
         _check_trainer_checkpoint(ck)
