@@ -43,14 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from memrl.errors import MemrlError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         rc = args.func(args)
-    except (ConfigError, DataError) as e:
+    except MemrlError as e:  # a complete message (file, key or setting, and what to do): no traceback
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

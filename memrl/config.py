@@ -20,13 +20,16 @@ from typing import Any, Sequence, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from memrl.errors import MemrlError
 from memrl.files import atomic_write
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(MemrlError, ValueError):
     """A config file or override is invalid. The message names the key."""
+
+    exit_code = 2
 
 
 def _valid_keys(schema: DictConfig, parent: str | None) -> list[str]:
@@ -84,6 +87,9 @@ def _dotlist_to_dict(overrides: Sequence[str]) -> dict:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{item}' conflicts with another override of '{p}'")
+        if value == "":  # `key=` (what a shell leaves of `key=''`) means the empty string, not null
+            node[parts[-1]] = ""
+            continue
         try:
             node[parts[-1]] = OmegaConf.to_container(OmegaConf.from_dotlist([f"x={value}"]))["x"]
         except Exception as e:  # yaml's scanner/parser/reader errors and omegaconf's come in many types

@@ -297,8 +297,10 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
             if algo == "ppo":  # tiny models: the critic learns at the actor's rate (Memory-R1's 1e-5 is for 3B+)
                 kl = cfg.manager_ppo_kl_coef if role == "manager" else cfg.answer_ppo_kl_coef
                 kw["ppo"] = PPOConfig(learning_rate=lr, critic_learning_rate=lr, minibatch_size=16, kl_coef=kl)
+            # overwrite=True: the demo owns its run directories; a stage that is not reused retrains from scratch.
             tc = TrainConfig(algo=algo, role=role, max_steps=steps, learning_rate=lr, init_from=init_from,
-                             output_dir=str(sdir / f"{role}_{algo}"), batch_size=batch, **common, **kw)
+                             output_dir=str(sdir / f"{role}_{algo}"), batch_size=batch, overwrite=True,
+                             **common, **kw)
             tc.validate()
             if cfg.resume and (done := finished_stage(tc)) is not None:
                 say(f"[demo] seed {seed}: {algo.upper()} {role}: reusing the finished run in {tc.output_dir}")

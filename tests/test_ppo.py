@@ -77,16 +77,16 @@ def _target_reward(completions, **kw):
     return out
 
 
-def _trainer(tiny_model_dir, out, iterations, seed=0, save_every=0):
+def _trainer(tiny_model_dir, out, iterations, seed=0, save_every=0, temperature=1.0, learning_rate=3e-3):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": f"Compute {a} and {b}."}]}
                             for a in range(8) for b in range(4)])
-    cfg = PPOConfig(total_iterations=iterations, batch_size=16, minibatch_size=8, ppo_epochs=2, learning_rate=3e-3,
+    cfg = PPOConfig(total_iterations=iterations, batch_size=16, minibatch_size=8, ppo_epochs=2, learning_rate=learning_rate,
                     critic_learning_rate=3e-3, max_new_tokens=6, kl_coef=0.0, seed=seed, save_every=save_every,
-                    critic="shared")
+                    critic="shared", temperature=temperature)
     return PPOTrainer(model, tok, RowRollouts(ds, _target_reward), cfg, out)
 
 
@@ -125,7 +125,10 @@ def test_ppo_learns_a_tiny_task(tiny_model_dir, tmp_path, one_thread):
         texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
         return [1.0 if t.strip().startswith(target) else 0.0 for t in texts]
 
-    tr = _trainer(tiny_model_dir, tmp_path, iterations=30)
+    # PPO samples from the full softmax (no top-k), where the untrained model spreads its mass over ~2,000
+    # tokens: temperature 0.7 makes the target discoverable (~0.016 per sample; it was ~0.04 under the top-k=50
+    # sampling PPO used to do by mistake), and actor lr 1e-3 keeps the per-iteration policy change stable.
+    tr = _trainer(tiny_model_dir, tmp_path, iterations=30, temperature=0.7, learning_rate=1e-3)
     tr.rollouts.reward_funcs = [starts_with_target]
     hist = tr.train(progress=False)
     first = sum(h["reward"] for h in hist[:5]) / 5
@@ -160,3 +163,38 @@ def test_corrupt_checkpoint_names_the_file(tiny_model_dir, tmp_path):
     (ck / "optimizer.pt").unlink()
     with pytest.raises(CheckpointError, match="optimizer.pt"):
         tr.load_checkpoint(ck)
+
+
+def test_gae_bootstraps_a_truncated_episode_from_the_next_state():
+    """An episode cut by its window is not terminal: its last step's return includes V(next state)."""
+    s = Segment([1], [5], reward=0.0, episode=0, step=0)
+    s.logprobs = s.ref_logprobs = s.values = torch.zeros(1)
+    s.bootstrap_value = 0.75
+    compute_advantages([s], kl_coef=0.0, gamma=1.0, lam=1.0, whiten=False)
+    assert s.advantages.tolist() == [0.75]
+
+
+def test_rollout_samples_the_distribution_the_logprobs_score(tiny_model_dir, one_thread):
+    """PPO's ratios and KL use the full softmax at `temperature`; the rollout must sample from exactly that,
+    whatever the checkpoint's generation_config says (real ones ship top_k=20; transformers' default is 50)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from memrl.train.ppo import generate
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    model.generation_config.top_k = 2  # a checkpoint default that must not leak into PPO's sampling
+    model.generation_config.top_p = 0.5
+    prompt = tok("Alice said she moved to", add_special_tokens=False)["input_ids"]
+    cfg = PPOConfig(temperature=0.7, max_new_tokens=1)
+    torch.manual_seed(0)
+    n = 400
+    first = [r[0] for r in generate(model, tok, [prompt] * n, cfg)]
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([prompt])).logits[0, -1].float() / 0.7, -1)
+    top2 = set(torch.topk(probs, 2).indices.tolist())
+    p_top2 = float(probs[list(top2)].sum())
+    frac = sum(t in top2 for t in first) / n
+    # A top-k=2 sampler puts every sample in `top2`; the full softmax puts a share p_top2 there (binomial).
+    assert abs(frac - p_top2) < 4 * math.sqrt(p_top2 * (1 - p_top2) / n) + 0.02, (frac, p_top2)
+    assert p_top2 < 0.9  # the check has power: the two settings differ by more than the tolerance

@@ -185,6 +185,10 @@ class BenchConfig:
     only: list[str] = field(default_factory=list)  # groups to run (empty: all)
     threads: int = 1  # torch intra-op threads while measuring (0 = torch's default)
 
+    def validate(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = torch's default), got {self.threads}")
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("bench", help="performance figures, each as a ratio to a reference measured in the same run",
@@ -194,6 +198,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+def _threads(value: str) -> int:
+    """argparse type: a thread count >= 0 (argparse turns the error into a one-line usage message)."""
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = torch's default), got {n}")
+    return n
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="YAML file with BenchConfig keys (configs/bench/default.yaml)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. quick=true only=[bank,synth]")
@@ -201,7 +213,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="small sizes: the whole run in ~2 minutes on 2 cores")
     p.add_argument("--out", default=None, help="output directory for bench.json and bench.md (default runs/bench)")
     p.add_argument("--only", default=None, help=f"comma-separated groups to run (default all): {','.join(GROUPS)}")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_threads, default=None,
                    help="torch intra-op threads while measuring (default 1: fastest for the tiny model on a small, "
                         "shared CPU; 0 = torch's default)")
 
@@ -228,7 +240,6 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     cfg = bench_config(args)
     only = list(cfg.only) or None
     if only and any(g not in BENCHES for g in only):
-
         raise ConfigError(f"--only: unknown group(s) {[g for g in only if g not in BENCHES]}; "
                           f"choose from {', '.join(GROUPS)}")
     result = run_bench(quick=cfg.quick, out=cfg.out, only=only, threads=cfg.threads or None,

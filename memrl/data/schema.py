@@ -13,12 +13,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from memrl.errors import MemrlError
+
 # The abstention answer LoCoMo's category 5 expects; also what the `abstain` baseline says.
 ABSTAIN_ANSWER = "Not mentioned in the conversation"
 
 
-class DataError(ValueError):
+class DataError(MemrlError, ValueError):
     """Malformed input data. The message names the file and the line or record (re-exported by memrl.data.io)."""
+
+    exit_code = 2
 
 
 class SchemaError(ValueError):

@@ -25,6 +25,9 @@ CATEGORY_IDS = {"multi_hop": 1, "temporal": 2, "single_hop": 4, "adversarial": 5
                 "history": 7, "conflict_resolution": 8}
 CATEGORIES = list(CATEGORY_IDS)
 
+# A sanity bound, not a capacity limit: 1e9 conversations would be ~90 TB of JSONL and a task list built in silence.
+MAX_CONVERSATIONS = 10_000_000
+
 
 @dataclass
 class SynthConfig:
@@ -75,6 +78,9 @@ class SynthConfig:
         for name in ("num_conversations", "speakers", "num_workers", "shard_size", "paraphrase_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_conversations > MAX_CONVERSATIONS:
+            raise ValueError(f"num_conversations must be <= {MAX_CONVERSATIONS:,} (about 90 KB of JSONL each, measured), got "
+                             f"{self.num_conversations:,}; synthesize in several output directories instead")
         if self.speakers > 6:
             raise ValueError(f"speakers must be <= 6, got {self.speakers}")
         for name, lowest in (("sessions_per_conversation", 1), ("turns_per_session", 1), ("session_gap_days", 1),

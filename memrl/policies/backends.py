@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from memrl.errors import MemrlError
 from memrl.protocol.generation import Generation, GenerationBackend, Prompt, SamplingParams
 from memrl.protocol.prompts import format_memories_compact, format_turns, render
 
@@ -54,8 +55,49 @@ def render_prompt(tokenizer: Any, prompt: Prompt, where: str = "prompt") -> list
 
 
 # ---- loading checkpoints safely ---------------------------------------------------------------------
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(MemrlError, ValueError):
     """A checkpoint whose weights are only available as pickle files (which can run code when loaded)."""
+
+
+class ModelDirError(MemrlError, ValueError):
+    """A model directory that cannot be loaded: missing, not a model, unreadable weights or no tokenizer."""
+
+
+def check_model_dir(path: str | os.PathLike, what: str = "model") -> None:
+    """Fail at once, in one line naming the file, on what transformers would turn into a deep traceback (or,
+    for a path that does not exist, into a model-hub download retried for a minute): a missing directory, a
+    config.json without `model_type`, weights that are not readable safetensors, no tokenizer files.
+    Only headers are read: checking a 500 MB model costs milliseconds."""
+    p = Path(path)
+    if not p.is_dir():
+        raise ModelDirError(f"{what} {str(path)!r}: no such directory (memrl loads local model directories; it "
+                            f"never downloads from a model hub on its own)")
+    cfg_file = p / "config.json"
+    try:
+        model_type = json.loads(cfg_file.read_text()).get("model_type")
+    except FileNotFoundError:
+        raise ModelDirError(f"{what} {p}: no config.json (not a Hugging Face model directory)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        raise ModelDirError(f"{cfg_file}: not a valid model config ({type(e).__name__})") from None
+    if not model_type:
+        raise ModelDirError(f"{cfg_file}: no `model_type` key (not a transformers model config)")
+    check_safetensors_only(p, what)
+    from safetensors import safe_open
+
+    weights = sorted(p.glob("*.safetensors"))
+    if not weights:
+        raise ModelDirError(f"{what} {p}: no *.safetensors weights")
+    for w in weights:
+        try:
+            with safe_open(str(w), "pt") as f:
+                f.keys()
+        except Exception as e:  # safetensors raises its own SafetensorError, OSError, ValueError
+            raise ModelDirError(f"{w}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
+
+
+def check_tokenizer_dir(path: str | os.PathLike, what: str = "model") -> None:
+    if Path(path).is_dir() and not _has_tokenizer(Path(path)):
+        raise ModelDirError(f"{what} {path}: no tokenizer files (tokenizer.json / tokenizer_config.json)")
 
 
 def check_safetensors_only(path: str | os.PathLike, what: str = "checkpoint") -> None:
@@ -145,7 +187,8 @@ def load_policy_model(
         path = Path(base)
     elif adapter_path is not None and _has_tokenizer(Path(adapter_path)):
         tok_source = Path(adapter_path)
-    check_safetensors_only(path, "model")
+    check_model_dir(path, "model")
+    check_tokenizer_dir(tok_source, "model")
     dev = _resolve_device(device)
     model = AutoModelForCausalLM.from_pretrained(
         str(path), dtype=_resolve_dtype(dtype, dev), trust_remote_code=trust_remote_code, use_safetensors=True

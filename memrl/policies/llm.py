@@ -13,6 +13,7 @@ only when its own style differs (e.g. a compact-prompt model on a Memory-R1-styl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memrl.memory.index import extract_answer
@@ -129,8 +130,11 @@ def make_policy(spec: str, role: str, **kwargs: Any):
         return make_baseline(spec)
     if spec in MANAGER_BASELINES or spec in ANSWER_BASELINES:
         raise ValueError(f"baseline {spec!r} is not a {role}")
-    from memrl.policies.backends import make_backend  # deferred: imports torch
+    from memrl.policies.backends import ModelDirError, make_backend  # deferred: imports torch
 
+    if ":" not in spec and not Path(spec).expanduser().is_dir():  # a typo must not become a hub download
+        raise ModelDirError(f"{spec!r} is neither a {role} baseline ({', '.join(sorted(table))}) nor a model "
+                            f"directory")
     backend = make_backend(spec)
     if role == "manager":
         return LLMManager(backend, **kwargs)

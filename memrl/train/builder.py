@@ -42,7 +42,11 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 # Model
 def build_or_load_model(cfg: TrainConfig, out: Path, corpus_rows: list[dict] | None = None):
     """(model, tokenizer): `init_from` > a local `model.path` > the offline tiny model built here."""
-    from memrl.policies.backends import load_policy_model  # deferred: imports torch
+    from memrl.policies.backends import (  # deferred: imports torch
+        check_model_dir,
+        load_policy_model,
+        read_adapter_config,
+    )
 
     path = cfg.init_from or cfg.model.path
     if path == "tiny":
@@ -56,6 +60,8 @@ def build_or_load_model(cfg: TrainConfig, out: Path, corpus_rows: list[dict] | N
                                  kv_heads=cfg.model.num_kv_heads, max_positions=cfg.model.max_positions,
                                  seed=cfg.seed)
         path = str(base)
+    elif read_adapter_config(path) is None:  # name the key at fault (an adapter dir is checked with its base)
+        check_model_dir(path, "init_from" if cfg.init_from else "model.path")
     model, tok = load_policy_model(path, device="cpu" if not _cuda() else "auto", dtype=cfg.model.dtype,
                                    trust_remote_code=cfg.model.trust_remote_code,
                                    is_trainable=True)
@@ -158,17 +164,33 @@ def sft_trainer(cfg: TrainConfig, model, tok, rows, out: Path, callbacks: tuple 
     from datasets import Dataset  # deferred: imports datasets
     from trl import SFTTrainer  # deferred: imports trl
 
-    return SFTTrainer(model=model, args=sft_args(cfg, out), train_dataset=Dataset.from_list(rows), processing_class=tok,
-                      peft_config=peft_config(cfg), callbacks=list(callbacks))
+    return quiet_console(SFTTrainer(model=model, args=sft_args(cfg, out), train_dataset=Dataset.from_list(rows),
+                                    processing_class=tok, peft_config=peft_config(cfg), callbacks=list(callbacks)))
 
 
 def grpo_trainer(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, rollout_func=None,
                  callbacks: tuple = ()):
     from trl import GRPOTrainer  # deferred: imports trl
 
-    return GRPOTrainer(model=model, reward_funcs=reward_funcs, args=grpo_args(cfg, out), train_dataset=dataset,
-                       processing_class=tok, peft_config=peft_config(cfg), rollout_func=rollout_func,
-                       callbacks=list(callbacks))
+    return quiet_console(GRPOTrainer(model=model, reward_funcs=reward_funcs, args=grpo_args(cfg, out),
+                                     train_dataset=dataset, processing_class=tok, peft_config=peft_config(cfg),
+                                     rollout_func=rollout_func, callbacks=list(callbacks)))
+
+
+def quiet_console(trainer):
+    """Keep the progress bar, drop the metric dicts transformers prints on every log step (to stdout, through
+    ProgressCallback or PrinterCallback): they go to metrics.jsonl and `report_to`, and a demo or bench run
+    printed hundreds of them."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback  # deferred: imports transformers
+
+    class BarOnly(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(BarOnly)
+    return trainer
 
 
 def ppo_trainer(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, env_factory=None, log=None):

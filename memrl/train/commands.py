@@ -56,6 +56,7 @@ def load_recipe(config: str, overrides: Sequence[str] = (), answer_config: str |
     mine = [o for o in overrides if not o.startswith("answer.")]
     theirs = [o[len("answer."):] for o in overrides if o.startswith("answer.")]
     cfg = load_config(TrainConfig, config, mine)
+    _preflight(cfg)
     if cfg.schedule.kind not in ("alternate", "joint"):
         if theirs or answer_config:
             raise ConfigError(f"answer.* overrides and --answer-config apply to schedule.kind alternate / joint, "
@@ -72,12 +73,24 @@ def load_recipe(config: str, overrides: Sequence[str] = (), answer_config: str |
                                                    f"output_dir={root / 'answer'}", *theirs])
     if answer.role != "answer":
         raise ConfigError(f"--answer-config {answer_config}: role must be answer, got {answer.role!r}")
+    _preflight(answer)
     import dataclasses
 
     cfg = dataclasses.replace(cfg, output_dir=str(root / "manager"))
     if cfg.resume and not answer.resume:
         answer = dataclasses.replace(answer, resume=cfg.resume)
     return cfg, answer
+
+
+def _preflight(cfg: TrainConfig) -> None:
+    """The recipe checks that need the installed libraries (report_to loggers, trl.* knobs), as config errors."""
+    from memrl.config import ConfigError
+    from memrl.train.guards import check_recipe
+
+    try:
+        check_recipe(cfg)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def run_recipe(cfg: TrainConfig, answer: TrainConfig | None = None, progress: bool = True) -> dict[str, Any]:
@@ -149,12 +162,8 @@ def dry_run(cfg: TrainConfig, answer: TrainConfig | None = None) -> dict[str, An
 
 # ---------------------------------------------------------------------------------------------------------
 def main(args: argparse.Namespace) -> int:
-
+    # Checkpoint, run-directory and divergence refusals are MemrlErrors: memrl.cli prints them in one line.
     cfg, answer = load_recipe(args.config, args.overrides, args.answer_config)
-    try:
-        result = dry_run(cfg, answer) if args.dry_run else run_recipe(cfg, answer)
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    result = dry_run(cfg, answer) if args.dry_run else run_recipe(cfg, answer)
     print(json.dumps(result, indent=2, default=str))
     return 0

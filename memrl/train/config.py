@@ -37,8 +37,8 @@ class PPOConfig:
     kl_coef: float = 0.05  # per-token KL penalty to the frozen reference (k1 estimator)
     whiten_advantages: bool = True
     # --- sampling ---
-    temperature: float = 1.0
-    top_p: float = 1.0
+    temperature: float = 1.0  # the only sampling knob: log-probs score the full softmax at this temperature,
+    #                           so rollouts sample from exactly that (no top-k / top-p / penalties; see ppo.generate)
     max_new_tokens: int = 32
     # --- critic ---
     critic: str = "separate"  # "separate": own backbone copy + value head; "shared": head on the policy trunk
@@ -100,6 +100,7 @@ class TrainConfig:
     output_dir: str = "runs/train"
     seed: int = 0
     resume: str = ""  # "" | "true" (latest checkpoint in output_dir) | a checkpoint path
+    overwrite: bool = False  # a fresh run refuses an output_dir holding another run unless this is true
     init_from: str = ""  # start from this model directory (e.g. an SFT run's final_model) instead of model.path
     # -- SFT teacher: whose traces the policy imitates
     teacher: str = "gold_ops"  # manager: gold_ops | noisy_teacher | add_only | rule_based ; answer: bm25 | oracle_evidence
@@ -141,12 +142,19 @@ class TrainConfig:
             raise ValueError(f"role: {self.role!r} is not one of {list(ROLES)}")
         if self.manager_mode not in ("snapshot", "episode"):
             raise ValueError(f"manager_mode: {self.manager_mode!r} is not snapshot or episode")
-        for name in ("max_steps", "batch_size", "max_completion_length", "num_generations"):
+        for name in ("max_steps", "batch_size", "max_completion_length", "num_generations", "logging_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.algo == "grpo" and self.batch_size % self.num_generations:
             raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of num_generations "
                              f"({self.num_generations}): TRL groups completions by prompt")
+        if not self.learning_rate > 0:  # also catches NaN
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("learning_rate", "critic_learning_rate"):
+            if not getattr(self.ppo, name) > 0:
+                raise ValueError(f"ppo.{name} must be > 0, got {getattr(self.ppo, name)}")
+        if self.save_steps < 0:
+            raise ValueError(f"save_steps must be >= 0, got {self.save_steps}")
         if not 0 <= self.change_focus <= 1:
             raise ValueError(f"change_focus must be in [0, 1], got {self.change_focus}")
         if not 0 <= self.teacher_error_rate <= 1:

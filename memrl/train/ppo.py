@@ -89,6 +89,10 @@ class Segment:
     values: torch.Tensor | None = None
     advantages: torch.Tensor | None = None
     returns: torch.Tensor | None = None
+    # The last step of an episode cut short (truncated, or still running at the rollout's step cap) carries the
+    # next observation's prompt: GAE bootstraps from V(next state) instead of treating the cut as terminal.
+    bootstrap_ids: list[int] | None = None
+    bootstrap_value: float = 0.0
 
 
 def _pack(segments: Sequence[Segment], pad_id: int, device=None):
@@ -174,7 +178,7 @@ def compute_advantages(segments: list[Segment], kl_coef: float, gamma: float, la
             rewards.append(r)
             values.append(s.values)
             lengths.append(len(s.response_ids))
-        adv, ret = gae(torch.cat(rewards), torch.cat(values), gamma, lam)
+        adv, ret = gae(torch.cat(rewards), torch.cat(values), gamma, lam, last_value=eps[-1].bootstrap_value)
         for s, a, r in zip(eps, adv.split(lengths), ret.split(lengths)):
             s.advantages, s.returns = a, r
     if whiten:
@@ -207,6 +211,14 @@ def _render(tokenizer, prompt) -> list[int]:
     return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
 
 
+# Sampling settings that override whatever a checkpoint's generation_config.json ships (real checkpoints set
+# e.g. top_k=20; transformers' default is top_k=50): PPO's ratios and KL are computed on the full softmax at
+# `temperature`, so the rollout must sample from that same distribution.
+FULL_SOFTMAX = dict(top_k=0, top_p=1.0, min_p=None, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0,
+                    repetition_penalty=1.0, no_repeat_ngram_size=0, bad_words_ids=None, suppress_tokens=None,
+                    begin_suppress_tokens=None)
+
+
 @torch.no_grad()
 def generate(policy, tokenizer, prompt_ids: list[list[int]], cfg: PPOConfig) -> list[list[int]]:
     """Sample one response per prompt (left-padded batch). Returns response ids, EOS included."""
@@ -220,8 +232,8 @@ def generate(policy, tokenizer, prompt_ids: list[list[int]], cfg: PPOConfig) -> 
     dev = _device(policy)
     ids, mask = ids.to(dev), mask.to(dev)
     out = policy.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
-                          top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, pad_token_id=pad,
-                          eos_token_id=tokenizer.eos_token_id)
+                          max_new_tokens=cfg.max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+                          **FULL_SOFTMAX)
     responses = []
     for row in out[:, L:].tolist():
         if tokenizer.eos_token_id in row:
@@ -302,12 +314,15 @@ class EnvRollouts:
             still = []
             for i, p, r, t in zip(alive, prompt_ids, responses, texts):
                 o, rew, term, trunc, info = envs[i].step(t)
-                segs.append(Segment(p, r, float(rew), episode=i, step=step))
+                seg = Segment(p, r, float(rew), episode=i, step=step)
+                segs.append(seg)
                 total += float(rew)
                 steps += 1
                 obs[i], infos[i] = o, info
-                if not (term or trunc):
+                if not (term or trunc) and step + 1 < self.max_steps:
                     still.append(i)
+                elif not term:  # cut short, not ended: the episode goes on from the next observation
+                    seg.bootstrap_ids = _render(tokenizer, info.get("messages") or o)
             alive = still
         for env in envs:
             env.close()
@@ -355,6 +370,12 @@ class PPOTrainer:
                 vals = response_values(self.critic, self.policy, chunk, pad, cfg.critic)
                 for s, lp, rl, v in zip(chunk, lps, refs, vals):
                     s.logprobs, s.ref_logprobs, s.values = lp, rl, v
+            cut = [s for s in segs if s.bootstrap_ids]
+            for chunk in _chunks(cut, max(cfg.minibatch_size, 16)):
+                # V of the next state = the critic's value before the first token of a response to its prompt
+                probe = [Segment(s.bootstrap_ids, [pad], 0.0, episode=-1, step=0) for s in chunk]
+                for s, v in zip(chunk, response_values(self.critic, self.policy, probe, pad, cfg.critic)):
+                    s.bootstrap_value = float(v[0])
         adv_stats = compute_advantages(segs, cfg.kl_coef, cfg.gamma, cfg.lam, cfg.whiten_advantages)
         t_roll = time.perf_counter() - t0
 

@@ -17,6 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
+from memrl.errors import MemrlError
+
 
 class MetricsLog:
     """Append-only JSONL; each line is flushed so a killed run keeps everything it logged."""
@@ -87,11 +89,27 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
+def base_model_license(base: str) -> str:
+    """The `license:` of the base model's own card (its README.md front matter), else "other": a fine-tuned
+    model inherits its base's license, which memrl cannot know otherwise."""
+    card = Path(base) / "README.md"
+    try:
+        head = card.read_text(encoding="utf-8").split("---")[1] if card.is_file() else ""
+    except (OSError, UnicodeDecodeError, IndexError):
+        head = ""
+    for line in head.splitlines():
+        if line.strip().startswith("license:"):
+            return line.split(":", 1)[1].strip() or "other"
+    return "other"
+
+
 def write_model_card(model_dir: str | os.PathLike, *, algo: str, role: str, base: str, data: str, reward: str,
                      results: dict[str, Any] | None = None, config_yaml: str = "") -> Path:
     lines = [
         "---",
         "library_name: transformers",
+        f"license: {base_model_license(base)}",
+        f"base_model: {json.dumps(str(base))}",
         "tags: [memrl, reinforcement-learning, memory-agent, " + algo + "]",
         "---",
         f"# memrl {role} policy ({algo.upper()})",
@@ -148,7 +166,7 @@ def resume_path(resume: str | None, out: Path) -> str | None:
     return str(explicit)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(MemrlError, RuntimeError):
     """A checkpoint cannot be loaded; the message names the bad file."""
 
 
@@ -211,3 +229,25 @@ def _checkpoint_step(ck: Path) -> int | None:
         return int(state.get("global_step", state.get("iteration")))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def write_run_readme(run_dir: str | os.PathLike, summary: dict[str, Any]) -> Path:
+    """The run directory's README.md (TRL writes a placeholder card there, "fine-tuned version of [None]"):
+    what the directory holds and the commands that use it."""
+    run_dir = Path(run_dir)
+    rows = "\n".join(f"| {k} | {v} |" for k, v in summary.items() if isinstance(v, (int, float, str)))
+    text = f"""# memrl run: {summary.get('algo', '?')} {summary.get('role', '?')}
+
+| field | value |
+|---|---|
+{rows}
+
+- `config.yaml`: the resolved config (rerun: `memrl train --config {run_dir / 'config.yaml'}`)
+- `metrics.jsonl`, `curves.png`: one row per logged step; reward / loss / KL curves
+- `checkpoint-*/`: resumable checkpoints (`memrl train --config {run_dir / 'config.yaml'} resume=true`)
+- `final_model/`: the trained policy (safetensors, with its model card); evaluate it with
+  `memrl eval --config configs/eval/<benchmark>.yaml data=FILE policy=transformers:{run_dir / 'final_model'}`
+"""
+    path = run_dir / "README.md"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -163,6 +163,11 @@ def build_tiny_model_dir(
             "init_std": init_std,
         }
         (tmp / "memrl_tiny_model.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / "README.md").write_text(  # its card: models trained from it inherit the license named here
+            "---\nlicense: apache-2.0\nlibrary_name: transformers\ntags: [memrl, tiny-model]\n---\n"
+            f"# memrl tiny model\n\nA {meta['num_parameters']:,}-parameter Llama with a byte-level BPE tokenizer, "
+            "built offline by memrl (randomly initialised; seed and sizes in memrl_tiny_model.json). For tests "
+            "and CPU demos only.\n")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from memrl.config import save_resolved, to_yaml
+from memrl.config import as_dict, save_resolved, to_yaml
 from memrl.data.io import write_json
 from memrl.train.builder import build_trainer, grpo_trainer, log_callback, ppo_trainer, sft_trainer
+from memrl.train import guards
 from memrl.train.config import TrainConfig
 from memrl.train.run import (
     CheckpointError,
@@ -25,7 +26,9 @@ from memrl.train.run import (
     plot_curves,
     prepare_resume,
     resume_path,
+    resuming,
     write_model_card,
+    write_run_readme,
 )
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -100,24 +103,33 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     state = PartialState()
     main = state.is_main_process
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    resume_requested = resuming(cfg.resume)
+    guards.check_recipe(cfg)
     if main:
+        # Refuse a directory holding another run (or clear it when overwrite=true); a resume must carry the
+        # config of the run it continues. Both happen before config.yaml is rewritten.
+        guards.claim_run_dir(out, resume_requested=resume_requested, overwrite=cfg.overwrite)
+        if resume_requested:
+            guards.check_resume_config(out, as_dict(cfg))
         save_resolved(cfg, out)
     torch.manual_seed(cfg.seed)
-    resuming = bool(_resume_path(cfg, out)) if cfg.resume else False
-    if resuming:
+    continuing = bool(_resume_path(cfg, out)) if resume_requested else False
+    if continuing:
         prepare_resume(cfg)
-    log = MetricsLog(out / "metrics.jsonl", resume=resuming) if main else (lambda m: None)
+    metrics = MetricsLog(out / "metrics.jsonl", resume=continuing) if main else None
+    # Every logged row passes the divergence guard (TRL's callback and PPO's logger alike).
+    log = guards.FiniteMetrics(metrics if main else (lambda m: None), cfg.learning_rate)
     trainer, tok, base = build_trainer(cfg, out, log, callbacks, model_context=state.main_process_first)
     fit(cfg, trainer, out)
     model = trainer.policy if cfg.algo == "ppo" else trainer.model
     final = out / "final_model"
     if not main:
         return {"algo": cfg.algo, "role": cfg.role, "final_model": str(final), "main_process": False}
+    guards.assert_finite_weights(model)
     # A peft model saves its adapter (whose config names the base); a full model saves all weights.
     model.save_pretrained(final, safe_serialization=True)
     tok.save_pretrained(final)
-    history = log.read()
+    history = metrics.read()
     rewards = [r["reward"] for r in history if isinstance(r.get("reward"), (int, float))]
     summary = {
         "algo": cfg.algo, "role": cfg.role, "base_model": base, "steps": cfg.max_steps,
@@ -133,5 +145,6 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
                      results={k: v for k, v in summary.items() if isinstance(v, (int, float))},
                      config_yaml=to_yaml(cfg))
     plot_curves(history, out / "curves.png", title=f"{cfg.algo} {cfg.role}")
+    write_run_readme(out, summary)
     write_json(out / "summary.json", summary)
     return summary

@@ -1,0 +1,188 @@
+"""Refuse loudly rather than finish with a wrong result.
+
+Three ways a training run used to exit 0 with something wrong in its run directory:
+
+- a fresh run wrote into a directory that still held another run's `checkpoint-*`, and a later
+  `resume=true` continued the *old* run (steps 3, 101, ..., 105): `claim_run_dir` refuses a directory that
+  holds a run unless the user asks to resume it or to replace it (`overwrite=true`, cleared atomically);
+- `resume=true` with a changed recipe continued a checkpoint made under another config:
+  `check_resume_config` compares the saved `config.yaml` with this one and names every differing key;
+- a diverged run (learning_rate=1e9) saved an all-NaN `final_model`: `FiniteMetrics` stops the run at the
+  first non-finite loss / grad norm it logs, and `assert_finite_weights` refuses to save non-finite weights.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from memrl.errors import MemrlError
+
+# What a run writes into its output_dir (memrl.train.run); anything else there (a user's notes, a
+# prepared base model) does not make the directory "another run".
+RUN_ARTIFACTS = ("config.yaml", "metrics.jsonl", "summary.json", "final_model", "curves.png")
+
+# Keys a resumed run may change: they do not alter what the checkpoint's weights and optimizer state mean.
+# The frozen partner (probe_answerer / answer_env.manager) changes between the chunks of a joint schedule by
+# design: each chunk resumes the same run against the other policy's newest model.
+RESUMABLE_CHANGES = frozenset({"resume", "max_steps", "save_steps", "logging_steps", "report_to", "output_dir",
+                               "overwrite", "probe_answerer", "answer_env.manager"})
+
+# Logged metrics whose non-finite value means the weights are (or are about to be) garbage.
+WATCHED_METRICS = ("loss", "grad_norm", "pg_loss", "vf_loss", "entropy", "approx_kl")
+
+
+class RunDirError(MemrlError, RuntimeError):
+    """The output directory holds another run, or a resume does not match the run it would continue."""
+
+
+class DivergenceError(MemrlError, RuntimeError):
+    """Training produced a non-finite loss or non-finite weights; no final model is saved."""
+
+
+def run_files(out: Path) -> list[str]:
+    """Names of another run's artifacts in `out` (empty when `out` is new or holds no run)."""
+    if not out.is_dir():
+        return []
+    return sorted(p.name for p in out.iterdir()
+                  if p.name in RUN_ARTIFACTS or (p.name.startswith("checkpoint-") and p.is_dir()))
+
+
+def claim_run_dir(out: Path, *, resume_requested: bool, overwrite: bool) -> None:
+    """Make `out` this run's directory, or refuse. Resuming keeps it; `overwrite` clears it atomically
+    (renamed aside first, so a kill never leaves half of the old run mixed with the new one)."""
+    found = run_files(out)
+    if resume_requested or not found:
+        out.mkdir(parents=True, exist_ok=True)
+        return
+    if not overwrite:
+        shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+        raise RunDirError(f"{out} already holds a run ({shown}): continue it with resume=true, choose another "
+                          f"output_dir, or replace it with overwrite=true")
+    aside = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+    out.rename(aside)
+    out.mkdir(parents=True)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+    return out
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """`key: saved -> current` for every key that differs, except those a resume may change."""
+    a, b = _flatten(saved), _flatten(current)
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if key in RESUMABLE_CHANGES or key.split(".")[0] in RESUMABLE_CHANGES:
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            diffs.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
+    return diffs
+
+
+def check_resume_config(run_dir: Path, current: dict) -> None:
+    """A resume continues only the run it was given the config of. A run directory without a config.yaml
+    cannot show that its checkpoints belong to this recipe, so it is refused too."""
+    from omegaconf import OmegaConf
+
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.exists():
+        if any(run_dir.glob("checkpoint-*")):
+            raise RunDirError(f"resume: {run_dir} has checkpoints but no config.yaml, so they cannot be shown to "
+                              f"belong to this run; start a new output_dir")
+        return
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(saved_path))
+    except Exception as e:  # yaml's errors come in several types
+        raise RunDirError(f"resume: {saved_path} cannot be read ({type(e).__name__}: {e})") from None
+    diffs = config_differences(saved or {}, current)
+    if diffs:
+        shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
+        raise RunDirError(f"resume: the run in {run_dir} was made with another config ({shown}); resume with the "
+                          f"same recipe, or start a new output_dir")
+
+
+class FiniteMetrics:
+    """Wraps a metrics logger: logs the row, then stops the run if a watched metric is NaN or infinite."""
+
+    def __init__(self, log: Callable[[dict], None], learning_rate: float | None = None):
+        self.log = log
+        self.learning_rate = learning_rate
+
+    def __call__(self, metrics: dict[str, Any]) -> None:
+        self.log(metrics)
+        bad = [k for k in WATCHED_METRICS if isinstance(metrics.get(k), (int, float))
+               and not isinstance(metrics.get(k), bool) and not math.isfinite(float(metrics[k]))]
+        if bad:
+            lr = f" (learning_rate {self.learning_rate:g})" if self.learning_rate is not None else ""
+            raise DivergenceError(f"training diverged at step {metrics.get('step', '?')}: non-finite "
+                                  f"{', '.join(bad)}{lr}; no final model was saved. Lower the learning rate")
+
+
+def assert_finite_weights(model: Any) -> None:
+    """Refuse to save a model with a NaN or infinite parameter (names the first one)."""
+    import torch  # deferred: guards is imported by light code paths too
+
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            raise DivergenceError(f"parameter {name} is not finite after training; the final model was not saved. "
+                                  f"Lower the learning rate")
+
+
+# transformers' `report_to` integrations and the function that says whether each one's package is installed.
+_REPORTERS = {"tensorboard": "is_tensorboard_available", "wandb": "is_wandb_available",
+              "mlflow": "is_mlflow_available", "comet_ml": "is_comet_available",
+              "trackio": "is_trackio_available", "clearml": "is_clearml_available",
+              "dagshub": "is_dagshub_available", "dvclive": "is_dvclive_available",
+              "swanlab": "is_swanlab_available", "codecarbon": "is_codecarbon_available",
+              "neptune": "is_neptune_available", "azure_ml": "is_azureml_available",
+              "flyte": "is_flytekit_available", "kubeflow": "is_kubeflow_available"}
+
+
+def check_recipe(cfg: Any) -> None:
+    """What the dataclass schema cannot see: `report_to` names a logger that exists and is installed, `trl:`
+    names knobs the TRL config of this algorithm has, and PPO (memrl's own trainer) is not handed TRL-only
+    settings that it would silently ignore. Raises RunDirError's sibling ValueError, turned into ConfigError."""
+    reporters = [r for r in cfg.report_to if r != "none"]
+    if cfg.algo == "ppo":
+        if reporters:
+            raise ValueError(f"report_to={list(cfg.report_to)}: memrl's PPO logs to metrics.jsonl and curves.png "
+                             f"only; use report_to=[none] (TRL's loggers apply to sft and grpo)")
+        if cfg.trl:
+            raise ValueError(f"trl.{next(iter(cfg.trl))}: trl.* keys are passed to TRL's SFTConfig/GRPOConfig; "
+                             f"PPO is memrl's own trainer and takes ppo.* keys")
+        return
+    from transformers.integrations import integration_utils  # deferred: heavy
+
+    for r in reporters:
+        if r == "all":
+            continue
+        if r not in _REPORTERS:
+            raise ValueError(f"report_to: unknown logger {r!r}; one of none, all, {', '.join(sorted(_REPORTERS))}")
+        available = getattr(integration_utils, _REPORTERS[r], None)
+        if available is not None and not available():
+            raise ValueError(f"report_to={r}: the {r} package is not installed (pip install {r}), "
+                             f"or use report_to=[none]")
+    if cfg.trl:
+        import dataclasses
+
+        from trl import GRPOConfig, SFTConfig  # deferred: heavy
+
+        schema = SFTConfig if cfg.algo == "sft" else GRPOConfig
+        known = {f.name for f in dataclasses.fields(schema)}
+        for key in cfg.trl:
+            if key not in known:
+                import difflib
+
+                close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+                hint = f"; did you mean trl.{close[0]}?" if close else ""
+                raise ValueError(f"trl.{key}: not a {schema.__name__} field{hint}")

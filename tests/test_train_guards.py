@@ -1,0 +1,122 @@
+"""`memrl train` refuses loudly instead of exiting 0 with a wrong result: a diverged run never saves a NaN final
+model, a fresh run never writes into another run's directory, a resume never continues a run made with another
+config, and settings a trainer would ignore (report_to / trl.* under PPO, unknown TRL knobs) are errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from memrl.cli import main
+from memrl.train import guards
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    from memrl.data.io import write_conversations
+    from memrl.data_synth.config import SynthConfig
+    from memrl.data_synth.synth import synthesize_conversation
+
+    cfg = SynthConfig(seed=0, sessions_per_conversation=[2, 2], turns_per_session=[6, 6], questions_per_conversation=4,
+                      facts_per_speaker=[3, 3], events_per_speaker=[1, 1], plans_per_speaker=[0, 0])
+    convs = [synthesize_conversation(cfg, i) for i in range(3)]
+    d = tmp_path_factory.mktemp("synth")
+    write_conversations(d / "train.jsonl", convs[:2])
+    write_conversations(d / "validation.jsonl", convs[2:])
+    return d
+
+
+def _sft(synth_dir, out, *extra):
+    return main(["train", "--config", str(ROOT / "configs/train/sft_manager_tiny.yaml"), f"data.path={synth_dir}",
+                 f"output_dir={out}", "max_steps=3", "batch_size=4", *extra])
+
+
+@pytest.mark.slow
+def test_diverged_run_stops_and_saves_no_final_model(synth_dir, tmp_path, capsys):
+    assert _sft(synth_dir, tmp_path / "run", "learning_rate=1e9") == 1
+    err = capsys.readouterr().err
+    assert "diverged" in err and "non-finite" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "final_model").exists()
+
+
+def test_non_finite_weights_are_refused():
+    import torch
+
+    model = torch.nn.Linear(2, 2)
+    guards.assert_finite_weights(model)
+    with torch.no_grad():
+        model.weight[0, 1] = float("nan")
+    with pytest.raises(guards.DivergenceError, match="weight"):
+        guards.assert_finite_weights(model)
+
+
+def test_finite_metrics_logs_then_stops_on_nan():
+    rows = []
+    log = guards.FiniteMetrics(rows.append, learning_rate=0.5)
+    log({"step": 1, "loss": 1.0, "grad_norm": 2.0})
+    with pytest.raises(guards.DivergenceError, match="step 2: non-finite grad_norm"):
+        log({"step": 2, "loss": 1.0, "grad_norm": math.inf})
+    assert [r["step"] for r in rows] == [1, 2]  # the bad row is kept for the post-mortem
+
+
+@pytest.mark.slow
+def test_fresh_run_refuses_another_runs_directory_and_resume_checks_the_config(synth_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _sft(synth_dir, out, "save_steps=1") == 0
+    capsys.readouterr()
+    # A second fresh run into the same directory used to keep the old checkpoint-* and later resume from them.
+    assert _sft(synth_dir, out) == 1
+    assert "already holds a run" in capsys.readouterr().err
+    assert (out / "final_model").exists()  # nothing was lost
+    # A resume with another learning rate would continue a checkpoint made under another config.
+    assert _sft(synth_dir, out, "resume=true", "learning_rate=0.01") == 1
+    err = capsys.readouterr().err
+    assert "another config" in err and "learning_rate" in err
+    # overwrite=true replaces the old run entirely: no old checkpoint survives.
+    assert _sft(synth_dir, out, "overwrite=true") == 0
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3"]  # TRL's final save; 1, 2 gone
+    steps = [json.loads(line).get("step") for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert max(s for s in steps if s is not None) == 3
+
+
+def test_resume_config_difference_names_keys_and_allows_schedule_keys(tmp_path):
+    from omegaconf import OmegaConf
+
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml({"learning_rate": 0.001, "max_steps": 10,
+                                                             "model": {"lora_r": 8}}))
+    guards.check_resume_config(tmp_path, {"learning_rate": 0.001, "max_steps": 20, "model": {"lora_r": 8},
+                                          "resume": "true"})
+    with pytest.raises(guards.RunDirError, match=r"model.lora_r: 8 -> 16"):
+        guards.check_resume_config(tmp_path, {"learning_rate": 0.001, "max_steps": 10, "model": {"lora_r": 16}})
+
+
+@pytest.mark.parametrize("recipe,override,message", [
+    ("ppo_manager_tiny", "report_to=[wandb]", "memrl's PPO logs to metrics.jsonl"),
+    ("ppo_manager_tiny", "trl.bogus=1", "PPO is memrl's own trainer"),
+    ("grpo_manager_tiny", "trl.not_a_knob=1", "not a GRPOConfig field"),
+    ("sft_manager_tiny", "trl.max_lenght=5", "did you mean trl.max_length"),
+    ("grpo_manager_tiny", "report_to=[foo]", "unknown logger 'foo'"),
+    ("grpo_manager_tiny", "learning_rate=-1", "learning_rate must be > 0"),
+    ("ppo_manager_tiny", "ppo.learning_rate=-1", "ppo.learning_rate must be > 0"),
+    ("grpo_manager_tiny", "logging_steps=0", "logging_steps must be > 0"),
+])
+def test_settings_a_trainer_would_ignore_or_crash_on_are_config_errors(recipe, override, message, capsys):
+    rc = main(["train", "--config", str(ROOT / f"configs/train/{recipe}.yaml"), override, "--dry-run"])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err, err
+    assert "Traceback" not in err
+
+
+def test_report_to_a_logger_that_is_not_installed_is_named(capsys):
+    from transformers.integrations import integration_utils
+
+    if integration_utils.is_tensorboard_available():
+        pytest.skip("tensorboard is installed here")
+    rc = main(["train", "--config", str(ROOT / "configs/train/grpo_manager_tiny.yaml"), "report_to=[tensorboard]",
+               "--dry-run"])
+    assert rc == 2 and "tensorboard package is not installed" in capsys.readouterr().err
