@@ -23,7 +23,7 @@ from memrl.cli import main as cli_main
 from memrl.config import ConfigError
 from memrl.data.io import DataError, read_conversations
 from memrl.data.loaders import load, load_timedial
-from memrl.data.timedial_results import load_timedial_results
+from memrl.data.loaders.timedial_results import load_timedial_results
 from memrl.eval.predictions import PredictionsAnswerer, interpret
 from memrl.eval import EvalConfig, evaluate
 from memrl.rewards.accuracy import accuracy, timedial_accuracy

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memrl.data.loaders import load_locomo
+from memrl.data.loaders.locomo import load_locomo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONV26 = REPO_ROOT / "data" / "locomo" / "conv-26.json"

@@ -48,7 +48,7 @@ def conversation_problem(conv: Conversation) -> str | None:
             if t.turn_id in turn_ids:
                 return f"conversation {cid!r}: duplicate turn id {t.turn_id!r}"
             turn_ids.add(t.turn_id)
-    # A replayed results record (memrl.data.timedial_results) has only the sessions its system retrieved into
+    # A replayed results record (memrl.data.loaders.timedial_results) has only the sessions its system retrieved into
     # the prompt, possibly none: its prediction is scored, no dialogue is read.
     if not turn_ids and (conv.meta or {}).get("sessions_from") != "prompt":
         return f"conversation {cid!r}: no turns (no sessions, or only empty ones)"

@@ -39,7 +39,7 @@ from typing import Any
 from memrl import __version__
 from memrl.config import ConfigError, save_resolved
 from memrl.data.io import write_json, write_jsonl
-from memrl.data.loaders import load_locomo
+from memrl.data.loaders.locomo import load_locomo
 from memrl.data.schema import Conversation
 from memrl.dist import make_executor
 from memrl.envs.answer.candidates import CandidateBuilder

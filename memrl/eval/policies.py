@@ -103,7 +103,7 @@ def policy_ref(policy: Any, role: str, cfg: EvalConfig, what: str | None = None)
         return PolicyRef(role, "baseline", spec, spec, baseline=base, fingerprint=f"baseline:{base}")
     if spec in ANSWER_BASELINES or spec in MANAGER_BASELINES or spec in POLICY_ALIASES:
         raise ConfigError(f"{what}={spec}: that baseline is not a {role}; {role}s: {sorted(table)}")
-    if spec.startswith(PREDICTIONS_PREFIX):  # a released predictions file, replayed (memrl.data.timedial_results)
+    if spec.startswith(PREDICTIONS_PREFIX):  # a released predictions file, replayed (memrl.data.loaders.timedial_results)
         p = Path(spec[len(PREDICTIONS_PREFIX):]).expanduser()
         if role != "answerer" or not p.is_file():
             raise ConfigError(f"{what}={spec}: " + ("no such predictions file" if role == "answerer" else

@@ -1,6 +1,6 @@
 """`policy=predictions:FILE`: score a released results file (Memory-T1's TIME-Dial layout) without a model.
 
-The data layer reads the file and keeps each prediction raw (memrl.data.timedial_results); here it is read
+The data layer reads the file and keeps each prediction raw (memrl.data.loaders.timedial_results); here it is read
 twice: memrl's lenient answer parse of the model output (falling back to the released parse when that finds
 nothing), scored by `timedial_acc` and the other answer metrics, and Memory-T1's own extraction of the released
 `parsed_output`, scored by `timedial_official`.
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from memrl.data.io import DataError
-from memrl.data.timedial_results import question_key, read_results
+from memrl.data.loaders.timedial_results import question_key, read_results
 from memrl.protocol.parsing import AnswerParse, parse_answer_output
 from memrl.rewards.timedial_official import official_answer
 

@@ -1,4 +1,10 @@
-"""Memory-T1's released TIME-Dial result files -> the common schema, and a policy that replays their predictions.
+"""Memory-T1's released TIME-Dial result files -> the common schema, their predictions kept raw.
+
+This module owns the released-results layouts: `read_results` / `read_time_ranges` (the files, checked),
+`load_timedial_results` (one Conversation per record, built with `timedial.timedial_build`) and
+`question_key` (the question-text join key `memrl.eval.predictions` also uses). It imports the TIME-Dial
+pieces from `timedial` and `common`, never the reverse; `memrl.data.loaders.load_timedial` sends a results
+file here.
 
 Two released layouts (benchmarks.md 2.1), both a JSON list (JSONL also read) of one record per question:
 
@@ -31,10 +37,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from memrl.data.io import DataError
+from memrl.data.io import DataError, iter_jsonl
+from memrl.data.loaders.common import Where, parse_iso, read_json
+from memrl.data.loaders.timedial import (
+    T1_EVAL_HEADER,
+    T1_HEADER,
+    T1_QUESTION,
+    is_time_range_map,
+    parse_t1_history,
+    timedial_build,
+)
 from memrl.data.schema import Conversation
 
-__all__ = ["is_results_records", "is_time_range_map", "load_timedial_results",
+__all__ = ["is_results_records", "is_time_range_map", "load_timedial_results", "question_key",
            "read_results", "read_time_ranges"]
 
 _RESULT_KEYS = ("model_output", "parsed_output")
@@ -46,22 +61,10 @@ def is_results_records(data: Any) -> bool:
             and any(k in data[0] for k in _RESULT_KEYS))
 
 
-def is_time_range_map(data: Any) -> bool:
-    """A dict keyed by question id whose values carry question_time_range (the annotated time-range file)."""
-    if not isinstance(data, dict) or not data:
-        return False
-    first = next(iter(data.values()))
-    return isinstance(first, dict) and "question_time_range" in first
-
-
 def _read(path: Path) -> Any:
-    from memrl.data.loaders import _read_json
-
     if path.suffix.lower() == ".jsonl":
-        from memrl.data.io import iter_jsonl
-
         return [obj for _, obj in iter_jsonl(path)]
-    return _read_json(path)
+    return read_json(path)
 
 
 def question_key(text: str) -> str:
@@ -143,16 +146,6 @@ def _record_id(rec: dict[str, Any]) -> str:
 def load_timedial_results(path: str | Path, time_ranges: str | Path | None = None,
                           contexts: str | Path | None = None) -> list[Conversation]:
     """Read a released Memory-T1 results file into the common schema (see the module docstring)."""
-    from memrl.data.loaders import (
-        _T1_EVAL_HEADER,
-        _T1_HEADER,
-        _T1_QUESTION,
-        _parse_iso,
-        _parse_t1_history,
-        _timedial_build,
-        _Where,
-    )
-
     if contexts is not None:
         raise DataError(f"{path}: a results file carries its own prompts; --contexts does not apply to it")
     path = Path(path)
@@ -165,24 +158,24 @@ def load_timedial_results(path: str | Path, time_ranges: str | Path | None = Non
         if qid in seen:
             raise DataError(f"{rec['_where']}: duplicate question {qid!r}")
         seen.add(qid)
-        where = _Where(path, f"record {i}").named(f"question_id {qid!r}")
+        where = Where(path, f"record {i}").named(f"question_id {qid!r}")
         raw_sessions, prompt_ids = [], None
-        m = _T1_QUESTION.search(rec.get("prompt") or "")
+        m = T1_QUESTION.search(rec.get("prompt") or "")
         if m is not None:
-            raw_sessions = _parse_t1_history(m["history"])
+            raw_sessions = parse_t1_history(m["history"])
             for s in raw_sessions:
-                s["time"] = _parse_iso(s["time"] or "")
+                s["time"] = parse_iso(s["time"] or "")
                 for u in s["utterances"]:
-                    u["time"] = _parse_iso(u["time"] or "")
+                    u["time"] = parse_iso(u["time"] or "")
             prompt_ids = [h["sid"] for line in m["history"].split("\n")
-                          if (h := _T1_EVAL_HEADER.fullmatch(line) or _T1_HEADER.fullmatch(line))]
+                          if (h := T1_EVAL_HEADER.fullmatch(line) or T1_HEADER.fullmatch(line))]
         raw_range = None
         if ranges is not None:
             key = qid if qid in ranges else by_stem.get(_stem_key(rec["question"]))
             if key is not None:
                 raw_range = ranges[key].get("question_time_range")
         task = rec.get("task") or "Unknown"
-        conv = _timedial_build(
+        conv = timedial_build(
             where, path, raw_sessions, qid=qid, question=rec["question"].strip(),
             answer=str(rec["gold_answer"]), task=task, level=rec.get("level"), gold=[], raw_range=raw_range,
             prompt_ids=prompt_ids, conv_meta={"sessions_from": "prompt", "results_file": path.name},
