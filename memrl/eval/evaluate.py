@@ -106,12 +106,14 @@ class EvalConfig:
     shuffle_candidates: bool = False  # shuffle candidate order (seeded per question)
     manager_unit: str = "turn"  # manager step: "turn" or "session"
     manager_prompt: str = "compact"  # LLM manager prompt: compact | memory_r1
+    answer_extraction: str = "lenient"  # lenient: score what the model answers (memrl/eval/lenient.py rules; format failures still counted) | strict: only the **Answer:** format
     reader_trained: bool | None = None  # was the answer model RL-trained (True) or a frozen base reader (False)? anchors.md 8.4
     temperature: float = 0.0  # LLM sampling temperature (0 = greedy: one seed is enough)
     max_new_tokens: int = 128  # LLM answer length
     manager_max_new_tokens: int = 256  # LLM manager completion length
     batch_size: int = 16  # transformers backend batch size
     device: str = "auto"  # transformers backend device
+    torch_threads: int = 0  # torch intra-op threads for model policies (0 = torch's default)
     seeds: list[int] = field(default_factory=lambda: [0])  # sampling seeds (only the first runs when deterministic)
     # ---- metrics -----------------------------------------------------------------------------------------
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))  # see memrl.eval.metrics.ALL_METRICS
@@ -124,7 +126,7 @@ class EvalConfig:
     executor: str = "local"  # local | ray (one shard per conversation)
     num_workers: int = 1  # parallel shards with executor=ray
     ray_address: str | None = None  # an existing Ray cluster (None: start a local one)
-    progress: bool = True  # progress bar over conversations
+    progress: bool = True  # progress bars: conversations, and questions / manager steps of model policies
     out: str = ""  # output directory ("" = write nothing, no cache)
     resume: bool = True  # reuse per-conversation results cached under out/cache with a matching key
 
@@ -139,6 +141,7 @@ class EvalConfig:
         one_of("executor", ("local", "ray"))
         one_of("manager_unit", ("turn", "session"))
         one_of("manager_prompt", ("compact", "memory_r1"))
+        one_of("answer_extraction", ("lenient", "strict"))
         one_of("data_format", ("auto", "jsonl", "locomo", "longmemeval", "timedial"))
         for g in self.also_by:
             if g not in GROUPINGS:
@@ -255,7 +258,9 @@ def _checkpoint_dir(raw: str, role: str, what: str) -> Path:
     """A checkpoint directory from a path that may be a run directory (final_model/, final_model/<role>/)."""
     from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES
 
-    p = Path(raw).expanduser()
+    from memrl.models import resolve_model
+
+    p = Path(resolve_model(raw, what)).expanduser()
     if not p.exists():
         names = sorted(ANSWER_BASELINES if role == "answerer" else MANAGER_BASELINES)
         extra = ", oracle" if role == "answerer" else ""
@@ -350,6 +355,10 @@ def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
     from memrl.policies.backends import SamplingParams, make_backend
     from memrl.policies.llm import LLMAnswerer, LLMManager
 
+    if cfg.torch_threads:
+        import torch
+
+        torch.set_num_threads(cfg.torch_threads)
     key = (ref.role, ref.backend, ref.path, ref.fingerprint, cfg.device, cfg.batch_size, cfg.answer_mode,
            cfg.manager_prompt, cfg.temperature, cfg.max_new_tokens, cfg.manager_max_new_tokens)
     if key not in _LOADED:
@@ -385,7 +394,9 @@ def make_judge(cfg: EvalConfig, out: Path | None):
     kind, sep, raw = cfg.judge.partition(":")
     if not sep or kind not in BACKEND_KINDS:
         kind, raw = "transformers", cfg.judge
-    p = Path(raw).expanduser()
+    from memrl.models import resolve_model
+
+    p = Path(resolve_model(raw, "judge")).expanduser()
     if not p.is_dir():
         raise ConfigError(f"judge={cfg.judge}: judge model directory {p} not found; the judge metric needs a local "
                           "model (transformers:PATH). Remove 'judge' from metrics to evaluate without it.")
@@ -510,7 +521,9 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
                      gold_memory_size=_gold_memory_size(conv, acfg.bank))
     requests = [r for r, _ in pairs]
     t0 = time.perf_counter()
-    parses = answerer.answer(requests) if requests else []
+    from memrl.eval.realmodel import answer_with_progress
+
+    parses = answer_with_progress(answerer, requests, cfg, conv.conversation_id) if requests else []
     elapsed = time.perf_counter() - t0
     if len(parses) != len(requests):
         raise ValueError(f"answer policy {getattr(answerer, 'name', answerer)!r} returned {len(parses)} answers "
@@ -534,7 +547,9 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
             ev_of = lambda c: list(c.source_ids)
         gold_set = set(gold)
         ok = bool(getattr(p, "ok", False))
-        prediction = p.answer if ok else None
+        from memrl.eval.lenient import scored_answer
+
+        prediction, rule = scored_answer(p, cfg.answer_mode, cfg.answer_extraction)
         scores: dict[str, float | None] = {}
         if cfg.answer_mode != "picker":
             scores.update(score_answer(prediction, q.answer, q.category_id, q.category))
@@ -557,8 +572,9 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
             "conversation_id": conv.conversation_id, "question_id": q.question_id, "seed": seed,
             "category": q.category, "category_id": q.category_id,
             "abstention": bool(q.meta.get("abstention")),
-            "question": q.question, "gold": q.answer, "prediction": p.answer if p.answer is not None else None,
-            "parse_ok": ok, "parse_error": getattr(p, "error", None),
+            "question": q.question, "gold": q.answer, "prediction": prediction,
+            "parse_ok": ok, "parse_error": getattr(p, "error", None), "answer_rule": rule,
+            "raw_completion": getattr(p, "raw", None),
             "selected_ids": picked_ids, "unknown_selected": len(picked_ids) - len(picked),
             "num_candidates": len(req.candidates), "gold_in_candidates": bool(row.get("gold_in_candidates")),
             "tokens_read": tokens, "latency_s": latency,
@@ -698,9 +714,9 @@ def evaluate(conversations: list[Conversation], answerer: Any, manager: Any = No
 
 def _run_judge(judge: Any, records: list[dict[str, Any]], cfg: EvalConfig) -> dict[str, Any]:
     """Judge every parsed answer (batched, cached); an unparsable answer scores 0 without asking."""
-    todo = [r for r in records if r["parse_ok"] and cfg.answer_mode != "picker"]
+    todo = [r for r in records if r["prediction"] is not None and cfg.answer_mode != "picker"]
     for r in records:
-        if not r["parse_ok"] and cfg.answer_mode != "picker":
+        if r["prediction"] is None and cfg.answer_mode != "picker":
             r["scores"][JUDGE_METRIC] = 0.0
     scores = judge.judge([r["question"] for r in todo], [r["gold"] for r in todo],
                          [r["prediction"] or "" for r in todo]) if todo else []
@@ -754,6 +770,9 @@ def assemble_results(records: list[dict[str, Any]], manager_stats: list[dict[str
         "format_failures": {"answers_unparsed": sum(not r["parse_ok"] for r in records),
                             "answers": len(records),
                             "rate": mean_or_none([float(not r["parse_ok"]) for r in records]),
+                            "scored_leniently": sum(bool(r.get("answer_rule")) and r.get("answer_rule") != "format"
+                                                    for r in records),
+                            "no_answer": sum(r.get("prediction") is None for r in records),
                             "unknown_selected_ids": sum(r["unknown_selected"] for r in records)},
         "efficiency": {
             "tokens_read_per_answer": mean_or_none([r["tokens_read"] for r in first]),

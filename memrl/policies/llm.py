@@ -82,7 +82,10 @@ class LLMAnswerer:
         return self.backend.generate(self.prompts(requests), sampling or self.sampling)
 
     def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
-        parses = [parse_answer_output(gens[0].text, PARSER_MODE[self.mode]) for gens in self.generate(requests)]
+        parses = []
+        for gens in self.generate(requests):
+            parses.append(parse_answer_output(gens[0].text, PARSER_MODE[self.mode]))
+            parses[-1].raw = gens[0].text
         if self.mode == "select":  # the frozen reader answers from the first selected memory
             for r, p in zip(requests, parses):
                 p.answer = read_selected(r, p.selected_ids) if p.ok else None
