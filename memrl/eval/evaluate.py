@@ -256,9 +256,8 @@ class PolicyRef:
 
 def _checkpoint_dir(raw: str, role: str, what: str) -> Path:
     """A checkpoint directory from a path that may be a run directory (final_model/, final_model/<role>/)."""
-    from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES
-
     from memrl.models import resolve_model
+    from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES
 
     p = Path(resolve_model(raw, what)).expanduser()
     if not p.exists():
