@@ -77,6 +77,11 @@ def load_recipe(config: str, overrides: Sequence[str] = (), answer_config: str |
 
 def run_recipe(cfg: TrainConfig, answer: TrainConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Dispatch on schedule.kind (after preparing every run directory for resume, when resuming)."""
+    from memrl.models import resolve_model
+
+    for c in (cfg, answer):  # a registered model that is not prepared fails now, before any data is read
+        if c is not None:
+            resolve_model(c.init_from, "init_from") if c.init_from else resolve_model(c.model.path, "model.path")
     for c in (cfg, answer):
         if c is not None and c.resume and c.resume.lower() not in ("false", "no", "0"):
             prepare_resume(c)
