@@ -99,6 +99,11 @@ REAL_COMPLETIONS = [
     ("1:56 pm on 8 May, 2023: Melanie: I'm glad you enjoyed the painting. It's a beautiful piece of art.",
      "1:56 pm on 8 May, 2023: Melanie: I'm glad you enjoyed the painting."),
 ]
+REAL_LABELLED = [
+    ("The answer is:\n[1] 2023-08-23\n\nThe answer is:\n2023-0", "2023-08-23"),
+    ("The answer is: 2023-09-13", "2023-09-13"),
+    ("The answer to the question is: [2]\n\nThe answer is:\n[2]\n\n", "[2]"),
+]
 
 
 @pytest.mark.parametrize("raw,expected", REAL_COMPLETIONS)
@@ -111,12 +116,20 @@ def test_real_models_unformatted_answers_are_scored(raw, expected):
         assert scored_answer(p, mode, "strict") == (None, None)
 
 
+@pytest.mark.parametrize("raw,expected", REAL_LABELLED)
+def test_real_models_labelled_answers_take_the_first_label(raw, expected):
+    p = parse_answer_output(raw, "memory_r1")
+    p.raw = raw
+    assert not p.ok and scored_answer(p, "compact") == (expected, "label")
+
+
 @pytest.mark.parametrize("raw,expected,rule", [
     ("[1] [3]\n**Answer:** Paris", "Paris", "format"),
     ("Answer: 7 May 2023\n", "7 May 2023", "format"),
     ("Let me think.\nFinal answer: the sunday before 25 May 2023.", "the sunday before 25 May 2023.", "label"),
     ('{"selected_memory": ["<session_2>"], "answer": "June 2023"}', "June 2023", "json"),
     ("The answer is Psychology. More text.", "Psychology.", "first_sentence"),
+    ("[3] Paris", "Paris", "first_sentence"),
     ("   \n ", None, None),
 ])
 def test_lenient_rule_order(raw, expected, rule):

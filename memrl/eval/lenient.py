@@ -7,12 +7,14 @@ no marker) would otherwise score 0 on every question, which measures the format,
 `answer_extraction=lenient` (the default) evaluation scores, in this order:
 
 1. the strict parse's answer, when the completion follows the format  (rule "format");
-2. else the text after the last line-initial answer label: "Answer:", "**Answer**:", "Final answer:",
-   "A:" (case-insensitive, bold/markdown stripped)                       (rule "label");
+2. else the text after the first line-initial answer label: "Answer:", "**Answer**:", "Final answer:",
+   "The answer is:", "The answer to the question is:", "A:" (case-insensitive, bold/markdown stripped; a
+   label alone on its line takes the next non-empty line)                 (rule "label");
 3. else the JSON "answer" value of a memory_t1-style object, if one parses (rule "json");
 4. else the first non-empty line that is not a header ending in ":" (unless only headers exist), list
    markers ("1.", "-") removed, cut at its first sentence end (". ", "! ", "? "), with a leading
-   "The answer is" / "Answer is" and surrounding quotes, bullets and bold removed      (rule "first_sentence");
+   "The answer is" / "Answer is", leading bracketed ids ("[1] ") and surrounding quotes, bullets and bold
+   removed                                                               (rule "first_sentence");
 5. nothing (an empty completion): no answer, scored 0                     (rule None).
 
 The extracted answer is capped at 64 words. `answer_extraction=strict` scores only rule 1 (the old behaviour).
@@ -29,9 +31,13 @@ RULES = ("format", "label", "json", "first_sentence")
 EXTRACTION_MODES = ("lenient", "strict")
 MAX_WORDS = 64
 
-_LABEL = re.compile(r"^[ \t>*_#-]*(?:final[ \t]+answer|short[ \t]+answer|answer|a)[ \t]*[*_]*[ \t]*[:：][*_ \t]*(.*)$",
+_ANSWER_WORDS = (r"(?:the[ \t]+)?(?:final[ \t]+|short[ \t]+)?answer(?:[ \t]+to[ \t]+(?:the|this|your)[ \t]+question)?"
+                 r"(?:[ \t]+(?:is|would[ \t]+be))?")
+_LABEL = re.compile(r"^[ \t>*_#-]*(?:" + _ANSWER_WORDS + r"|a)[ \t]*[*_]*[ \t]*[:：][*_ \t]*(.*)$",
                     re.IGNORECASE | re.MULTILINE)
-_LEAD = re.compile(r"^(?:the[ \t]+(?:final[ \t]+)?answer[ \t]+is|answer[ \t]+is)[ \t]*[:：]?[ \t]*", re.IGNORECASE)
+_LEAD = re.compile(r"^" + _ANSWER_WORDS.replace("(?:[ \\t]+(?:is|would[ \\t]+be))?", "[ \\t]+(?:is|would[ \\t]+be)")
+                   + r"[ \t]*[:：]?[ \t]*", re.IGNORECASE)
+_IDS = re.compile(r"^(?:\[\s*[\w-]+\s*\][\s,;]*)+(?=\S)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[])")
 _LIST_MARK = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*•])\s+")
 _STRIP = " \t\"'`*_-•>#"
@@ -40,6 +46,7 @@ _STRIP = " \t\"'`*_-•>#"
 def _clean(s: str) -> str:
     s = s.strip().strip(_STRIP).strip()
     s = _LEAD.sub("", s).strip().strip(_STRIP).strip()
+    s = _IDS.sub("", s).strip()  # "[1] 2023-08-23": selected ids before the answer are not the answer
     words = s.split()
     if len(words) > MAX_WORDS:
         s = " ".join(words[:MAX_WORDS])
@@ -63,7 +70,7 @@ def lenient_answer(raw: str | None, strict_ok: bool = False, strict_answer: str 
     if not isinstance(raw, str) or not raw.strip():
         return None, None
     labels = [m for m in _LABEL.finditer(raw)]
-    for m in reversed(labels):
+    for m in labels:  # the first: small models repeat themselves until max_new_tokens cuts the last one
         after = m.group(1).strip() or next((ln for ln in raw[m.end():].splitlines() if ln.strip()), "")
         ans = _first_sentence(after) if after else ""
         if ans:
