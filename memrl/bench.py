@@ -627,7 +627,9 @@ def bench_ppo(ctx: _Context) -> list[Figure]:
 BENCHES: dict[str, Callable[[_Context], list[Figure]]] = {
     "bank": bench_bank, "synth": bench_synth, "ray": bench_ray, "env": bench_env, "eval": bench_eval,
     "generation": bench_generation, "vllm": bench_vllm, "grpo": bench_grpo, "ppo": bench_ppo,
+    "real_model": lambda ctx: __import__("memrl.bench_realmodel", fromlist=["x"]).bench_real_model(ctx),
 }
+OPTIONAL_GROUPS = ("real_model",)  # only with --only: loads SmolLM2-135M (memrl/bench_realmodel.py)
 
 
 # ---- machine info and output ---------------------------------------------------------------------------------
@@ -721,7 +723,7 @@ def run_bench(quick: bool = False, out: str | os.PathLike = "runs/bench", only: 
     try:
         with tempfile.TemporaryDirectory(prefix="memrl-bench-") as work:
             ctx = _Context(Sizes.quick() if quick else Sizes(), quick, threads, Path(work))
-            for g in GROUPS:  # fixed order: env before grpo (the share figure reads env), grpo before ppo
+            for g in (*GROUPS, *OPTIONAL_GROUPS):  # fixed order: env before grpo (the share figure reads env), grpo before ppo
                 if g not in groups:
                     continue
                 load = round(os.getloadavg()[0], 2)
@@ -763,7 +765,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes: the whole run in ~2 minutes on 2 cores")
     p.add_argument("--out", default="runs/bench", help="output directory for bench.json and bench.md")
-    p.add_argument("--only", default="", help=f"comma-separated groups to run (default all): {','.join(GROUPS)}")
+    p.add_argument("--only", default="", help=f"comma-separated groups to run (default all): {','.join(GROUPS)}; "
+                   f"opt-in: {','.join(OPTIONAL_GROUPS)}")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads while measuring (default 1: fastest for the tiny model on a small, "
                         "shared CPU; 0 = torch's default)")
