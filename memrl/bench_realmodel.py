@@ -34,8 +34,8 @@ def bench_real_model(ctx: Any) -> list:
                    ratio=r["speedup"],
                    note=f"{NAME}, greedy, {r['num_prompts']} compact-manager prompts x {r['max_tokens']} new tokens, "
                         f"batch {r['batch_size']}, {r['torch_threads']} torch thread(s), {r['device']}")]
-    from memrl.eval.evaluate import EvalConfig, evaluate
     from memrl.data.loaders import load_locomo
+    from memrl.eval.evaluate import EvalConfig, evaluate
 
     conv = load_locomo(CONV26)[0]
     n_q = 4 if quick else 16
