@@ -54,8 +54,10 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def peft_config(cfg: TrainConfig):
-    if not cfg.model.lora:
+def peft_config(cfg: TrainConfig, model=None):
+    """The LoraConfig of a LoRA recipe; None for full fine-tuning, and None when `model` already carries a
+    trainable adapter (init_from a LoRA run's final_model: training continues on that adapter)."""
+    if not cfg.model.lora or hasattr(model, "peft_config"):
         return None
     from peft import LoraConfig
 
@@ -164,7 +166,7 @@ def run_sft(cfg: TrainConfig, model, tok, rows, out: Path, log, callbacks: tuple
                      max_length=cfg.model.max_positions, lr_scheduler_type="cosine", warmup_steps=min(10, cfg.max_steps // 10),
                      completion_only_loss=True, **cfg.trl)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                         peft_config=peft_config(cfg), callbacks=[_log_callback(log, cfg.role), *callbacks])
+                         peft_config=peft_config(cfg, model), callbacks=[_log_callback(log, cfg.role), *callbacks])
     ck = _resume_path(cfg, out)
     if ck:
         _check_trainer_checkpoint(ck)
@@ -181,7 +183,7 @@ def run_grpo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log
                       temperature=cfg.temperature, beta=cfg.beta, loss_type=cfg.loss_type, use_vllm=cfg.use_vllm,
                       **cfg.trl)
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
-                          processing_class=tok, peft_config=peft_config(cfg), rollout_func=rollout_func,
+                          processing_class=tok, peft_config=peft_config(cfg, model), rollout_func=rollout_func,
                           callbacks=[_log_callback(log, cfg.role), *callbacks])
     ck = _resume_path(cfg, out)
     if ck:
@@ -205,6 +207,11 @@ def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log,
     from memrl.train.ppo import EnvRollouts, PPOTrainer, RowRollouts
 
     p = ppo_config(cfg)
+    lora = peft_config(cfg, model)
+    if lora is not None:  # memrl PPO trains what it is given: wrap the policy in a fresh LoRA adapter here
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora)
     rollouts = EnvRollouts(env_factory) if env_factory is not None else RowRollouts(dataset, reward_funcs)
     trainer = PPOTrainer(model, tok, rollouts, p, out, metrics_logger=log)
     ck = _resume_path(cfg, out)
