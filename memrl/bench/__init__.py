@@ -42,6 +42,7 @@ from memrl.bench.env import bench_env
 from memrl.bench.eval import bench_eval
 from memrl.bench.figures import Context, Figure, Sizes
 from memrl.bench.generation import bench_generation, bench_vllm
+from memrl.bench.real_model import bench_real_model
 from memrl.bench.rl import bench_grpo, bench_ppo
 from memrl.bench.synth import bench_ray, bench_synth
 from memrl.config import ConfigError, load_config
@@ -53,7 +54,9 @@ GROUPS = ("bank", "synth", "ray", "env", "eval", "generation", "vllm", "grpo", "
 BENCHES: dict[str, Callable[[Context], list[Figure]]] = {
     "bank": bench_bank, "synth": bench_synth, "ray": bench_ray, "env": bench_env, "eval": bench_eval,
     "generation": bench_generation, "vllm": bench_vllm, "grpo": bench_grpo, "ppo": bench_ppo,
+    "real_model": bench_real_model,
 }
+OPTIONAL_GROUPS = ("real_model",)  # only with --only / only=[...]: loads SmolLM2-135M (memrl/bench/real_model.py)
 
 
 # ---- machine info and output ---------------------------------------------------------------------------------
@@ -146,7 +149,7 @@ def run_bench(quick: bool = False, out: str | os.PathLike = "runs/bench", only: 
     try:
         with tempfile.TemporaryDirectory(prefix="memrl-bench-") as work:
             ctx = Context(Sizes.quick() if quick else Sizes(), quick, threads, Path(work))
-            for g in GROUPS:  # fixed order: env before grpo (the share figure reads env), grpo before ppo
+            for g in (*GROUPS, *OPTIONAL_GROUPS):  # fixed order: env before grpo (the share figure reads env), grpo before ppo
                 if g not in groups:
                     continue
                 load = round(os.getloadavg()[0], 2)
@@ -212,7 +215,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", default=None,
                    help="small sizes: the whole run in ~2 minutes on 2 cores")
     p.add_argument("--out", default=None, help="output directory for bench.json and bench.md (default runs/bench)")
-    p.add_argument("--only", default=None, help=f"comma-separated groups to run (default all): {','.join(GROUPS)}")
+    p.add_argument("--only", default=None, help=f"comma-separated groups to run (default all): {','.join(GROUPS)}; "
+                   f"opt-in: {','.join(OPTIONAL_GROUPS)}")
     p.add_argument("--threads", type=_threads, default=None,
                    help="torch intra-op threads while measuring (default 1: fastest for the tiny model on a small, "
                         "shared CPU; 0 = torch's default)")

@@ -67,12 +67,14 @@ class EvalConfig:
     shuffle_candidates: bool = False  # shuffle candidate order (seeded per question)
     manager_unit: str = "turn"  # manager step: "turn" or "session"
     manager_prompt: str = "compact"  # LLM manager prompt: compact | memory_r1
+    answer_extraction: str = "lenient"  # lenient: score what the model answers (memrl/eval/lenient.py rules; format failures still counted) | strict: only the **Answer:** format
     reader_trained: bool | None = None  # was the answer model RL-trained (True) or a frozen base reader (False)? anchors.md 8.4
     temperature: float = 0.0  # LLM sampling temperature (0 = greedy: one seed is enough)
     max_new_tokens: int = 128  # LLM answer length
     manager_max_new_tokens: int = 256  # LLM manager completion length
     batch_size: int = 16  # transformers backend batch size
     device: str = "auto"  # transformers backend device
+    torch_threads: int = 0  # torch intra-op threads for model policies (0 = torch's default)
     seeds: list[int] = field(default_factory=lambda: [0])  # sampling seeds (only the first runs when deterministic)
     # ---- metrics -----------------------------------------------------------------------------------------
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))  # see memrl.eval.metrics.ALL_METRICS
@@ -85,7 +87,7 @@ class EvalConfig:
     executor: str = "local"  # local | ray (one shard per conversation)
     num_workers: int = 1  # parallel shards with executor=ray
     ray_address: str | None = None  # an existing Ray cluster (None: start a local one)
-    progress: bool = True  # progress bar over conversations
+    progress: bool = True  # progress bars: conversations, and questions / manager steps of model policies
     out: str = ""  # output directory ("" = write nothing, no cache)
     resume: bool = True  # reuse per-conversation results cached under out/cache with a matching key
 
@@ -100,6 +102,7 @@ class EvalConfig:
         one_of("executor", ("local", "ray"))
         one_of("manager_unit", ("turn", "session"))
         one_of("manager_prompt", ("compact", "memory_r1"))
+        one_of("answer_extraction", ("lenient", "strict"))
         one_of("data_format", ("auto", "jsonl", "locomo", "longmemeval", "timedial", "timedial_results"))
         for g in self.also_by:
             if g not in GROUPINGS:

@@ -59,6 +59,7 @@ from memrl.eval.config import (
     select_conversations,
 )
 from memrl.eval.guards import check_benchmark
+from memrl.eval.lenient import scored_answer
 from memrl.eval.metrics import (
     ANSWER_METRICS,
     EVIDENCE_METRICS,
@@ -71,6 +72,7 @@ from memrl.eval.metrics import (
 )
 from memrl.eval.notes import add_notes
 from memrl.eval.policies import PolicyRef, load_policy, make_judge, policy_ref, sampling_seed
+from memrl.eval.realmodel import answer_with_progress
 from memrl.eval.report import write_report
 from memrl.policies.baselines import GoldOpsManager, make_baseline
 from memrl.protocol.prompts import PROMPTS
@@ -184,7 +186,7 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
                      gold_memory_size=_gold_memory_size(conv, acfg.bank))
     requests = [r for r, _ in pairs]
     t0 = time.perf_counter()
-    parses = answerer.answer(requests) if requests else []
+    parses = answer_with_progress(answerer, requests, cfg, conv.conversation_id) if requests else []
     elapsed = time.perf_counter() - t0
     if len(parses) != len(requests):
         raise ValueError(f"answer policy {getattr(answerer, 'name', answerer)!r} returned {len(parses)} answers "
@@ -211,7 +213,7 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
             ev_of = lambda c: list(c.source_ids)
         gold_set = set(gold)
         ok = bool(getattr(p, "ok", False))
-        prediction = p.answer if ok else None
+        prediction, rule = scored_answer(p, cfg.answer_mode, cfg.answer_extraction)
         scores: dict[str, float | None] = {}
         if cfg.answer_mode != "picker":
             scores.update(score_answer(prediction, q.answer, q.category_id, q.category,
@@ -236,8 +238,9 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
             "conversation_id": conv.conversation_id, "question_id": q.question_id, "seed": seed,
             "category": q.category, "category_id": q.category_id,
             "abstention": bool(q.meta.get("abstention")),
-            "question": q.question, "gold": q.answer, "prediction": p.answer if p.answer is not None else None,
-            "parse_ok": ok, "parse_error": getattr(p, "error", None),
+            "question": q.question, "gold": q.answer, "prediction": prediction,
+            "parse_ok": ok, "parse_error": getattr(p, "error", None), "answer_rule": rule,
+            "raw_completion": getattr(p, "raw", None),
             "selected_ids": picked_ids, "unknown_selected": len(picked_ids) - len(picked) - len(direct),
             "num_candidates": len(req.candidates), "gold_in_candidates": bool(row.get("gold_in_candidates")),
             "tokens_read": tokens, "latency_s": latency,
@@ -376,9 +379,9 @@ def evaluate(conversations: list[Conversation], answerer: Any, manager: Any = No
 
 def _run_judge(judge: Any, records: list[dict[str, Any]], cfg: EvalConfig) -> dict[str, Any]:
     """Judge every parsed answer (batched, cached); an unparsable answer scores 0 without asking."""
-    todo = [r for r in records if r["parse_ok"] and cfg.answer_mode != "picker"]
+    todo = [r for r in records if r["prediction"] is not None and cfg.answer_mode != "picker"]
     for r in records:
-        if not r["parse_ok"] and cfg.answer_mode != "picker":
+        if r["prediction"] is None and cfg.answer_mode != "picker":
             r["scores"][JUDGE_METRIC] = 0.0
     scores = judge.judge([r["question"] for r in todo], [r["gold"] for r in todo],
                          [r["prediction"] or "" for r in todo]) if todo else []
@@ -433,6 +436,9 @@ def assemble_results(records: list[dict[str, Any]], manager_stats: list[dict[str
         "format_failures": {"answers_unparsed": sum(not r["parse_ok"] for r in records),
                             "answers": len(records),
                             "rate": mean_or_none([float(not r["parse_ok"]) for r in records]),
+                            "scored_leniently": sum(bool(r.get("answer_rule")) and r.get("answer_rule") != "format"
+                                                    for r in records),
+                            "no_answer": sum(r.get("prediction") is None for r in records),
                             "unknown_selected_ids": sum(r["unknown_selected"] for r in records)},
         "efficiency": {
             "tokens_read_per_answer": mean_or_none([r["tokens_read"] for r in first]),

@@ -15,6 +15,7 @@ from typing import Any
 from memrl.config import ConfigError
 from memrl.eval.config import BACKEND_KINDS, POLICY_ALIASES, PREDICTIONS_PREFIX, EvalConfig
 from memrl.eval.predictions import PredictionsAnswerer
+from memrl.models import resolve_model
 from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, RENAMED, make_baseline
 from memrl.policies.judge import LLMJudge
 from memrl.policies.llm import LLMAnswerer, LLMManager
@@ -47,8 +48,7 @@ class PolicyRef:
 
 def checkpoint_dir(raw: str, role: str, what: str) -> Path:
     """A checkpoint directory from a path that may be a run directory (final_model/, final_model/<role>/)."""
-
-    p = Path(raw).expanduser()
+    p = Path(resolve_model(raw, what)).expanduser()
     if not p.exists():
         if raw in RENAMED:
             raise ConfigError(f"{what}={raw}: renamed {RENAMED[raw]!r} (BM25 top-1 over the dialogue turns with the "
@@ -152,6 +152,10 @@ def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
         return _LOADED[key]
     from memrl.policies.backends import make_backend  # deferred: imports torch
 
+    if cfg.torch_threads:
+        import torch  # deferred: heavy
+
+        torch.set_num_threads(cfg.torch_threads)
     key = (ref.role, ref.backend, ref.path, ref.fingerprint, cfg.device, cfg.batch_size, cfg.answer_mode,
            cfg.manager_prompt, cfg.temperature, cfg.max_new_tokens, cfg.manager_max_new_tokens)
     if key not in _LOADED:
@@ -187,7 +191,7 @@ def make_judge(cfg: EvalConfig, out: Path | None):
     kind, sep, raw = cfg.judge.partition(":")
     if not sep or kind not in BACKEND_KINDS:
         kind, raw = "transformers", cfg.judge
-    p = Path(raw).expanduser()
+    p = Path(resolve_model(raw, "judge")).expanduser()
     if not p.is_dir():
         raise ConfigError(f"judge={cfg.judge}: judge model directory {p} not found; the judge metric needs a local "
                           "model (transformers:PATH). Remove 'judge' from metrics to evaluate without it.")

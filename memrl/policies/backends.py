@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from memrl.errors import MemrlError
+from memrl.models import resolve_model
 from memrl.protocol.generation import Generation, GenerationBackend, Prompt, SamplingParams
 from memrl.protocol.prompts import format_memories_compact, format_turns, render
 
@@ -176,13 +177,14 @@ def load_policy_model(
     Returns a `peft.PeftModel` when an adapter is involved."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(path)
+    path = Path(resolve_model(path))
     tok_source: Path | str = path
     cfg = read_adapter_config(path)
     if cfg is not None:
         if adapter_path is not None:
             raise ValueError(f"{path} is itself a LoRA adapter directory; do not pass adapter_path as well")
         adapter_path, base = path, _adapter_base(path, cfg)
+        base = resolve_model(base, f"{path}: base_model_name_or_path")
         tok_source = path if _has_tokenizer(path) else base
         path = Path(base)
     elif adapter_path is not None and _has_tokenizer(Path(adapter_path)):
@@ -556,7 +558,7 @@ def make_backend(spec: str | dict[str, Any], **kwargs: Any) -> GenerationBackend
         raise TypeError(f"backend spec must be a string or a dict, got {type(spec).__name__}")
     if kind not in BACKENDS:
         raise ValueError(f"unknown backend {kind!r}; choose one of {sorted(BACKENDS)}")
-    return BACKENDS[kind](path, **kwargs)
+    return BACKENDS[kind](resolve_model(path) if isinstance(path, (str, os.PathLike)) else path, **kwargs)
 
 
 # ---- benchmark --------------------------------------------------------------------------------------

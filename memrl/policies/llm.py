@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memrl.memory.index import extract_answer
+from memrl.models import resolve_model
 from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, make_baseline
 from memrl.protocol.generation import SamplingParams
 from memrl.protocol.parsing import AnswerParse, parse_answer_output
@@ -29,6 +30,7 @@ from memrl.protocol.steps import (
     render_answer_prompt,
     render_manager_prompt,
 )
+from memrl.rewards.timedial_official import official_answer, official_parse
 
 if TYPE_CHECKING:  # backends import torch; keep `import memrl.policies.llm` light
     from memrl.policies.backends import Generation, GenerationBackend, SamplingParams
@@ -93,9 +95,9 @@ class LLMAnswerer:
     def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
         gens_all = self.generate(requests)
         parses = [parse_answer_output(gens[0].text, PARSER_MODE[self.mode]) for gens in gens_all]
+        for p, gens in zip(parses, gens_all):
+            p.raw = gens[0].text  # evaluation keeps the raw completion and scores it leniently
         if self.mode == "memory_t1":  # timedial_official reads the answer as Memory-T1's own parse finds it
-            from memrl.rewards.timedial_official import official_answer, official_parse
-
             for p, gens in zip(parses, gens_all):
                 p.official_answer = official_answer(official_parse(gens[0].text))
         if self.mode == "select":  # the frozen reader answers from the first selected memory
@@ -132,9 +134,9 @@ def make_policy(spec: str, role: str, **kwargs: Any):
         raise ValueError(f"baseline {spec!r} is not a {role}")
     from memrl.policies.backends import ModelDirError, make_backend  # deferred: imports torch
 
-    if ":" not in spec and not Path(spec).expanduser().is_dir():  # a typo must not become a hub download
-        raise ModelDirError(f"{spec!r} is neither a {role} baseline ({', '.join(sorted(table))}) nor a model "
-                            f"directory")
+    if ":" not in spec and not Path(resolve_model(spec)).expanduser().is_dir():  # a typo is not a hub download
+        raise ModelDirError(f"{spec!r} is neither a {role} baseline ({', '.join(sorted(table))}), a prepared model "
+                            f"(memrl models list) nor a model directory")
     backend = make_backend(spec)
     if role == "manager":
         return LLMManager(backend, **kwargs)

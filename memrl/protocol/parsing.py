@@ -83,6 +83,7 @@ class AnswerParse:
     error: str | None = None
     recovered: bool = False
     selected_texts: list[str] = field(default_factory=list)  # memory_r1: the selection lines, verbatim
+    raw: str | None = None  # the completion parsed (set by LLM policies; evaluation keeps it and scores it leniently)
 
 
 # ---- lenient JSON -----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from memrl.envs.answer.candidates import make_reward
+from memrl.models import resolve_model
 from memrl.train.config import PPOConfig, TrainConfig
 from memrl.train.data import (
     answer_rl_dataset,
@@ -60,8 +61,11 @@ def build_or_load_model(cfg: TrainConfig, out: Path, corpus_rows: list[dict] | N
                                  kv_heads=cfg.model.num_kv_heads, max_positions=cfg.model.max_positions,
                                  seed=cfg.seed)
         path = str(base)
-    elif read_adapter_config(path) is None:  # name the key at fault (an adapter dir is checked with its base)
-        check_model_dir(path, "init_from" if cfg.init_from else "model.path")
+    else:
+        key = "init_from" if cfg.init_from else "model.path"
+        path = resolve_model(path, key)  # a registered name -> its prepared directory
+        if read_adapter_config(path) is None:  # name the key at fault (an adapter dir is checked with its base)
+            check_model_dir(path, key)
     model, tok = load_policy_model(path, device="cpu" if not _cuda() else "auto", dtype=cfg.model.dtype,
                                    trust_remote_code=cfg.model.trust_remote_code,
                                    is_trainable=True)
@@ -76,8 +80,10 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def peft_config(cfg: TrainConfig):
-    if not cfg.model.lora:
+def peft_config(cfg: TrainConfig, model=None):
+    """The LoraConfig of a LoRA recipe; None for full fine-tuning, and None when `model` already carries a
+    trainable adapter (init_from a LoRA run's final_model: training continues on that adapter)."""
+    if not cfg.model.lora or hasattr(model, "peft_config"):
         return None
     from peft import LoraConfig
 
@@ -165,7 +171,7 @@ def sft_trainer(cfg: TrainConfig, model, tok, rows, out: Path, callbacks: tuple 
     from trl import SFTTrainer  # deferred: imports trl
 
     return quiet_console(SFTTrainer(model=model, args=sft_args(cfg, out), train_dataset=Dataset.from_list(rows),
-                                    processing_class=tok, peft_config=peft_config(cfg), callbacks=list(callbacks)))
+                                    processing_class=tok, peft_config=peft_config(cfg, model), callbacks=list(callbacks)))
 
 
 def grpo_trainer(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, rollout_func=None,
@@ -173,7 +179,7 @@ def grpo_trainer(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path,
     from trl import GRPOTrainer  # deferred: imports trl
 
     return quiet_console(GRPOTrainer(model=model, reward_funcs=reward_funcs, args=grpo_args(cfg, out),
-                                     train_dataset=dataset, processing_class=tok, peft_config=peft_config(cfg),
+                                     train_dataset=dataset, processing_class=tok, peft_config=peft_config(cfg, model),
                                      rollout_func=rollout_func, callbacks=list(callbacks)))
 
 
@@ -181,7 +187,10 @@ def quiet_console(trainer):
     """Keep the progress bar, drop the metric dicts transformers prints on every log step (to stdout, through
     ProgressCallback or PrinterCallback): they go to metrics.jsonl and `report_to`, and a demo or bench run
     printed hundreds of them."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback  # deferred: imports transformers
+    from transformers.trainer_callback import (  # deferred: imports transformers
+        PrinterCallback,
+        ProgressCallback,
+    )
 
     class BarOnly(ProgressCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -196,6 +205,11 @@ def quiet_console(trainer):
 def ppo_trainer(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, env_factory=None, log=None):
     from memrl.train.ppo import EnvRollouts, PPOTrainer, RowRollouts  # deferred: imports torch
 
+    lora = peft_config(cfg, model)
+    if lora is not None:  # memrl PPO trains what it is given: wrap the policy in a fresh LoRA adapter here
+        from peft import get_peft_model  # deferred: imports torch
+
+        model = get_peft_model(model, lora)
     rollouts = EnvRollouts(env_factory) if env_factory is not None else RowRollouts(dataset, reward_funcs)
     return PPOTrainer(model, tok, rollouts, ppo_config(cfg), out, metrics_logger=log)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memrl.config import ConfigError, load_config
+from memrl.models import resolve_model
 from memrl.train import schedules
 from memrl.train.builder import build_trainer
 from memrl.train.config import TrainConfig
@@ -95,6 +96,9 @@ def _preflight(cfg: TrainConfig) -> None:
 
 def run_recipe(cfg: TrainConfig, answer: TrainConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Dispatch on schedule.kind (after preparing every run directory for resume, when resuming)."""
+    for c in (cfg, answer):  # a registered model that is not prepared fails now, before any data is read
+        if c is not None:
+            resolve_model(c.init_from, "init_from") if c.init_from else resolve_model(c.model.path, "model.path")
     for c in (cfg, answer):
         if c is not None and resuming(c.resume):
             prepare_resume(c)
