@@ -14,19 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory):
-    from memrl.data.io import write_conversations
-    from memrl.data_synth.config import SynthConfig
-    from memrl.data_synth.synth import synthesize_conversation
-
-    cfg = SynthConfig(seed=0, sessions_per_conversation=[1, 1], turns_per_session=[4, 4], questions_per_conversation=2,
-                      facts_per_speaker=[2, 2], events_per_speaker=[0, 0], plans_per_speaker=[0, 0])
-    d = tmp_path_factory.mktemp("synth")
-    write_conversations(d / "train.jsonl", [synthesize_conversation(cfg, 0)])
-    return d
-
-
-@pytest.fixture(scope="module")
 def bad_models(tiny_model_dir, tmp_path_factory):
     """Model directories damaged in the ways users damage them."""
     root = tmp_path_factory.mktemp("bad_models")

@@ -22,21 +22,6 @@ TINY = [p for p in RECIPES if p.stem.endswith(("_tiny", "_smollm2"))]  # CPU rec
 REAL = [p for p in RECIPES if p not in TINY]
 
 
-@pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory):
-    """A small `memrl synth`-style directory: 6 train, 1 validation, 1 test conversations."""
-    from memrl.data.io import write_conversations
-    from memrl.data_synth.config import SynthConfig
-    from memrl.data_synth.synth import synthesize_conversation
-
-    cfg = SynthConfig(seed=0, sessions_per_conversation=[2, 3], turns_per_session=[6, 8], questions_per_conversation=8,
-                      facts_per_speaker=[3, 4], events_per_speaker=[1, 2], plans_per_speaker=[0, 1])
-    convs = [synthesize_conversation(cfg, i) for i in range(8)]
-    d = tmp_path_factory.mktemp("synth")
-    write_conversations(d / "train.jsonl", convs[:6])
-    write_conversations(d / "validation.jsonl", convs[6:7])
-    write_conversations(d / "test.jsonl", convs[7:])
-    return d
 
 
 def _tiny(tiny_model_dir, synth_dir, out, **kw) -> list[str]:

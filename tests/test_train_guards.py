@@ -16,21 +16,6 @@ from memrl.train import guards
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory):
-    from memrl.data.io import write_conversations
-    from memrl.data_synth.config import SynthConfig
-    from memrl.data_synth.synth import synthesize_conversation
-
-    cfg = SynthConfig(seed=0, sessions_per_conversation=[2, 2], turns_per_session=[6, 6], questions_per_conversation=4,
-                      facts_per_speaker=[3, 3], events_per_speaker=[1, 1], plans_per_speaker=[0, 0])
-    convs = [synthesize_conversation(cfg, i) for i in range(3)]
-    d = tmp_path_factory.mktemp("synth")
-    write_conversations(d / "train.jsonl", convs[:2])
-    write_conversations(d / "validation.jsonl", convs[2:])
-    return d
-
-
 def _sft(synth_dir, out, *extra):
     return main(["train", "--config", str(ROOT / "configs/train/sft_manager_tiny.yaml"), f"data.path={synth_dir}",
                  f"output_dir={out}", "max_steps=3", "batch_size=4", *extra])

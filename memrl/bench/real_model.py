@@ -6,6 +6,9 @@
 - real_model.eval_questions_per_s: `memrl eval` answer throughput on LoCoMo conv-26 (Memory-R1 answer prompt,
   5+5 memories, <= 32 new tokens), with the projected time for the 1,307 questions of Memory-R1's test split
   (target <= 15 min at 30+30: the note says what the measured budget costs).
+- real_model.grpo_step_ratio: one GRPO step with memrl's environment rewards (manager snapshot rows) vs plain TRL
+  GRPO on this model with LoRA (r 16, q/k/v/o), same prompts and batch, two fresh trainers alternating step by
+  step (memrl.bench.rl.grpo_step_ratio); target <= 1.10x.
 - real_model.peak_rss_mb: the process's peak resident memory after the above.
 """
 
@@ -15,7 +18,8 @@ import resource
 import time
 from typing import Any
 
-from memrl.bench.figures import CONV26, Figure
+from memrl.bench.figures import CONV26, Figure, met, rounded
+from memrl.bench.rl import grpo_step_ratio
 from memrl.data.loaders import load_locomo
 from memrl.eval import EvalConfig, evaluate
 from memrl.models import resolve_model
@@ -52,10 +56,34 @@ def bench_real_model(ctx: Any) -> list:
                        note=f"memrl eval, {NAME} as memory_r1 answer agent on conv-26, 5+5 memories (add_only bank), "
                             f"<= 32 new tokens, {n_q} questions incl. model load, {dt:.1f} s; projected "
                             f"{proj_min:.0f} min for 1,307 questions at 5+5 (30+30 prompts are ~6x longer)"))
+    figs.append(_grpo_figure(ctx, model_dir, quick))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figs.append(Figure("real_model.peak_rss_mb", round(rss_mb, 1), "MB",
                        note="peak RSS of the bench process after the real-model figures (model loaded twice)"))
     return figs
+
+
+def _grpo_figure(ctx: Any, model_dir: str, quick: bool) -> Figure:
+    import dataclasses
+    import statistics
+
+    from peft import LoraConfig  # deferred: imports torch
+
+    # Real-model steps take tens of seconds on CPU: one round, 1 warm-up + 2 (quick: 1) timed steps per trainer.
+    sizes = dataclasses.replace(ctx.sizes, rl_rounds=1, rl_warmup=1, rl_steps=1 if quick else 2, rl_completions=8,
+                                rl_generations=4, rl_completion_tokens=16)
+    small = dataclasses.replace(ctx, sizes=sizes, shared=ctx.shared)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                      task_type="CAUSAL_LM")
+    r = grpo_step_ratio(small, model_dir=model_dir, lora=lora)
+    p_med, m_med = statistics.median(r["plain"]["wall"]), statistics.median(r["memrl"]["wall"])
+    lo, hi = r["ci"]
+    return Figure("real_model.grpo_seconds_per_step", rounded(m_med), "s",
+                  reference=f"plain TRL GRPO on the same model, LoRA, prompts and batch, same run: {p_med:.2f} s/step",
+                  ratio=rounded(r["ratio"]), target="<= 1.10x plain TRL GRPO", met=met(r["ratio"], "<=", 1.10),
+                  note=f"{NAME}, LoRA r 16 (q/k/v/o), 8 completions per step (2 prompts x 4), <= 16 new tokens forced "
+                       f"to the cap, learning rate 0, manager snapshot rows of synthetic conversations; median of "
+                       f"{len(r['pairs'])} per-pair ratios, 95% CI [{lo:.3f}, {hi:.3f}]")
 
 
 __all__ = ["bench_real_model"]

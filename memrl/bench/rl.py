@@ -80,8 +80,11 @@ class _Baton:
             self._hand_over(name)
 
 
-def _grpo_trainer(ctx: Context, reward: _TimedReward, tag: str, dataset, baton: _Baton, run_dir: str):
-    """A TRL GRPOTrainer whose callback times each step (wall, CPU, reward seconds, mean completion length)."""
+def _grpo_trainer(ctx: Context, reward: _TimedReward, tag: str, dataset, baton: _Baton, run_dir: str,
+                  model_dir=None, lora=None):
+    """A TRL GRPOTrainer whose callback times each step (wall, CPU, reward seconds, mean completion length).
+    `model_dir` (default: the tiny model) and `lora` (a peft LoraConfig, or None for full fine-tuning) let the
+    real-model bench time the same comparison on SmolLM2 with LoRA."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOTrainer  # deferred: imports trl
@@ -108,7 +111,7 @@ def _grpo_trainer(ctx: Context, reward: _TimedReward, tag: str, dataset, baton: 
             if logs and "completions/mean_length" in logs:
                 self.rec["length"].append(float(logs["completions/mean_length"]))
 
-    model_dir = ctx.tiny_model()
+    model_dir = model_dir or ctx.tiny_model()
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     # Equal work in both trainers: learning rate 0 (the same weights throughout) and completions forced to the
@@ -127,16 +130,18 @@ def _grpo_trainer(ctx: Context, reward: _TimedReward, tag: str, dataset, baton: 
                      bf16=cuda)
     timer = StepTimer()
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
-                          processing_class=tok, callbacks=[timer])
+                          processing_class=tok, callbacks=[timer], peft_config=lora)
     return trainer, timer
 
 
-def _grpo_round(ctx: Context, rows, rewards: dict[str, _TimedReward], first: str, k: int) -> dict[str, dict]:
+def _grpo_round(ctx: Context, rows, rewards: dict[str, _TimedReward], first: str, k: int, model_dir=None,
+                lora=None) -> dict[str, dict]:
     """A fresh plain and memrl trainer, run in two threads that alternate step by step (`first` starts)."""
     names = [first, "memrl" if first == "plain" else "plain"]
     baton = _Baton(names)
     data = {"plain": rows.select_columns(["prompt"]), "memrl": rows}  # plain TRL: the same prompts, nothing else
-    built = {tag: _grpo_trainer(ctx, rewards[tag], tag, data[tag], baton, f"grpo_{tag}{k}") for tag in names}
+    built = {tag: _grpo_trainer(ctx, rewards[tag], tag, data[tag], baton, f"grpo_{tag}{k}", model_dir, lora)
+             for tag in names}
     errors: dict[str, BaseException] = {}
 
     def run(tag: str) -> None:
@@ -158,8 +163,9 @@ def _grpo_round(ctx: Context, rows, rewards: dict[str, _TimedReward], first: str
     return {tag: {key: v[w:] for key, v in built[tag][1].rec.items()} for tag in names}
 
 
-def bench_grpo(ctx: Context) -> list[Figure]:
-
+def grpo_step_ratio(ctx: Context, model_dir=None, lora=None) -> dict:
+    """memrl GRPO (env rewards, full snapshot rows) vs plain TRL GRPO, rounds of two fresh trainers alternating
+    step by step: per-step wall/CPU/reward seconds of each side and the median per-pair ratio with its CI."""
     sz = ctx.sizes
     rows = _rl_rows(ctx)
     rewards = {"plain": _TimedReward(_length_reward, "length"),
@@ -168,19 +174,26 @@ def bench_grpo(ctx: Context) -> list[Figure]:
     m: dict[str, list[float]] = {"wall": [], "cpu": [], "reward": [], "length": []}
     round_ratios = []
     for k in range(sz.rl_rounds):
-        # Fresh trainers each round, and the starting side alternates: a trainer instance can run a few percent
-        # faster or slower than its twin for its whole life (measured in A/A runs here), which pairing steps
-        # within one round does not cancel; several rounds do.
-        rec = _grpo_round(ctx, rows, rewards, "plain" if k % 2 == 0 else "memrl", k)
+        rec = _grpo_round(ctx, rows, rewards, "plain" if k % 2 == 0 else "memrl", k, model_dir, lora)
         for acc, tag in ((p, "plain"), (m, "memrl")):
             for key, xs in rec[tag].items():
                 acc[key].extend(xs)
         round_ratios.append(statistics.median(b / a for a, b in zip(rec["plain"]["wall"], rec["memrl"]["wall"])))
+    pairs = [b / a for a, b in zip(p["wall"], m["wall"])]
+    return {"plain": p, "memrl": m, "pairs": pairs, "ratio": statistics.median(pairs), "ci": median_ci(pairs),
+            "round_ratios": round_ratios}
+
+
+def bench_grpo(ctx: Context) -> list[Figure]:
+    sz = ctx.sizes
+    # Fresh trainers each round, and the starting side alternates: a trainer instance can run a few percent
+    # faster or slower than its twin for its whole life (measured in A/A runs here), which pairing steps
+    # within one round does not cancel; several rounds do.
+    r = grpo_step_ratio(ctx)
+    p, m, pairs, ratio, round_ratios = r["plain"], r["memrl"], r["pairs"], r["ratio"], r["round_ratios"]
+    (lo, hi) = r["ci"]
     p_med, m_med = statistics.median(p["wall"]), statistics.median(m["wall"])
     # The ratio is the median of per-pair ratios: step i of each trainer ran back to back, under the same load.
-    pairs = [b / a for a, b in zip(p["wall"], m["wall"])]
-    ratio = statistics.median(pairs)
-    lo, hi = median_ci(pairs)
     cpu_ratio = statistics.median(m["cpu"]) / statistics.median(p["cpu"])
     shares = [r / x for r, x in zip(m["reward"], m["wall"])]
     share = statistics.median(shares) * 100
