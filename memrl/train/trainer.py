@@ -17,8 +17,8 @@ from typing import Any
 
 from memrl.config import as_dict, save_resolved, to_yaml
 from memrl.data.io import write_json
-from memrl.train.builder import build_trainer, grpo_trainer, log_callback, ppo_trainer, sft_trainer
 from memrl.train import guards
+from memrl.train.builder import build_trainer, grpo_trainer, log_callback, ppo_trainer, sft_trainer
 from memrl.train.config import TrainConfig
 from memrl.train.run import (
     CheckpointError,
@@ -52,15 +52,11 @@ def _check_trainer_checkpoint(ck: str) -> None:
     weights = list(p.glob("*.safetensors"))
     if not weights:
         raise CheckpointError(f"checkpoint {p}: no *.safetensors weights")
-    from safetensors import safe_open
+    from memrl.policies.backends import unreadable_safetensors  # deferred: imports torch
 
-    for w in weights:
-        try:
-            with safe_open(str(w), "pt") as f:
-                for k in f.keys():
-                    f.get_tensor(k)
-        except Exception as e:
-            raise CheckpointError(f"{w}: cannot be read ({e})") from None
+    bad = unreadable_safetensors(weights, read_tensors=True)
+    if bad:
+        raise CheckpointError(f"{bad[0]}: cannot be read ({bad[1]})")
 
 
 def fit(cfg: TrainConfig, trainer: Any, out: Path) -> Any:
