@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memrl.config import ConfigError
+from memrl.errors import MemrlError
 
 MARKER = ".memrl-prepared.json"
 PREPARED_FORMAT = "memrl-prepared-model/1"
@@ -80,9 +80,12 @@ REGISTRY: dict[str, RegisteredModel] = {
 }
 
 
-class ModelError(ConfigError):
-    """A model name or file that cannot be used; the message is one line and says what to do (a ConfigError, so
-    every command reports it as `error: ...` with exit code 2)."""
+class ModelError(MemrlError, ValueError):
+    """A model name or file that cannot be used; the message is one line and says what to do (every command
+    reports it as `error: ...` with exit code 2). memrl.models needs no config machinery (omegaconf): the
+    vLLM venv imports the backends, and with them this module, without memrl's dependencies."""
+
+    exit_code = 2
 
 
 def memrl_home() -> Path:
