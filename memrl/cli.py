@@ -12,8 +12,7 @@ import importlib
 import sys
 
 from memrl import __version__
-from memrl.config import ConfigError
-from memrl.data.io import DataError
+from memrl.errors import MemrlError
 
 # (subcommand, module that registers it, one-line help)
 COMMANDS = [
@@ -44,8 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from memrl.errors import MemrlError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -40,6 +40,7 @@ from memrl.data_synth.gold_ops import gold_ops_from_records
 from memrl.data_synth.paraphrase import Paraphraser, paraphrase_backend
 from memrl.data_synth.questions import CATEGORY_IDS, make_questions
 from memrl.data_synth.render import render_dialogue
+from memrl.data_synth.shards import read_shard
 from memrl.data_synth.world import plan_story
 from memrl.dist import make_executor
 
@@ -199,8 +200,6 @@ def split_assignment(cfg: SynthConfig) -> dict[int, str]:
 def assemble(cfg: SynthConfig, num_shards: int) -> dict[str, Any]:
     out = Path(cfg.out)
     lines: list[str] = []
-    from memrl.data_synth.shards import read_shard
-
     for k in range(num_shards):
         n = min(cfg.num_conversations, (k + 1) * cfg.shard_size) - k * cfg.shard_size
         lines.extend(read_shard(_shard_path(out, k), expected=n))

@@ -27,6 +27,7 @@ import numpy as np
 
 from memrl.memory.ops import OP_TYPES
 from memrl.rewards.accuracy import amem_f1, bleu1, exact_match, locomo_f1, timedial_accuracy
+from memrl.rewards.timedial_official import timedial_official
 
 # Answer metrics (0-1) and what each is. `timedial_acc` is Memory-T1's task accuracy floored at 0 (its raw
 # range is [-0.5, 1]: -0.5 for an unparsable timeline); the report states the floor.
@@ -57,9 +58,6 @@ def score_answer(prediction: str | None, gold: str, category_id: Any, task: Any,
     `official_prediction`: the answer as Memory-T1's own parse extracted it, for `timedial_official`
     (a released `parsed_output["answer"]`; "" when their parse found none); None: `prediction`.
     """
-    from memrl.rewards.accuracy import amem_f1, bleu1, exact_match, locomo_f1, timedial_accuracy
-    from memrl.rewards.timedial_official import timedial_official
-
     official = prediction if official_prediction is None else official_prediction
     official_score = timedial_official(official, gold, task) if official is not None else 0.0
     if prediction is None:

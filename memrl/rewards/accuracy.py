@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from memrl.rewards.temporal import parse_date_span, span_distance_days
+from memrl.rewards.timedial_official import timedial_official
 
 # ---- LoCoMo official F1 -----------------------------------------------------------------------------------
 _PUNCT = frozenset(string.punctuation)
@@ -265,10 +266,7 @@ def timedial_accuracy(pred: Any, gold: Any, task: Any = None) -> float:
 
 
 def _timedial_official(pred: Any, gold: Any, task: Any) -> float:
-    # Memory-T1's published scoring, quirks kept (lazy: dateutil)
-    from memrl.rewards.timedial_official import timedial_official
-
-    return timedial_official(pred, gold, task)
+    return timedial_official(pred, gold, task)  # Memory-T1's published scoring, quirks kept
 
 
 # ---- dispatcher -------------------------------------------------------------------------------------------

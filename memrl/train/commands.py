@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,8 @@ from memrl.models import resolve_model
 from memrl.train import schedules
 from memrl.train.builder import build_trainer
 from memrl.train.config import TrainConfig
-from memrl.train.run import CheckpointError, prepare_resume, resuming
+from memrl.train.guards import check_recipe
+from memrl.train.run import prepare_resume, resuming
 from memrl.train.trainer import train
 
 if TYPE_CHECKING:
@@ -85,9 +85,6 @@ def load_recipe(config: str, overrides: Sequence[str] = (), answer_config: str |
 
 def _preflight(cfg: TrainConfig) -> None:
     """The recipe checks that need the installed libraries (report_to loggers, trl.* knobs), as config errors."""
-    from memrl.config import ConfigError
-    from memrl.train.guards import check_recipe
-
     try:
         check_recipe(cfg)
     except ValueError as e:
