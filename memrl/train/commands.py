@@ -57,7 +57,7 @@ def load_recipe(config: str, overrides: Sequence[str] = (), answer_config: str |
     mine = [o for o in overrides if not o.startswith("answer.")]
     theirs = [o[len("answer."):] for o in overrides if o.startswith("answer.")]
     cfg = load_config(TrainConfig, config, mine)
-    _preflight(cfg)
+    check_recipe(cfg)  # report_to loggers, trl.* knobs, PPO-ignored settings: checked before any work
     if cfg.schedule.kind not in ("alternate", "joint"):
         if theirs or answer_config:
             raise ConfigError(f"answer.* overrides and --answer-config apply to schedule.kind alternate / joint, "
@@ -74,21 +74,13 @@ def load_recipe(config: str, overrides: Sequence[str] = (), answer_config: str |
                                                    f"output_dir={root / 'answer'}", *theirs])
     if answer.role != "answer":
         raise ConfigError(f"--answer-config {answer_config}: role must be answer, got {answer.role!r}")
-    _preflight(answer)
+    check_recipe(answer)
     import dataclasses
 
     cfg = dataclasses.replace(cfg, output_dir=str(root / "manager"))
     if cfg.resume and not answer.resume:
         answer = dataclasses.replace(answer, resume=cfg.resume)
     return cfg, answer
-
-
-def _preflight(cfg: TrainConfig) -> None:
-    """The recipe checks that need the installed libraries (report_to loggers, trl.* knobs), as config errors."""
-    try:
-        check_recipe(cfg)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
 
 
 def run_recipe(cfg: TrainConfig, answer: TrainConfig | None = None, progress: bool = True) -> dict[str, Any]:

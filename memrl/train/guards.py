@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from memrl.config import ConfigError
 from memrl.errors import MemrlError
 
 # What a run writes into its output_dir (memrl.train.run); anything else there (a user's notes, a
@@ -151,14 +152,14 @@ _REPORTERS = {"tensorboard": "is_tensorboard_available", "wandb": "is_wandb_avai
 def check_recipe(cfg: Any) -> None:
     """What the dataclass schema cannot see: `report_to` names a logger that exists and is installed, `trl:`
     names knobs the TRL config of this algorithm has, and PPO (memrl's own trainer) is not handed TRL-only
-    settings that it would silently ignore. Raises RunDirError's sibling ValueError, turned into ConfigError."""
+    settings that it would silently ignore. Raises ConfigError (a ValueError): the CLI prints it in one line."""
     reporters = [r for r in cfg.report_to if r != "none"]
     if cfg.algo == "ppo":
         if reporters:
-            raise ValueError(f"report_to={list(cfg.report_to)}: memrl's PPO logs to metrics.jsonl and curves.png "
+            raise ConfigError(f"report_to={list(cfg.report_to)}: memrl's PPO logs to metrics.jsonl and curves.png "
                              f"only; use report_to=[none] (TRL's loggers apply to sft and grpo)")
         if cfg.trl:
-            raise ValueError(f"trl.{next(iter(cfg.trl))}: trl.* keys are passed to TRL's SFTConfig/GRPOConfig; "
+            raise ConfigError(f"trl.{next(iter(cfg.trl))}: trl.* keys are passed to TRL's SFTConfig/GRPOConfig; "
                              f"PPO is memrl's own trainer and takes ppo.* keys")
         return
     from transformers.integrations import integration_utils  # deferred: heavy
@@ -167,10 +168,10 @@ def check_recipe(cfg: Any) -> None:
         if r == "all":
             continue
         if r not in _REPORTERS:
-            raise ValueError(f"report_to: unknown logger {r!r}; one of none, all, {', '.join(sorted(_REPORTERS))}")
+            raise ConfigError(f"report_to: unknown logger {r!r}; one of none, all, {', '.join(sorted(_REPORTERS))}")
         available = getattr(integration_utils, _REPORTERS[r], None)
         if available is not None and not available():
-            raise ValueError(f"report_to={r}: the {r} package is not installed (pip install {r}), "
+            raise ConfigError(f"report_to={r}: the {r} package is not installed (pip install {r}), "
                              f"or use report_to=[none]")
     if cfg.trl:
         import dataclasses
@@ -185,4 +186,4 @@ def check_recipe(cfg: Any) -> None:
 
                 close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
                 hint = f"; did you mean trl.{close[0]}?" if close else ""
-                raise ValueError(f"trl.{key}: not a {schema.__name__} field{hint}")
+                raise ConfigError(f"trl.{key}: not a {schema.__name__} field{hint}")
