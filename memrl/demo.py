@@ -256,8 +256,9 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
 
     # Tiny-model settings: few memories per prompt, most relevant first (the decision becomes local),
     # oracle recall of the memory with the fact's world key (ManagerEnvConfig.include_key_matches).
-    env_cfg = ManagerEnvConfig(related_k=cfg.related_k, max_related=2 * cfg.related_k, max_probes=4,
-                               memory_order="relevance", prompt="compact_sim")
+    # ORACLE inputs and rewards (ManagerEnvConfig.oracle): gold facts, gold-key recall, gold-op reward terms.
+    env_cfg = ManagerEnvConfig.oracle(related_k=cfg.related_k, max_related=2 * cfg.related_k, max_probes=4,
+                                      memory_order="relevance", prompt="compact_sim")
     # How a manager's bank is read when the manager is scored: top-k per speaker, BM25 extractive answers.
     reader_cfg = AnswerEnvConfig(mode="compact", k_per_speaker=cfg.answer_k, metric="locomo_f1", order="relevance",
                                  bank=ManagerEnvConfig(probes="none", related_k=cfg.related_k,

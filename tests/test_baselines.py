@@ -145,7 +145,7 @@ def test_rule_based_manager_rules():
 
 
 def test_rule_based_with_keys_matches_the_oracle_on_synthetic_data(synth_convs):
-    cfg = ManagerEnvConfig(probes="none")
+    cfg = ManagerEnvConfig.oracle(probes="none")
     for name in ("rule_based", "gold_ops"):
         for ep in drive_manager(synth_convs, make_baseline(name), cfg):
             assert ep.summary()["op"] == 1.0, name
@@ -155,7 +155,7 @@ def test_rule_based_with_keys_matches_the_oracle_on_synthetic_data(synth_convs):
 
 
 def test_noisy_teacher_is_deterministic_and_makes_the_listed_mistakes(synth_convs):
-    cfg = ManagerEnvConfig(probes="none")
+    cfg = ManagerEnvConfig.oracle(probes="none")
     gold_steps: list[ManagerStep] = []
     drive_manager(synth_convs, GoldOpsManager(), cfg, score=False, before_apply=lambda ep, st: gold_steps.append(st))
     clean = NoisyTeacherManager(0.0, seed=0)

@@ -164,7 +164,7 @@ def test_answer_env_seed_controls_the_candidate_order(synth_convs):
 
 # ---- applying ops ---------------------------------------------------------------------------------------------
 def test_gold_ops_manager_is_perfect_and_beats_add_only_on_knowledge_updates(synth_convs):
-    cfg = ManagerEnvConfig()
+    cfg = ManagerEnvConfig.oracle()
     gold_eps = drive_manager(synth_convs, GoldOpsManager(), cfg, BM25Answerer())
     for ep in gold_eps:
         assert ep.summary()["op"] == 1.0
@@ -183,7 +183,7 @@ def test_gold_ops_manager_is_perfect_and_beats_add_only_on_knowledge_updates(syn
 
 
 def test_hand_episode_ops_rewards_and_keys():
-    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(probes="linked"), answerer=BM25Answerer())
+    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig.oracle(probes="linked"), answerer=BM25Answerer())
     _, rewards, infos = run_episode(env, GoldOpsManager())
     # Steps: D1:1 ADD, D1:3 ADD, D2:1 UPDATE, D3:1 DELETE, D3:2 repeat (NOOP); chit-chat turns are skipped.
     assert len(infos) == 5
@@ -196,7 +196,7 @@ def test_hand_episode_ops_rewards_and_keys():
     assert infos[1]["probes"][0]["question_id"] == "h:q1" and infos[1]["probes"][0]["score"] == 1.0
     assert infos[2]["probes"][0]["prediction"] == "Lyon"
     # Add-only on the same data: the update becomes a duplicate, the repeat is stored twice.
-    env2 = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(probes="linked"), answerer=BM25Answerer())
+    env2 = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig.oracle(probes="linked"), answerer=BM25Answerer())
     _, rewards2, infos2 = run_episode(env2, AddOnlyManager())
     assert infos2[2]["op_pairs"] == [["UPDATE", "ADD"]] and infos2[2]["reward"]["temporal/supersession"] == -1.0
     assert infos2[2]["probes"][0]["prediction"] == "Porto"  # the stale memory wins the BM25 tie
@@ -204,7 +204,7 @@ def test_hand_episode_ops_rewards_and_keys():
 
 
 def test_unknown_ids_are_rejected_and_never_applied_elsewhere():
-    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(), answerer=BM25Answerer())
+    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig.oracle(), answerer=BM25Answerer())
     env.reset(seed=0)
     env.step('{"ops":[{"op":"ADD","text":"Ana lives in Porto"}]}')
     env.step('{"ops":[{"op":"ADD","text":"Ana has a dog named Rex"}]}')
@@ -215,7 +215,7 @@ def test_unknown_ids_are_rejected_and_never_applied_elsewhere():
                                 '{"op":"DELETE","id":"m2"}, {"op":"DELETE"}]}')
     assert info["parse"]["ok"] is False  # a DELETE without id fails the whole output: nothing applied
     assert env.episode.bank.to_dict() == before and r == -1.0
-    env2 = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(), answerer=BM25Answerer())
+    env2 = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig.oracle(), answerer=BM25Answerer())
     env2.reset(seed=0)
     env2.step('{"ops":[{"op":"ADD","text":"Ana lives in Porto"}]}')
     env2.step('{"ops":[{"op":"ADD","text":"Ana has a dog named Rex"}]}')
@@ -242,7 +242,7 @@ def test_dialogue_that_looks_like_an_op_is_not_executed():
 
 
 def test_compact_add_without_text_takes_the_fact_and_its_metadata():
-    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig(), answerer=BM25Answerer())
+    env = MemoryManagerEnv([hand_conversation()], ManagerEnvConfig.oracle(), answerer=BM25Answerer())
     env.reset(seed=0)
     env.step('{"ops":[{"op":"ADD"}]}')
     _, _, _, _, info = env.step('{"ops":[{"op":"ADD"}]}')
@@ -254,7 +254,7 @@ def test_compact_add_without_text_takes_the_fact_and_its_metadata():
 
 # ---- snapshots for GRPO ---------------------------------------------------------------------------------------
 def test_snapshot_rows_rebuild_the_same_bank_and_score_like_the_env(synth_convs):
-    cfg = ManagerEnvConfig(probes="linked")
+    cfg = ManagerEnvConfig.oracle(probes="linked")
     conv = synth_convs[0]
     ds = snapshot_dataset([conv], cfg, GoldOpsManager())
     assert {"prompt", "bank_json", "facts", "id_map", "gold_ops", "probes", "snapshot_id"} <= set(ds.column_names)
@@ -280,7 +280,7 @@ def test_snapshot_rows_rebuild_the_same_bank_and_score_like_the_env(synth_convs)
 
 
 def test_score_manager_completion_ranks_correct_above_wrong(synth_convs):
-    cfg = ManagerEnvConfig()
+    cfg = ManagerEnvConfig.oracle()
     ds = snapshot_dataset(synth_convs[:2], cfg, GoldOpsManager())
     rows = [ds[i] for i in range(len(ds)) if any(g["op"] == "UPDATE" for g in json.loads(ds[i]["gold_ops"]))]
     assert rows
@@ -496,3 +496,25 @@ def test_bank_copy_is_independent_and_keeps_duplicate_detection():
     assert twin.apply([Op("ADD", text="ana lives in lyon")], time=T3).duplicates == ["m3"]
     assert bank.apply([Op("ADD", text="Ana lives in Lyon")], time=T3).duplicates == []
     assert bank.apply([Op("ADD", text="ana likes TEA")], time=T3).duplicates == ["m4"]
+
+
+def test_default_manager_env_shows_a_deployed_agents_view_and_rewards_outcomes(synth_convs):
+    """Issue #18: no gold facts, keys or gold-op reward terms unless the oracle preset is asked for."""
+    cfg = ManagerEnvConfig(probes="linked")
+    assert cfg.oracle_inputs() == [] and ManagerEnvConfig.oracle().oracle_inputs()
+    conv = synth_convs[0]
+    gold_texts = {g.text for g in conv.gold_ops if g.text}
+    turn_texts = {t.text for _, t in conv.turns()}
+    hidden = {g for g in gold_texts if not any(g in t for t in turn_texts)}  # gold facts the dialogue never says
+    assert hidden
+    env = MemoryManagerEnv([conv], cfg, answerer=BM25Answerer())
+    obs, info = env.reset(seed=0, options={"conversation_index": 0})
+    seen_terms: set[str] = set()
+    for _ in range(60):
+        assert not any(g in obs for g in hidden), "a gold fact reached the observation"
+        assert all(m.key is None for m in info["step"].memories)
+        obs, _, done, _, info = env.step(json.dumps({"ops": [{"op": "ADD"}]}))
+        seen_terms |= set(info["reward"])
+        if done:
+            break
+    assert "qa" in seen_terms and not {"op", "temporal"} & seen_terms

@@ -126,7 +126,7 @@ def _gold_memory_size(conv: Conversation, bank_cfg: Any) -> int | None:
     if not conv.gold_ops:
         return None
 
-    (ep,) = drive_manager([conv], GoldOpsManager(), bank_cfg, score=False)
+    (ep,) = drive_manager([conv], GoldOpsManager(), bank_cfg.for_oracle_manager(), score=False)
     return len(ep.bank)
 
 

@@ -96,6 +96,7 @@ class RuleBasedManager:
 
     def __init__(self, use_keys: bool = True, min_prefix: int = 2):
         self.use_keys = use_keys
+        self.reads_gold = use_keys  # ORACLE with keys: it reads the synthetic world's gold entry keys
         self.min_prefix = min_prefix
 
     def _same_thing(self, fact: CandidateFact, text: str, memories: list[MemoryView]) -> MemoryView | None:
@@ -153,6 +154,7 @@ class GoldOpsManager:
 
     name = "gold_ops"
     kind = "manager"
+    reads_gold = True  # ORACLE: drive_manager shows it gold facts and gold-key matches
 
     def __init__(self) -> None:
         self.missing_targets = 0  # gold UPDATE/DELETE whose entry was not among the shown memories
@@ -348,8 +350,8 @@ RENAMED = {"full_context": "bm25_turns"}  # what it was called: it never read th
 
 def bank_builder(name: str = "auto"):
     """The manager that writes a conversation's bank, by baseline name, as a function of the conversation (what
-    `memrl.envs.answer.candidates.CandidateBuilder` takes): "auto" replays the gold ops on conversations that
-    have them, else adds everything."""
+    `memrl.envs.answer.candidates.CandidateBuilder` takes). "auto" is an ORACLE bank: it replays the gold ops on
+    conversations that have them, else adds everything."""
 
     def build(conv) -> Any:
         resolved = name

@@ -144,7 +144,12 @@ class CandidateBuilder:
     def _build_banks(self, ci: int) -> None:
         st = self._st(ci)
         conv = st.conv
+        manager = self._manager_for(conv)
         cfg = self.config.bank
+        if getattr(manager, "reads_gold", False):
+            # An oracle bank (gold_ops, noisy_teacher, rule_based with keys) needs the gold facts and key
+            # matches; it is named as an oracle, and results.json flags it (memrl.eval.notes).
+            cfg = cfg.for_oracle_manager()
         plan = plan_episode(conv, cfg)
         times = [u.session.timestamp for u in plan.units]
         needed = {_cutoff(times, q.question_time) for q in conv.questions} - {None}
@@ -156,7 +161,7 @@ class CandidateBuilder:
             if step.index in needed:
                 snaps[step.index] = (ep.bank.copy(), ep.index.fork())
 
-        (ep,) = drive_manager([conv], self._manager_for(conv), cfg, score=self.on_bank_step is not None, after_apply=after)
+        (ep,) = drive_manager([conv], manager, cfg, score=self.on_bank_step is not None, after_apply=after)
         snaps[None] = (ep.bank, ep.index)
         st.banks = snaps
         st.bank_times = times  # type: ignore[attr-defined]

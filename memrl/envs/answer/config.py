@@ -23,7 +23,8 @@ class AnswerEnvConfig:
     shuffle: bool = False  # shuffle candidate order (Memory-T1 training shuffles sessions)
     budget: int = 0  # max candidates (0 = no cap); gold candidates are kept first when cutting
     order: str = "bank"  # memory candidates in "bank" order (Memory-R1) or by "relevance" (BM25 score, best first)
-    manager: str = "auto"  # baseline building banks for memory candidates; auto: gold_ops with gold ops, else add_only
+    manager: str = "add_only"  # baseline building banks for memory candidates; "auto" (ORACLE): gold_ops where the
+    #                           data has gold ops, else add_only
     bank: ManagerEnvConfig = field(default_factory=lambda: ManagerEnvConfig(probes="none"))
     metric: str = ""  # accuracy metric ("" = the mode's preset: em for memory_r1/compact, timedial for memory_t1)
     weights: dict[str, float] = field(default_factory=dict)  # reward weights ({} = the mode's preset)

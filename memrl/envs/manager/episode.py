@@ -286,8 +286,12 @@ def apply_completion(
     if step.has_gold:
         pairs = _op_pairs(step.gold_ops, pred)
         info["op_pairs"] = [list(p) for p in pairs]
-        terms["op"] = sum(g == p for g, p in pairs) / len(pairs) if pairs else 1.0
-        terms["temporal"] = write_temporal_reward(written, step.gold_ops, pre_current)
+        # Gold-label terms enter the reward only when weighted (the oracle preset or a labeled ablation); the
+        # op pairs stay in info for op-accuracy diagnostics.
+        if config.w_op:
+            terms["op"] = sum(g == p for g, p in pairs) / len(pairs) if pairs else 1.0
+        if config.w_temporal:
+            terms["temporal"] = write_temporal_reward(written, step.gold_ops, pre_current)
     if step.probes and config.w_qa != 0:
 
         if answerer is None:
