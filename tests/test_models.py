@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from memrl.eval.lenient import lenient_answer, scored_answer
+from memrl.protocol.lenient import lenient_answer, scored_answer
 from memrl.models import REGISTRY, ModelError, convert_gguf, list_models, resolve_model
 from memrl.protocol.parsing import parse_answer_output
 
@@ -88,7 +88,7 @@ def test_convert_refuses_a_missing_file_and_a_foreign_directory(tmp_path):
         convert_gguf(tmp_path / "none.gguf", tmp_path / "busy")
 
 
-# ---- lenient answer extraction (memrl/eval/lenient.py) -------------------------------------------------------
+# ---- lenient answer extraction (memrl/protocol/lenient.py) -------------------------------------------------------
 # Completions SmolLM2-135M-Instruct actually wrote on LoCoMo conv-26 (memory_r1 and compact prompts).
 REAL_COMPLETIONS = [
     ("Caroline went to the LGBTQ support group on 7 May 2023. It was a powerful experience.",

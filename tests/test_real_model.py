@@ -58,7 +58,7 @@ def test_prepared_weights_match_the_gguf_logits(real_model_dir, model_and_tok):
 
 
 def test_backend_generation_is_scored_leniently(real_model_dir):
-    from memrl.eval.lenient import scored_answer
+    from memrl.protocol.lenient import scored_answer
     from memrl.policies.backends import SamplingParams, make_backend
     from memrl.protocol.parsing import parse_answer_output
 

@@ -31,6 +31,7 @@ from memrl.data.io import (
 )
 from memrl.data.loaders import LOADERS, load_conversations
 from memrl.data.schema import Conversation, SchemaError
+from memrl.data.question_split import parse_fractions, write_question_split
 
 # What a converted dataset's card says about where the data came from (the sources' repositories and papers).
 _PROVENANCE = {
@@ -145,7 +146,7 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="data_command", required=True, metavar="{convert,stats}")
+    sub = parser.add_subparsers(dest="data_command", required=True, metavar="{convert,stats,split-questions}")
     c = sub.add_parser("convert", help="benchmark file -> common-schema JSONL (or a datasets directory)")
     c.add_argument("--format", required=True, choices=sorted(LOADERS), help="the input's format")
     c.add_argument("--input", required=True, help="benchmark file (.json, .jsonl; TIME-Dial also .parquet)")
@@ -159,6 +160,16 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-ranges", help="TIME-Dial question-file form and results files: question_time_range_annotated JSON"
     )
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
+    q = sub.add_parser("split-questions", help="one dataset's questions -> disjoint slices (train/validation) "
+                                               "over the same dialogues, stratified by category")
+    q.add_argument("--input", required=True, help="a benchmark file or common-schema JSONL")
+    q.add_argument("--format", default="auto", choices=["auto", *sorted(LOADERS)],
+                   help="the input's format (auto: common-schema JSONL)")
+    q.add_argument("--output-dir", required=True, help="writes <slice>.jsonl per slice and split.json")
+    q.add_argument("--fractions", default="train=0.5,validation=0.5", help="NAME=FRACTION,... summing to 1")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--skip-categories", default="", help="comma-separated category ids/names left out (e.g. 5)")
+    q.add_argument("--json", action="store_true", help="print the summary as JSON")
     s = sub.add_parser("stats", help="summary of a converted file (JSONL or datasets directory)")
     s.add_argument("path")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -176,6 +187,13 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
                 args.format, args.input, args.output, contexts=args.contexts, time_ranges=args.time_ranges
             )
             header = f"wrote {summary['conversations']} conversations to {summary['output']}"
+        elif args.data_command == "split-questions":
+            convs = load_conversations(args.input, args.format)
+            summary = write_question_split(convs, args.output_dir, parse_fractions(args.fractions), args.seed,
+                                           [c for c in args.skip_categories.split(",") if c.strip()])
+            print(json.dumps({k: {"questions": v["questions"]} for k, v in summary["slices"].items()})
+                  if not args.json else json.dumps(summary, indent=2))
+            return 0
         else:
             summary = stats(args.path)
             header = str(args.path)

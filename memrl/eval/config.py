@@ -67,7 +67,7 @@ class EvalConfig:
     shuffle_candidates: bool = False  # shuffle candidate order (seeded per question)
     manager_unit: str = "turn"  # manager step: "turn" or "session"
     manager_prompt: str = "compact"  # LLM manager prompt: compact | memory_r1
-    answer_extraction: str = "lenient"  # lenient: score what the model answers (memrl/eval/lenient.py rules; format failures still counted) | strict: only the **Answer:** format
+    answer_extraction: str = "lenient"  # lenient: score what the model answers (memrl/protocol/lenient.py rules; format failures still counted) | strict: only the **Answer:** format
     reader_trained: bool | None = None  # was the answer model RL-trained (True) or a frozen base reader (False)? anchors.md 8.4
     temperature: float = 0.0  # LLM sampling temperature (0 = greedy: one seed is enough)
     max_new_tokens: int = 128  # LLM answer length

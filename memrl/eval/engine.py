@@ -59,7 +59,7 @@ from memrl.eval.config import (
     select_conversations,
 )
 from memrl.eval.guards import check_benchmark
-from memrl.eval.lenient import scored_answer
+from memrl.protocol.lenient import scored_answer
 from memrl.eval.metrics import (
     ANSWER_METRICS,
     EVIDENCE_METRICS,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -405,6 +406,14 @@ def compare(paths: Sequence[str | Path], metric: str | None = None, out: str | P
             body.append(row)
         data["metrics"][m] = mdata
         lines += [f"## {m}", ""] + _table(header, body) + [""]
+    # Collapse check: does a run say one thing to every question? (issue #18: no single output above 80%)
+    if all(r["records"] is not None for r in runs):
+        data["outputs"] = {r["label"]: output_stats(r["records"]) for r in runs}
+        body = [[label, fmt(st["n"]), fmt(st["top_share"]), str(st["top"])[:40], fmt(st["distinct"]),
+                 fmt(st["mean_words"]), fmt(st["no_answer"])] for label, st in data["outputs"].items()]
+        lines += ["## outputs", "", "Share of the most common answer (collapse above 0.8), its text, distinct answers, "
+                  "mean answer length in words, share with no answer (format failures).", ""]
+        lines += _table(["run", "n", "top share", "top answer", "distinct", "mean words", "no answer"], body) + [""]
     md = "\n".join(lines)
     if out is not None:
         with atomic_write(out) as f:
@@ -414,6 +423,19 @@ def compare(paths: Sequence[str | Path], metric: str | None = None, out: str | P
             else:
                 f.write(md)
     return md, data
+
+
+def output_stats(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What a run answered, over its prediction records: the most common (normalized) answer and its share,
+    distinct answers, mean length in words and the share of questions with no answer."""
+    answers = [" ".join(str(r.get("prediction")).lower().split()) if r.get("prediction") not in (None, "") else None
+               for r in records]
+    given = [a for a in answers if a is not None]
+    counts = Counter(given)
+    top, top_n = counts.most_common(1)[0] if counts else (None, 0)
+    return {"n": len(records), "top": top, "top_share": top_n / len(records) if records else None,
+            "distinct": len(counts), "mean_words": sum(len(a.split()) for a in given) / len(given) if given else None,
+            "no_answer": (len(answers) - len(given)) / len(answers) if answers else None}
 
 
 def hash_seed(*parts: Any) -> int:

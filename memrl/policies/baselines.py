@@ -338,11 +338,55 @@ class AbstainAnswerer:
         return [AnswerParse(answer=ABSTAIN_ANSWER, ok=True) for _ in requests]
 
 
+class PickFirstAnswerer:
+    """Constant-output control: always the first listed candidate ([0]), answered by the extractive reader.
+    With candidates in relevance order this is BM25's top hit; in bank order, the oldest memory."""
+
+    name = "pick_first"
+    kind = "answer"
+
+    def _index(self, r: AnswerRequest) -> int:
+        return 0
+
+    def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
+        out = []
+        for r in requests:
+            if not r.candidates:
+                out.append(AnswerParse(answer=ABSTAIN_ANSWER, ok=True))
+                continue
+            c = r.candidates[self._index(r)]
+            out.append(AnswerParse(selected_ids=[c.id], answer=extract_answer(r.question.question, c.text, c.owner),
+                                   ok=True))
+        return out
+
+
+class PickLastAnswerer(PickFirstAnswerer):
+    """Constant-output control: always the last listed candidate (in bank order: the newest memory)."""
+
+    name = "pick_last"
+
+    def _index(self, r: AnswerRequest) -> int:
+        return len(r.candidates) - 1
+
+
+class RandomPickAnswerer(PickFirstAnswerer):
+    """Chance control: a uniformly random candidate (seeded per question), answered by the extractive reader."""
+
+    name = "random_pick"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def _index(self, r: AnswerRequest) -> int:
+        return random.Random(f"{self.seed}:{r.question.question_id}").randrange(len(r.candidates))
+
+
 MANAGER_BASELINES: dict[str, type] = {
     c.name: c for c in (AddOnlyManager, RuleBasedManager, RuleBasedTextManager, GoldOpsManager, NoisyTeacherManager)
 }
 ANSWER_BASELINES: dict[str, type] = {
-    c.name: c for c in (BM25Answerer, BM25VerbatimAnswerer, BM25TurnsAnswerer, OracleEvidenceAnswerer, GoldAnswerer, AbstainAnswerer)
+    c.name: c for c in (BM25Answerer, BM25VerbatimAnswerer, BM25TurnsAnswerer, OracleEvidenceAnswerer, GoldAnswerer,
+                        AbstainAnswerer, PickFirstAnswerer, PickLastAnswerer, RandomPickAnswerer)
 }
 BASELINES: dict[str, type] = {**MANAGER_BASELINES, **ANSWER_BASELINES}
 RENAMED = {"full_context": "bm25_turns"}  # what it was called: it never read the full context
@@ -385,6 +429,9 @@ __all__ = [
     "GoldOpsManager",
     "NoisyTeacherManager",
     "OracleEvidenceAnswerer",
+    "PickFirstAnswerer",
+    "PickLastAnswerer",
+    "RandomPickAnswerer",
     "RuleBasedManager",
     "RuleBasedTextManager",
     "extract_answer",

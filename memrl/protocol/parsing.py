@@ -27,6 +27,9 @@ Answer output, by mode:
   "selected_ids", "ids"); no answer. Ids keep their order and duplicates (the reward penalizes them).
 - "select": bracketed memory ids only (`[2]`); no answer (a frozen reader answers from the first id).
 - "plain": the whole stripped completion is the answer.
+- "short": a few words in free text (what an instruct model says when asked for a short answer); the answer
+  is extracted by `memrl.protocol.lenient.lenient_answer` (an answer label, else the first sentence), so an
+  untrained model is scored on what it answers, not on a marker. Empty output is the only format failure.
 
 JSON recovery (sets `recovered=True`), only where the reading is unambiguous: a ```json fence, prose
 before/after the JSON value, trailing commas, single-quoted strings, and up to two missing closing brackets
@@ -42,9 +45,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from memrl.memory.ops import Op, normalize_op_name
+from memrl.protocol.json_repair import parse_json_lenient
+from memrl.protocol.lenient import lenient_answer
 
-ANSWER_PARSE_MODES = ("memory_r1", "memory_t1", "picker", "select", "plain")
-AnswerMode = Literal["memory_r1", "memory_t1", "picker", "select", "plain"]
+ANSWER_PARSE_MODES = ("memory_r1", "memory_t1", "picker", "select", "plain", "short")
+AnswerMode = Literal["memory_r1", "memory_t1", "picker", "select", "plain", "short"]
 
 _SESSION_NUM = re.compile(r"session_(\d+)", re.IGNORECASE)
 _SHORT_SESSION = re.compile(r"^[<\[(]?\s*[Ss](\d+)\s*[>\])]?$")
@@ -61,8 +66,6 @@ def normalize_session_id(x: Any) -> str | None:
     return f"session_{m.group(1).lstrip('0') or '0'}" if m else None
 
 
-_MAX_STARTS = 64  # JSON start positions tried per completion (bounds the work on adversarial text)
-_MAX_MISSING_CLOSERS = 2
 
 
 @dataclass
@@ -84,151 +87,6 @@ class AnswerParse:
     recovered: bool = False
     selected_texts: list[str] = field(default_factory=list)  # memory_r1: the selection lines, verbatim
     raw: str | None = None  # the completion parsed (set by LLM policies; evaluation keeps it and scores it leniently)
-
-
-# ---- lenient JSON -----------------------------------------------------------------------------------------
-_DECODER = json.JSONDecoder()
-_FENCE = re.compile(r"```[ \t]*(?:json|JSON|javascript|js)?[ \t]*\r?\n?(.*?)```", re.DOTALL)
-_JSON_START = re.compile(r"[\[{]")
-_OPEN_FENCE = re.compile(r"```[ \t]*(?:json|JSON|javascript|js)?[ \t]*\r?\n(.*)$", re.DOTALL)
-
-
-def _repair(text: str, start: int) -> tuple[str | None, int]:
-    """Rewrite the bracketed value starting at `start` into strict JSON.
-
-    Converts single-quoted strings to double-quoted, drops trailing commas, stops at the bracket that closes
-    the value (so trailing prose is ignored) and appends up to two missing closers at the end of the text.
-    Returns (repaired text or None, index just after the value's span).
-    """
-    out: list[str] = []
-    stack: list[str] = []
-    quote: str | None = None  # the quote character of the string being copied
-    i, n = start, len(text)
-    while i < n:
-        ch = text[i]
-        if quote is not None:
-            if ch == "\\" and i + 1 < n:
-                nxt = text[i + 1]
-                if quote == "'" and nxt == "'":
-                    out.append("'")  # \' is not a JSON escape
-                else:
-                    out.append(ch + nxt)
-                i += 2
-                continue
-            if ch == quote:
-                out.append('"')
-                quote = None
-            elif ch == '"':  # a double quote inside a single-quoted string
-                out.append('\\"')
-            elif ch == "\n":
-                out.append("\\n")
-            else:
-                out.append(ch)
-            i += 1
-            continue
-        if ch in "\"'":
-            quote = ch
-            out.append('"')
-        elif ch in "{[":
-            stack.append("}" if ch == "{" else "]")
-            out.append(ch)
-        elif ch in "}]":
-            if not stack or stack[-1] != ch:
-                return None, i + 1
-            stack.pop()
-            _drop_trailing_comma(out)
-            out.append(ch)
-            if not stack:
-                return "".join(out), i + 1
-        else:
-            out.append(ch)
-        i += 1
-    if quote is not None or not stack or len(stack) > _MAX_MISSING_CLOSERS:
-        return None, n
-    _drop_trailing_comma(out)
-    out.extend(reversed(stack))
-    return "".join(out), n
-
-
-def _drop_trailing_comma(out: list[str]) -> None:
-    j = len(out) - 1
-    while j >= 0 and out[j].isspace():
-        j -= 1
-    if j >= 0 and out[j] == ",":
-        del out[j]
-
-
-def _rank(obj: Any) -> int:
-    if isinstance(obj, dict):
-        return 2
-    if isinstance(obj, list) and obj and all(isinstance(x, dict) for x in obj):
-        return 1
-    return 0
-
-
-def _extract(body: str) -> tuple[Any, bool, str | None]:
-    """(value, recovered, error) for one piece of text; value is a dict or list, or None with an error."""
-    stripped = body.strip()
-    try:
-        value = json.loads(stripped)
-        if isinstance(value, (dict, list)):
-            return value, False, None
-    except (ValueError, RecursionError):
-        pass
-    candidates: list[Any] = []
-    first_error: str | None = None
-    i, tries = 0, 0
-    while tries < _MAX_STARTS:
-        m = _JSON_START.search(body, i)
-        if m is None:
-            break
-        s, tries = m.start(), tries + 1
-        try:
-            value, end = _DECODER.raw_decode(body, s)
-            candidates.append(value)
-            i = end
-            continue
-        except ValueError as e:
-            first_error = first_error or f"invalid JSON: {e}"
-        except RecursionError:
-            first_error = first_error or "invalid JSON: nested too deeply"
-        repaired, end = _repair(body, s)
-        if repaired is not None:
-            try:
-                candidates.append(json.loads(repaired))
-                i = end
-                continue
-            except (ValueError, RecursionError):
-                pass
-        i = max(end, s + 1)  # skip the broken value's whole span: never parse a fragment of it
-    candidates = [c for c in candidates if isinstance(c, (dict, list))]
-    if not candidates:
-        return None, False, first_error or "output has no JSON"
-    best = max(_rank(c) for c in candidates)
-    top = [c for c in candidates if _rank(c) == best]
-    if any(c != top[0] for c in top[1:]):
-        return None, False, f"ambiguous: {len(top)} different JSON values in the output"
-    return top[0], True, None
-
-
-def parse_json_lenient(text: Any) -> tuple[Any, bool, str | None]:
-    """Parse a completion's JSON value (dict or list): (value, recovered, error); never raises."""
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    if not text.strip():
-        return None, False, "empty output"
-    fenced = _FENCE.findall(text) or _OPEN_FENCE.findall(text)
-    if fenced:
-        values = []
-        for block in fenced:
-            value, _, _ = _extract(block)
-            if value is not None:
-                values.append(value)
-        if values:
-            if any(v != values[0] for v in values[1:]):
-                return None, False, f"ambiguous: {len(values)} fenced JSON blocks differ"
-            return values[0], True, None
-    return _extract(text)
 
 
 # ---- manager ----------------------------------------------------------------------------------------------
@@ -396,4 +254,8 @@ def parse_answer_output(text: Any, mode: AnswerMode | str = "memory_r1") -> Answ
         return _parse_picker(text)
     if mode == "select":
         return _parse_select(text)
+    if mode == "short":
+        answer, rule = lenient_answer(text)
+        return AnswerParse(answer=answer, ok=answer is not None, raw=text, recovered=rule != "label",
+                           error=None if answer is not None else "no answer in the output")
     return AnswerParse(answer=text.strip(), ok=True)

@@ -399,6 +399,8 @@ COMPACT_SELECT_SYSTEM = """Pick the memory that answers the question and write i
 Example:
 [2]"""
 
+SHORT_ANSWER_SYSTEM = """Answer the question using the memories. Reply with the answer only, in a few words (a name, place, date, number or short phrase), not a sentence."""
+
 COMPACT_ANSWER_USER = """Memories:
 {memories}
 Question: {question}"""
@@ -441,6 +443,13 @@ PROMPTS: dict[str, PromptTemplate] = {
             system=COMPACT_SELECT_SYSTEM,
             user_template=COMPACT_ANSWER_USER,
             source="memrl (ours): the id of one memory, read by a frozen extractive reader (answer mode select)",
+        ),
+        PromptTemplate(
+            name="short_answer",
+            version="1",
+            system=SHORT_ANSWER_SYSTEM,
+            user_template=COMPACT_ANSWER_USER,
+            source="memrl (ours): the instruct model asked for a few-word answer (issue #18's prompt-only answer agent)",
         ),
         PromptTemplate(
             name="memory_t1",

@@ -35,13 +35,13 @@ from memrl.protocol.prompts import (
 # The two policies, by the one name each has everywhere (recipes, make_policy, a policy's `kind`, reports).
 ROLES = ("manager", "answer")
 MANAGER_PROMPTS = ("compact", "compact_sim", "memory_r1")
-ANSWER_ENV_MODES = ("memory_r1", "compact", "picker", "select", "memory_t1")
+ANSWER_ENV_MODES = ("memory_r1", "compact", "picker", "select", "memory_t1", "short")
 # The parser (and reward preset) each mode uses: compact output has the Memory-R1 shape.
 PARSER_MODE = {"memory_r1": "memory_r1", "compact": "memory_r1", "picker": "picker", "select": "select",
-               "memory_t1": "memory_t1"}
+               "memory_t1": "memory_t1", "short": "short"}
 # The prompt template each mode renders (memrl.protocol.prompts.PROMPTS).
 ANSWER_PROMPT = {"memory_r1": "memory_r1_answer", "compact": "compact_answer", "picker": "context_picker",
-                 "select": "compact_select", "memory_t1": "memory_t1"}
+                 "select": "compact_select", "memory_t1": "memory_t1", "short": "short_answer"}
 
 
 # ---- observations -----------------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def render_answer_prompt(request: AnswerRequest, mode: str | None = None) -> lis
     """Chat messages for a request in `mode` (default: the request's)."""
     mode = mode or request.mode
     q, cands = request.question, request.candidates
-    if mode in ("compact", "select"):
+    if mode in ("compact", "select", "short"):
         return render(ANSWER_PROMPT[mode], memories=format_memories_compact([as_memory_fields(c) for c in cands],
                                                                             [c.id for c in cands]), question=q.question)
     if mode == "memory_r1":

@@ -14,6 +14,8 @@ Presets (`PRESETS[mode]`):
   policy selects memory ids, a frozen extractive reader answers from the first one, and the reader's answer is
   scored (LoCoMo F1 by default); -1 on parse failure or an id that was not offered. Range [-1, 1].
 - "plain": accuracy of the whole completion. Range [0, 1].
+- "short": the outcome reward of a free-text answer agent: LoCoMo F1 of the answer extracted leniently
+  (`memrl.protocol.lenient`), 0 for empty output. Range [0, 1].
 
 The mode functions take a parse result by duck typing (`ok`, `answer`, `selected_ids`: the fields of
 `memrl.protocol.parsing.AnswerParse`), so this module does not import the policies layer.
@@ -78,6 +80,7 @@ PRESETS: dict[str, RewardPreset] = {
     "picker": RewardPreset({"coverage": 1.0}, -1.0, None),
     "select": RewardPreset({"accuracy": 1.0}, -1.0, "locomo_f1"),
     "plain": RewardPreset({"accuracy": 1.0}, 0.0, "em"),
+    "short": RewardPreset({"accuracy": 1.0}, 0.0, "locomo_f1"),
 }
 
 
@@ -239,14 +242,16 @@ def plain_answer_reward(
     task: Any = None,
     weights: Mapping[str, float] | None = None,
     parse_failure: float | None = None,
+    preset: str = "plain",
 ) -> RewardResult:
-    """Accuracy of the whole completion as the answer (EM by default)."""
-    comp = _composite("plain", weights, parse_failure)
+    """Accuracy of the parsed answer: the whole completion ("plain", EM by default) or the leniently extracted
+    few-word answer ("short", LoCoMo F1 by default)."""
+    comp = _composite(preset, weights, parse_failure)
     if not getattr(parse, "ok", False):
         return comp({}, ok=False)
     return comp({
         "accuracy": accuracy(
-            getattr(parse, "answer", None), gold_answer, metric or PRESETS["plain"].metric or "em",
+            getattr(parse, "answer", None), gold_answer, metric or PRESETS[preset].metric or "em",
             category_id=category_id, task=task,
         )
     })

@@ -147,7 +147,8 @@ class AnswerReward:
                 parse, gold, metric=self.metric, category_id=category_id,
                 gold_ids=_first(row, "evidence_ids", "gold_ids"), **common,
             )
-        return plain_answer_reward(parse, gold, metric=self.metric, category_id=category_id, task=task, **common)
+        return plain_answer_reward(parse, gold, metric=self.metric, category_id=category_id, task=task,
+                                   preset="short" if self.mode == "short" else "plain", **common)
 
     def _value(self, result: RewardResult | None) -> float | None:
         if result is None:
@@ -181,7 +182,8 @@ class AnswerReward:
 def make_answer_reward(
     mode: str, weights: Mapping[str, float] | None = None, metric: str | None = None, **options: Any
 ) -> AnswerReward:
-    """A TRL reward function for an answer/picker mode: "memory_t1", "memory_r1", "picker", "select" or "plain".
+    """A TRL reward function for an answer/picker mode: "memory_t1", "memory_r1", "picker", "select", "plain" or
+    "short".
 
     weights default to the mode's preset (`memrl.rewards.composite.PRESETS`); metric to the preset's
     ("timedial" for memory_t1, "em" for memory_r1 / plain). options: `term` (return one breakdown term

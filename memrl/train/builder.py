@@ -17,6 +17,7 @@ from typing import Any
 
 from memrl.envs.answer.candidates import make_reward
 from memrl.models import resolve_model
+from memrl.rewards.control import apply_reward_control
 from memrl.train.config import PPOConfig, TrainConfig
 from memrl.train.data import (
     answer_rl_dataset,
@@ -221,6 +222,7 @@ def build_trainer(cfg: TrainConfig, out: Path, log=None, callbacks: tuple = (),
     `log` (metrics.jsonl writer) adds the metrics callback; `model_context` wraps model building (under
     `accelerate launch`: the main process first)."""
     rows, reward_funcs = build_rows(cfg)
+    reward_funcs = apply_reward_control(reward_funcs, cfg.reward_control, cfg.seed)
     corpus = rows if cfg.algo == "sft" else [dict(prompt=r["prompt"], completion=[]) for r in rows]
     with model_context():
         model, tok, base = build_or_load_model(cfg, out, corpus)

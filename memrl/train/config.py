@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from memrl.envs.answer.config import AnswerEnvConfig
 from memrl.envs.manager.config import ManagerEnvConfig
 from memrl.protocol.steps import ROLES
+from memrl.rewards.control import REWARD_CONTROLS
 
 ALGOS = ("sft", "grpo", "ppo")
 
@@ -119,6 +120,8 @@ class TrainConfig:
     episode_steps: int = 4  # manager episode mode: environment steps per GRPO/PPO episode window
     probe_answerer: str = ""  # manager RL: the frozen answer agent of the QA probes ("" = BM25 extractive;
     #                           a baseline name, or transformers:PATH for an LLM answer agent)
+    reward_control: str = "none"  # "none" | "shuffle": the shuffled-reward control (rewards permuted across each
+    #                               batch: same compute, no link between output and reward; memrl.rewards.control)
     change_focus: float = 0.0  # manager RL: share of rows from steps that UPDATE/DELETE a memory (0 = natural mix)
     # -- GRPO (TRL)
     num_generations: int = 8
@@ -159,6 +162,13 @@ class TrainConfig:
             raise ValueError(f"change_focus must be in [0, 1], got {self.change_focus}")
         if not 0 <= self.teacher_error_rate <= 1:
             raise ValueError(f"teacher_error_rate must be in [0, 1], got {self.teacher_error_rate}")
+        if self.reward_control not in REWARD_CONTROLS:
+            raise ValueError(f"reward_control: {self.reward_control!r} is not one of {list(REWARD_CONTROLS)}")
+        if self.reward_control != "none" and self.algo == "sft":
+            raise ValueError("reward_control applies to grpo and ppo (sft has no reward)")
+        if self.reward_control != "none" and self.role == "manager" and self.manager_mode == "episode":
+            raise ValueError("reward_control=shuffle is not implemented for manager_mode=episode "
+                             "(its rewards come from environment rollouts); use manager_mode=snapshot")
         self.manager_env.validate()
         self.answer_env.validate()
         self.schedule.validate()

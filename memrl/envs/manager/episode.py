@@ -54,7 +54,8 @@ from memrl.protocol.facts import (
     match_fact,
     normalize_fact_text,
 )
-from memrl.protocol.parsing import ManagerParse, parse_json_lenient, parse_manager_output
+from memrl.protocol.json_repair import parse_json_lenient
+from memrl.protocol.parsing import ManagerParse, parse_manager_output
 from memrl.protocol.prompts import format_turns
 from memrl.protocol.steps import (
     Answerer,

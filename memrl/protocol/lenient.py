@@ -25,9 +25,9 @@ Every record in predictions.jsonl keeps the raw completion (`raw_completion`), t
 from __future__ import annotations
 
 import re
-
-from memrl.protocol.parsing import parse_json_lenient
 from typing import Any
+
+from memrl.protocol.json_repair import parse_json_lenient
 
 RULES = ("format", "label", "json", "first_sentence")
 EXTRACTION_MODES = ("lenient", "strict")
