@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ import pytest
 @pytest.mark.slow
 def test_demo_runs_end_to_end_and_writes_summary(tmp_path):
     from memrl.config import load_config
-    from memrl.demo import DemoConfig, run_demo
+    from memrl.demo.oracle_tiny import DemoConfig, run_demo
 
     cfg = load_config(DemoConfig, None, [
         f"out={tmp_path / 'demo'}", "num_conversations=10", "sessions=[2,3]", "turns=[6,8]",
@@ -52,7 +53,7 @@ def test_manager_op_accuracy_counts_format_failures_as_noops():
     its format-failure rate is 1 (a mean over the environment's op term alone would have no values)."""
     from memrl.data_synth.config import SynthConfig
     from memrl.data_synth.synth import synthesize_conversation
-    from memrl.demo import evaluate_manager
+    from memrl.demo.oracle_tiny import evaluate_manager
     from memrl.envs.answer.config import AnswerEnvConfig
     from memrl.envs.manager.config import ManagerEnvConfig
     from memrl.envs.manager.episode import drive_manager
@@ -83,9 +84,48 @@ def test_manager_op_accuracy_counts_format_failures_as_noops():
 
 def test_demo_config_rejects_bad_knobs():
     from memrl.config import ConfigError, load_config
-    from memrl.demo import DemoConfig
+    from memrl.demo.oracle_tiny import DemoConfig
 
     with pytest.raises(ConfigError, match="seeds"):
         load_config(DemoConfig, None, ["seeds=0"])
     with pytest.raises(ConfigError, match="manager_steps.sfft"):
         load_config(DemoConfig, None, ["manager_steps.sfft=3"])
+
+
+@pytest.mark.slow
+def test_outcome_demo_runs_every_stage_and_reports_paired_differences(tmp_path, tiny_model_dir):
+    """`memrl demo`'s pipeline at toy size on the tiny model: start, GRPO, PPO, shuffled control, baselines."""
+    from memrl.config import load_config
+    from memrl.demo.outcome import OutcomeDemoConfig, run_outcome_demo
+
+    cfg = load_config(OutcomeDemoConfig, None, [
+        f"out={tmp_path / 'demo'}", f"model={tiny_model_dir}", "num_conversations=10", "sessions=[2,2]",
+        "turns=[6,6]", "questions_per_conversation=4", "eval_questions_per_conversation=3", "grpo_steps=1",
+        "ppo_iterations=1", "batch_size=4", "num_generations=2", "max_new_tokens=4", "baselines=[bm25]",
+        "lora_r=4"])
+    s = run_outcome_demo(cfg, progress=False)
+    out = tmp_path / "demo"
+    labels = [p["label"] for p in s["policies"]]
+    assert labels == ["start", "grpo_s0", "ppo_s0", "grpo_shuffled_s0", "bm25"]
+    start = s["policies"][0]
+    assert start["diff_vs_start"] is None
+    for p in s["policies"][1:]:
+        assert p["diff_vs_start"] == pytest.approx(p["locomo_f1"] - start["locomo_f1"])
+        assert p["outputs"]["n"] > 0 and 0.0 <= p["outputs"]["top_share"] <= 1.0
+    shuffled = (out / "train" / "grpo_shuffled_s0" / "config.yaml").read_text()
+    assert "reward_control: shuffle" in shuffled
+    assert "include_gold: false" in shuffled and "mode: short" in shuffled
+    assert (out / "report.md").read_text().count("grpo_shuffled_s0") >= 2 and (out / "results.png").exists()
+    assert not (out / "eval" / "start" / "results.json").read_text().count('"oracle": true')
+
+
+def test_demo_pipeline_is_picked_by_the_config_file(tmp_path):
+    from memrl.config import ConfigError
+    from memrl.demo import _pipeline
+
+    configs = Path(__file__).resolve().parents[1] / "configs" / "demo"
+    assert _pipeline(None, []) == "outcome"
+    assert _pipeline(str(configs / "oracle_tiny.yaml"), []) == "oracle_tiny"
+    assert _pipeline(str(configs / "default.yaml"), []) == "outcome"
+    with pytest.raises(ConfigError, match="pipeline"):
+        _pipeline(None, ["pipeline=nope"])

@@ -1,4 +1,8 @@
-"""`memrl demo` (`make demo`): the whole pipeline on CPU in minutes, with real parts throughout.
+"""`memrl demo --config configs/demo/oracle_tiny.yaml`: the tiny-model demo of both policies, gold inputs.
+
+ORACLE: the manager's prompt holds gold facts and similarity tags computed from gold world keys, and its reward
+is mostly agreement with gold ops (ManagerEnvConfig.oracle); results here show the machinery, not learning
+from outcomes (issue #18; `memrl demo` without a config runs the outcome-reward protocol in `outcome.py`).
 
 1. Synthesize a dataset offline (memrl.data_synth), split by conversation.
 2. Build a tiny Llama and a byte-level BPE tokenizer trained on the prompts it will see.
@@ -61,7 +65,8 @@ class StageSteps:
 
 @dataclass
 class DemoConfig:
-    out: str = "runs/demo"
+    pipeline: str = "oracle_tiny"  # picks this file's pipeline (memrl/demo/__init__.py)
+    out: str = "runs/demo_oracle_tiny"
     seeds: int = 1  # number of training seeds (first_seed, first_seed + 1, ...); data stay fixed
     first_seed: int = 0
     # resume=true: stages whose run directory already holds a finished run of the same config (summary.json,

@@ -1,0 +1,58 @@
+"""`memrl demo`: the end-to-end CPU demo.
+
+- `outcome.py` (the default, `make demo`): issue #18's protocol for the answer agent on a real model: raw
+  dialogue in, outcome reward only, GRPO and PPO against the start policy, baselines and the shuffled-reward
+  control, with paired CIs (`configs/demo/default.yaml` reduced, `configs/demo/full.yaml` full).
+- `oracle_tiny.py` (`memrl demo --config configs/demo/oracle_tiny.yaml`): the earlier tiny-model demo of both
+  policies. Its manager reads gold facts and gold-key tags and is rewarded for agreeing with gold ops: it shows
+  the machinery (SFT, GRPO, PPO, resume), not learning from outcomes.
+
+A config file picks the pipeline with its `pipeline:` key (default "outcome").
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from memrl.config import ConfigError, load_config
+
+
+def _pipeline(config_file: str | None, overrides: list[str]) -> str:
+    from omegaconf import OmegaConf
+
+    name = "outcome"
+    if config_file is not None:
+        try:
+            name = str(OmegaConf.load(config_file).get("pipeline", name))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {config_file}") from None
+    for o in overrides:
+        if o.startswith("pipeline="):
+            name = o.split("=", 1)[1]
+    if name not in ("outcome", "oracle_tiny"):
+        raise ConfigError(f"pipeline: {name!r} is not one of ['outcome', 'oracle_tiny']")
+    return name
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo", help="the end-to-end CPU demo",
+        description="Default: outcome-reward RL (GRPO, PPO) for the answer agent on SmolLM2-135M-Instruct with "
+                    "LoRA, against the start policy, baselines and a shuffled-reward control. "
+                    "--config configs/demo/oracle_tiny.yaml: the tiny-model demo with gold inputs. "
+                    "key=value overrides the config.")
+    p.add_argument("--config", default=None, help="YAML file (configs/demo/*.yaml)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seeds=[0,1,2] out=runs/demo3")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    if _pipeline(args.config, list(args.overrides)) == "oracle_tiny":
+        from memrl.demo.oracle_tiny import DemoConfig, run_demo
+
+        run_demo(load_config(DemoConfig, args.config, args.overrides))
+        return 0
+    from memrl.demo.outcome import OutcomeDemoConfig, run_outcome_demo
+
+    run_outcome_demo(load_config(OutcomeDemoConfig, args.config, args.overrides))
+    return 0

@@ -1,0 +1,285 @@
+"""`memrl demo` (`make demo`): issue #18's protocol for the answer agent, end to end on CPU with a real model.
+
+1. Data: synthetic conversations with raw dialogue (`memrl.data_synth`), split by conversation; or `data=<dir>`
+   holding `<train_split>.jsonl` and `<eval_split>.jsonl` (e.g. LoCoMo conv-26's questions dealt into train /
+   validation by `memrl data split-questions`). The demo reads no test split: settings are chosen on validation.
+2. What the policy sees: the question and the k + k memories BM25 retrieves from an add_only bank of the raw
+   turns (per-prompt ids, bank order), prompt "short" (answer in a few words). No gold evidence, key or tag.
+3. The start policy is the prompt-only baseline: the prepared instruct model (SmolLM2-135M-Instruct) asked for
+   a few-word answer. Its answer is extracted leniently (`memrl.protocol.lenient`).
+4. RL from that start, LoRA, on the outcome reward only (LoCoMo F1 of the answer against the gold answer):
+   GRPO (TRL) and PPO (`memrl.train.ppo`); and the shuffled-reward control: the same GRPO with rewards
+   permuted across each batch (`reward_control=shuffle`).
+5. Every policy and the baselines (bm25 extractive, bm25_verbatim) answer the same validation questions through
+   `memrl eval`; `memrl eval compare` gives each one's difference from the start with a paired bootstrap CI,
+   and the output table (the most common answer's share: collapse, mean length, no-answer rate).
+6. Writes `<out>/report.md`, `summary.json`, `results.png`, and per-stage run and eval directories.
+
+`configs/demo/default.yaml` is the reduced preset `make demo` runs (it fits 15 minutes on 2 cores and is too
+small to show learning: it shows the protocol); `configs/demo/full.yaml` is the full one (3 seeds, more steps,
+conv-26). `configs/demo/oracle_tiny.yaml` runs the earlier tiny-model demo, whose inputs and rewards are gold.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memrl.config import ConfigError, as_dict, save_resolved
+from memrl.data.io import write_json
+from memrl.data_synth.config import SynthConfig
+from memrl.data_synth.synth import run_synthesis
+from memrl.eval.config import EvalConfig
+from memrl.eval.engine import run_eval
+from memrl.eval.report import compare
+from memrl.train.config import TrainConfig
+from memrl.train.trainer import train
+
+ALGOS = ("grpo", "ppo")
+
+
+@dataclass
+class OutcomeDemoConfig:
+    pipeline: str = "outcome"  # "outcome" (this file) | "oracle_tiny" (memrl/demo/oracle_tiny.py)
+    out: str = "runs/demo"
+    resume: bool = False  # reuse stages whose directory holds a finished run / eval of the same config
+    model: str = "smollm2-135m-instruct"  # a prepared model name or a model directory
+    # -- data ("" = synthesize; else a directory with <train_split>.jsonl and <eval_split>.jsonl)
+    data: str = ""
+    train_split: str = "train"
+    eval_split: str = "validation"
+    benchmark: str = "synthetic"  # eval protocol of the data: synthetic | locomo
+    data_seed: int = 0
+    num_conversations: int = 40
+    sessions: list[int] = field(default_factory=lambda: [4, 5])
+    turns: list[int] = field(default_factory=lambda: [8, 10])
+    questions_per_conversation: int = 12
+    eval_questions_per_conversation: int = 0  # cap per evaluated conversation (0 = all)
+    # -- the answer agent's view
+    k_per_speaker: int = 3
+    max_new_tokens: int = 12
+    # -- RL
+    seeds: list[int] = field(default_factory=lambda: [0])
+    algos: list[str] = field(default_factory=lambda: list(ALGOS))
+    shuffled_control: bool = True
+    grpo_steps: int = 5
+    ppo_iterations: int = 2
+    learning_rate: float = 2e-4  # LoRA lr of both algorithms (chosen on validation, docs/TRAINING.md)
+    batch_size: int = 8  # completions per step / iteration
+    num_generations: int = 4  # GRPO group size
+    lora_r: int = 16
+    ppo_kl_coef: float = 0.05
+    baselines: list[str] = field(default_factory=lambda: ["bm25", "bm25_verbatim"])
+    torch_threads: int = 0  # 0 = torch's default
+
+    def validate(self) -> None:
+        if self.pipeline != "outcome":
+            raise ConfigError(f"pipeline: {self.pipeline!r} is not 'outcome' here (oracle_tiny has its own schema)")
+        if not self.seeds:
+            raise ConfigError("seeds: give at least one seed")
+        bad = [a for a in self.algos if a not in ALGOS]
+        if bad or not self.algos:
+            raise ConfigError(f"algos: {self.algos} must be a non-empty subset of {list(ALGOS)}")
+        for name in ("grpo_steps", "ppo_iterations", "batch_size", "num_generations", "k_per_speaker",
+                     "max_new_tokens", "num_conversations"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size % self.num_generations:
+            raise ConfigError(f"batch_size ({self.batch_size}) must be a multiple of num_generations "
+                              f"({self.num_generations})")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.benchmark not in ("synthetic", "locomo"):
+            raise ConfigError(f"benchmark: {self.benchmark!r} is not synthetic or locomo")
+
+
+def answer_env(cfg: OutcomeDemoConfig) -> dict[str, Any]:
+    return {"mode": "short", "k_per_speaker": cfg.k_per_speaker, "metric": "locomo_f1", "manager": "add_only",
+            "include_gold": False, "skip_categories": ["adversarial", "5"], "bank": {"probes": "none"}}
+
+
+def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, control: str = "none") -> TrainConfig:
+    from omegaconf import OmegaConf
+
+    raw = {
+        "algo": algo, "role": "answer", "output_dir": str(out), "seed": seed, "init_from": "",
+        "max_steps": cfg.grpo_steps if algo == "grpo" else cfg.ppo_iterations, "learning_rate": cfg.learning_rate,
+        "batch_size": cfg.batch_size, "num_generations": cfg.num_generations,
+        "max_completion_length": cfg.max_new_tokens, "temperature": 1.0, "logging_steps": 1, "save_steps": 0,
+        "reward_control": control, "overwrite": not cfg.resume,
+        "report_to": ["none"],
+        "model": {"path": cfg.model, "lora": True, "lora_r": cfg.lora_r, "lora_alpha": 2 * cfg.lora_r,
+                  "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+        "data": {"path": cfg.data, "train_split": cfg.train_split, "eval_split": cfg.eval_split},
+        "answer_env": answer_env(cfg),
+        "ppo": {"total_iterations": cfg.ppo_iterations, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
+                "critic_learning_rate": cfg.learning_rate, "critic": "shared", "ppo_epochs": 1,
+                "minibatch_size": max(1, cfg.batch_size // 2), "kl_coef": cfg.ppo_kl_coef, "temperature": 1.0,
+                "max_new_tokens": cfg.max_new_tokens, "seed": seed},
+    }
+    if algo == "grpo":
+        raw["trl"] = {"gradient_checkpointing": False}
+    tc = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), raw))
+    tc.validate()
+    return tc
+
+
+def eval_config(cfg: OutcomeDemoConfig, policy: str, out: Path) -> EvalConfig:
+    ec = EvalConfig(
+        benchmark=cfg.benchmark, protocol=f"{cfg.benchmark} (demo, {cfg.eval_split})",
+        data=str(Path(cfg.data) / f"{cfg.eval_split}.jsonl"), policy=policy, default_manager="add_only",
+        answer_mode="short", candidates="memories", top_k_per_speaker=cfg.k_per_speaker,
+        max_new_tokens=cfg.max_new_tokens, max_questions=cfg.eval_questions_per_conversation,
+        skip_categories=["adversarial", "5"] if cfg.benchmark == "locomo" else ["adversarial"],
+        exclude_from_overall=["adversarial"], metrics=["locomo_f1", "em", "retrieval_recall"], out=str(out),
+        resume=cfg.resume, torch_threads=cfg.torch_threads, reader_trained=None, progress=False,
+    )
+    ec.validate()
+    return ec
+
+
+def _finished_train(tc: TrainConfig) -> bool:
+    out = Path(tc.output_dir)
+    return (out / "summary.json").exists() and (out / "final_model").is_dir()
+
+
+def _synthesize(cfg: OutcomeDemoConfig, out: Path, say) -> str:
+    data_dir = out / "data"
+    synth = SynthConfig(out=str(data_dir), num_conversations=cfg.num_conversations, seed=cfg.data_seed,
+                        sessions_per_conversation=list(cfg.sessions), turns_per_session=list(cfg.turns),
+                        questions_per_conversation=cfg.questions_per_conversation)
+    synth.validate()
+    say(f"[demo] synthesizing {cfg.num_conversations} conversations -> {data_dir}")
+    run_synthesis(synth, log=lambda *a, **k: None)
+    return str(data_dir)
+
+
+def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str, Any]:
+    import torch  # deferred: torch is only needed once models run
+
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    t0 = time.time()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = print if progress else (lambda *a, **k: None)
+    if not cfg.data:
+        cfg.data = _synthesize(cfg, out, say)
+    for split in (cfg.train_split, cfg.eval_split):
+        if not (Path(cfg.data) / f"{split}.jsonl").exists():
+            raise ConfigError(f"data: {Path(cfg.data) / f'{split}.jsonl'} does not exist")
+    save_resolved(cfg, out)
+    timings: dict[str, float] = {}
+    evals: dict[str, Path] = {}
+
+    def evaluate(label: str, policy: str) -> None:
+        d = out / "eval" / label
+        t = time.time()
+        say(f"[demo] eval {label} ({policy}) on {cfg.eval_split}")
+        run_eval(eval_config(cfg, policy, d))
+        timings[f"eval/{label}"] = round(time.time() - t, 1)
+        evals[label] = d
+
+    evaluate("start", cfg.model)  # the start policy = the prompt-only baseline
+    runs: list[tuple[str, str, int, str]] = []  # (label, algo, seed, control)
+    for seed in cfg.seeds:
+        for algo in cfg.algos:
+            runs.append((f"{algo}_s{seed}", algo, seed, "none"))
+        if cfg.shuffled_control:
+            runs.append((f"grpo_shuffled_s{seed}", "grpo", seed, "shuffle"))
+    for label, algo, seed, control in runs:
+        tc = train_config(cfg, algo, seed, out / "train" / label, control)
+        t = time.time()
+        if cfg.resume and _finished_train(tc):
+            say(f"[demo] {label}: reusing {tc.output_dir}")
+        else:
+            say(f"[demo] train {label} ({algo}, reward_control={control})")
+            train(tc, progress=progress)
+            timings[f"train/{label}"] = round(time.time() - t, 1)
+        evaluate(label, str(Path(tc.output_dir) / "final_model"))
+    for name in cfg.baselines:
+        evaluate(name, name)
+
+    order = ["start"] + [r[0] for r in runs] + list(cfg.baselines)
+    md, data = compare([str(evals[k]) for k in order], metric="locomo_f1", samples=1000)
+    summary = _summarize(cfg, order, data, evals, timings, time.time() - t0)
+    write_json(out / "summary.json", summary)
+    (out / "report.md").write_text(_report(cfg, summary, md))
+    _plot(summary, out)
+    say(f"[demo] done in {summary['wall_seconds']:.0f} s: {out / 'report.md'}")
+    say(_headline(summary))
+    return summary
+
+
+def _summarize(cfg, order, data, evals, timings, wall) -> dict[str, Any]:
+    f1 = data["metrics"]["locomo_f1"]["overall"]
+    rows = []
+    for i, label in enumerate(order):
+        diff = f1["diffs"][i - 1] if i else None
+        res = json.loads((evals[label] / "results.json").read_text())
+        rows.append({"label": label, "locomo_f1": f1["values"][i], "em": res["metrics"].get("em", {}).get("overall"),
+                     "diff_vs_start": None if diff is None else diff["diff"],
+                     "ci95_vs_start": None if diff is None else diff["ci95"],
+                     "outputs": data.get("outputs", {}).get(label)})
+    by_algo: dict[str, list[float]] = {}
+    for r in rows:
+        algo = r["label"].rsplit("_s", 1)[0] if "_s" in r["label"] else None
+        if algo in ("grpo", "ppo", "grpo_shuffled") and r["diff_vs_start"] is not None:
+            by_algo.setdefault(algo, []).append(r["diff_vs_start"])
+    return {"config": as_dict(cfg), "policies": rows, "wall_seconds": round(wall, 1), "timings": timings,
+            "seeds": list(cfg.seeds),
+            "diff_vs_start_by_algo": {a: {"mean": statistics.fmean(v), "sd": statistics.stdev(v) if len(v) > 1 else None,
+                                          "n_seeds": len(v)} for a, v in by_algo.items()}}
+
+
+def _headline(s: dict[str, Any]) -> str:
+    lines = [f"{'policy':24s} {'F1':>7s} {'vs start (95% CI)':>28s}  top-answer share"]
+    for r in s["policies"]:
+        ci = r["ci95_vs_start"]
+        d = "" if r["diff_vs_start"] is None else f"{r['diff_vs_start']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+        top = (r["outputs"] or {}).get("top_share")
+        lines.append(f"{r['label']:24s} {r['locomo_f1']:7.3f} {d:>28s}  {top if top is None else round(top, 2)}")
+    return "\n".join(lines)
+
+
+def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
+    head = [
+        "# memrl demo: outcome-reward RL for the answer agent", "",
+        f"Model `{cfg.model}` with LoRA r={cfg.lora_r}; data `{cfg.data}` (trained on `{cfg.train_split}`, "
+        f"evaluated on `{cfg.eval_split}`); seeds {list(cfg.seeds)}; GRPO {cfg.grpo_steps} steps, PPO "
+        f"{cfg.ppo_iterations} iterations, {cfg.batch_size} completions each, lr {cfg.learning_rate}. "
+        f"Wall time {s['wall_seconds']:.0f} s.", "",
+        "The policy sees the question and the memories BM25 retrieves from an add_only bank of raw turns; the "
+        "reward is the LoCoMo F1 of its answer (no gold evidence, key or op in the prompt or the reward). `start` "
+        "is the model before RL, which is also the prompt-only baseline; `grpo_shuffled` is the same GRPO with "
+        "rewards shuffled across each batch. A difference whose CI includes 0 is not a result.", "",
+        "```", _headline(s), "```", "",
+    ]
+    return "\n".join(head) + compare_md + "\n"
+
+
+def _plot(s: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = s["policies"]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows)), 3.6))
+    xs = range(len(rows))
+    ax.bar(xs, [r["locomo_f1"] or 0 for r in rows], color=["#777"] + ["#3a7"] * (len(rows) - 1))
+    for i, r in enumerate(rows):
+        if r["ci95_vs_start"]:
+            lo, hi = r["ci95_vs_start"]
+            base = rows[0]["locomo_f1"] or 0
+            ax.plot([i, i], [base + lo, base + hi], color="k", lw=1)
+    ax.set_xticks(list(xs), [r["label"] for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("LoCoMo F1 (validation)")
+    ax.set_title("answer agent: start vs RL vs controls (bars: start + 95% CI of the paired difference)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "results.png", dpi=110)
+    plt.close(fig)
