@@ -105,3 +105,19 @@ def test_report_to_a_logger_that_is_not_installed_is_named(capsys):
     rc = main(["train", "--config", str(ROOT / "configs/train/grpo_manager_tiny.yaml"), "report_to=[tensorboard]",
                "--dry-run"])
     assert rc == 2 and "tensorboard package is not installed" in capsys.readouterr().err
+
+
+def test_runs_record_what_of_them_reads_gold():
+    """Issue #18: a run's summary names every gold-derived input; the defaults have none."""
+    from memrl.envs.manager.config import ManagerEnvConfig
+    from memrl.train.config import TrainConfig
+    from memrl.train.trainer import oracle_inputs
+
+    assert oracle_inputs(TrainConfig(role="answer")) == []
+    assert oracle_inputs(TrainConfig(role="manager")) == []
+    flagged = oracle_inputs(TrainConfig(role="manager", manager_env=ManagerEnvConfig.oracle()))
+    assert any("facts=auto" in f for f in flagged) and any("w_op" in f for f in flagged)
+    assert oracle_inputs(TrainConfig(role="manager", algo="sft", teacher="noisy_teacher"))
+    from memrl.envs.answer.config import AnswerEnvConfig
+
+    assert len(oracle_inputs(TrainConfig(role="answer", answer_env=AnswerEnvConfig(include_gold=True, manager="auto")))) == 2

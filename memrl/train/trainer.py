@@ -88,6 +88,23 @@ def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log,
     return fit(cfg, ppo_trainer(cfg, model, tok, dataset, reward_funcs, out, env_factory=env_factory, log=log), out)
 
 
+GOLD_TEACHERS = ("gold_ops", "noisy_teacher", "rule_based", "oracle_evidence", "gold_answer", "oracle")
+
+
+def oracle_inputs(cfg: TrainConfig) -> list[str]:
+    """What of the run reads gold labels (issue #18: a headline result has none): the manager env's oracle
+    inputs and reward terms, a gold teacher, gold evidence added to the answer candidates, an oracle bank."""
+    out = list(cfg.manager_env.oracle_inputs()) if cfg.role == "manager" else []
+    if cfg.algo == "sft" and cfg.teacher in GOLD_TEACHERS:
+        out.append(f"teacher={cfg.teacher} (reads gold)")
+    if cfg.role == "answer":
+        if cfg.answer_env.include_gold:
+            out.append("answer_env.include_gold (gold evidence added to the candidates)")
+        if cfg.answer_env.manager in ("auto", "gold_ops", "noisy_teacher", "rule_based"):
+            out.append(f"answer_env.manager={cfg.answer_env.manager} (banks written from gold ops)")
+    return out
+
+
 def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dict[str, Any]:
     """Run one recipe end to end; returns a summary (also written to <output_dir>/summary.json)."""
     import torch  # deferred: imports torch
@@ -133,6 +150,8 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
         "reward_first": sum(rewards[:5]) / len(rewards[:5]) if rewards else None,
         "reward_last": sum(rewards[-5:]) / len(rewards[-5:]) if rewards else None,
         "final_model": str(final),
+        "reward_control": cfg.reward_control,
+        "oracle_inputs": oracle_inputs(cfg),
     }
     reward_desc = ("teacher traces (" + cfg.teacher + ")" if cfg.algo == "sft" else
                    "manager snapshot reward: " + json.dumps(cfg.manager_env.weights()) if cfg.role == "manager"
