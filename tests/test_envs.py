@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import gymnasium as gym
@@ -518,3 +519,19 @@ def test_default_manager_env_shows_a_deployed_agents_view_and_rewards_outcomes(s
         if done:
             break
     assert "qa" in seen_terms and not {"op", "temporal"} & seen_terms
+
+
+def test_short_answer_mode_scores_the_answer_a_model_gives(synth_convs):
+    """Mode "short" (issue #18's answer agent): free text, lenient extraction, LoCoMo F1; dates as answers are."""
+    env = AnswerEnv(synth_convs, {"mode": "short", "k_per_speaker": 3}, manager=bank_builder("add_only"))
+    obs, info = env.reset(seed=0)
+    assert "Reply with the answer only" in obs and "**Answer:**" not in obs
+    assert re.search(r"\(\d{1,2} (January|February|March|April|May|June|July|August|September|October|November|"
+                     r"December) \d{4}\)", obs)
+    gold = info["row"]["answer"]
+    rewards = {}
+    for text in (gold, f"I think that it is {gold}. Hope it helps", "", "zzqx"):
+        env.reset(seed=0)
+        rewards[text] = env.step(text)[1]
+    assert rewards[gold] == 1.0 and rewards[""] == 0.0 and rewards["zzqx"] == 0.0
+    assert 0.0 < rewards[f"I think that it is {gold}. Hope it helps"] < 1.0

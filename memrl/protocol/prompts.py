@@ -528,16 +528,24 @@ def _memory_fields(m: Any) -> tuple[str, str | None]:
     return str(m.text), getattr(m, "event_time", None) or getattr(m, "observed_at", None)
 
 
-def format_memories_compact(memories: Sequence[Any], ids: Sequence[str] | None = None) -> str:
-    """`[id] text (date)` lines; ids default to "0", "1", ... in order (the same order `IdMap` numbers)."""
+def format_memories_compact(memories: Sequence[Any], ids: Sequence[str] | None = None, long_dates: bool = False) -> str:
+    """`[id] text (date)` lines; ids default to "0", "1", ... in order (the same order `IdMap` numbers).
+    Dates are ISO ("2023-05-08") or, with `long_dates`, written as the benchmarks' answers are ("8 May 2023")."""
     if not memories:
         return "(none)"
     ids = list(ids) if ids is not None else [str(i) for i in range(len(memories))]
     lines = []
     for i, m in zip(ids, memories):
         text, time = _memory_fields(m)
-        lines.append(f"[{i}] {text}" + (f" ({short_date(time)})" if time else ""))
+        date = (long_date(time) if long_dates else short_date(time)) if time else ""
+        lines.append(f"[{i}] {text}" + (f" ({date})" if date else ""))
     return "\n".join(lines)
+
+
+def long_date(time: str | None) -> str:
+    """ISO 8601 -> "8 May 2023" (LoCoMo's and the synthetic data's answer style); unparsable text unchanged."""
+    dt = _parse_iso(time)
+    return f"{dt.day} {MONTHS[dt.month - 1]} {dt.year}" if dt is not None else (time or "")
 
 
 def format_memories_timestamped(memories: Sequence[Any]) -> str:

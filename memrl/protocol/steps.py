@@ -243,8 +243,11 @@ def render_answer_prompt(request: AnswerRequest, mode: str | None = None) -> lis
     mode = mode or request.mode
     q, cands = request.question, request.candidates
     if mode in ("compact", "select", "short"):
-        return render(ANSWER_PROMPT[mode], memories=format_memories_compact([as_memory_fields(c) for c in cands],
-                                                                            [c.id for c in cands]), question=q.question)
+        # "short" writes dates as the answers are written ("8 May 2023"), chosen on conv-26's validation slice
+        # (docs/TRAINING.md); compact and select keep ISO dates (their results predate it).
+        memories = format_memories_compact([as_memory_fields(c) for c in cands], [c.id for c in cands],
+                                           long_dates=mode == "short")
+        return render(ANSWER_PROMPT[mode], memories=memories, question=q.question)
     if mode == "memory_r1":
         speakers = list(request.conversation.speakers) if request.conversation is not None else []
         first = speakers[0] if speakers else (cands[0].owner if cands and cands[0].owner else "speaker 1")
