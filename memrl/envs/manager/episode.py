@@ -8,15 +8,18 @@ Reward terms (weights in `ManagerEnvConfig`, summed by `memrl.rewards.CompositeR
 - format:   output that does not parse scores `format_penalty` (-1) and nothing else; the bank is unchanged.
 - invalid:  -(rejected ops / ops), e.g. an UPDATE naming an id that was not in the prompt (Mem0's KeyError
             class of bug, anchors section 5.4) is rejected, reported in info, never applied elsewhere.
-- op:       agreement with the gold ops of the unit (synthetic data): each gold op is paired with the
-            policy's op on the same world key, each extra op of the policy with a gold NOOP; the term is
-            the share of pairs whose op types agree. World keys of bank entries are set from the facts:
+- op:       ORACLE term (w_op = 0 by default; on in `ManagerEnvConfig.oracle()` and labeled ablations):
+            agreement with the gold ops of the unit (synthetic data): each gold op is paired with the
+            policy's op on the same world key (gold facts) or in order (the default turn view, whose
+            memories carry no key), each extra op of the policy with a gold NOOP; the term is
+            the share of pairs whose op types agree. The pairs are always in info (op accuracy in eval). World keys of bank entries are set from the facts:
             an ADD / UPDATE whose text states a candidate fact labels its entry with that fact's key.
 - qa:       Memory-R1's outcome reward: probe questions answered by a frozen answerer over the bank
             after the step, scored with `qa_metric`. "linked" probes are the questions whose evidence
             completes at this unit (Memory-R1 pairs each turn with its QA pairs); "complete" samples among
             all questions whose evidence has been seen.
-- temporal: `rewards.temporal.write_temporal_reward` (event times stored, superseded facts closed by an
+- temporal: ORACLE term (w_temporal = 0 by default), built from gold ops:
+            `rewards.temporal.write_temporal_reward` (event times stored, superseded facts closed by an
             UPDATE instead of duplicated by an ADD, no duplicate of a current memory).
 - size:     Mem-alpha's compression term, -len(bank) / max(1, candidate facts seen so far).
 
@@ -199,6 +202,15 @@ def _op_pairs(gold_ops: Sequence[GoldOp], pred: Sequence[tuple[str, str | None]]
     return pairs
 
 
+def _op_pairs_in_order(gold_ops: Sequence[GoldOp], pred: Sequence[tuple[str, str | None]]) -> list[tuple[str, str]]:
+    """The turn view's pairing: the unit's gold ops (those with something to agree on) and the policy's ops in
+    order; the longer list's rest pairs with NOOP."""
+    gold = [g.op for g in gold_ops if g.op != "NOOP" or g.entry]
+    ops = [op for op, _ in pred]
+    n = max(len(gold), len(ops))
+    return [(gold[i] if i < len(gold) else "NOOP", ops[i] if i < len(ops) else "NOOP") for i in range(n)]
+
+
 def apply_completion(
     bank: MemoryBank,
     index: TextIndex,
@@ -285,7 +297,9 @@ def apply_completion(
         "size": -len(bank) / max(1, step.facts_seen + len(step.facts)),
     }
     if step.has_gold:
-        pairs = _op_pairs(step.gold_ops, pred)
+        # Scoring only (never the prompt): with gold facts, ops pair with gold ops by the world key of the fact
+        # they state; under the default turn view memories carry no key, so the step's ops pair in order.
+        pairs = _op_pairs(step.gold_ops, pred) if step.fact_source != "turn" else _op_pairs_in_order(step.gold_ops, pred)
         info["op_pairs"] = [list(p) for p in pairs]
         # Gold-label terms enter the reward only when weighted (the oracle preset or a labeled ablation); the
         # op pairs stay in info for op-accuracy diagnostics.
