@@ -12,8 +12,9 @@ Reward terms (weights in `ManagerEnvConfig`, summed by `memrl.rewards.CompositeR
             agreement with the gold ops of the unit (synthetic data): each gold op is paired with the
             policy's op on the same world key (gold facts) or in order (the default turn view, whose
             memories carry no key), each extra op of the policy with a gold NOOP; the term is
-            the share of pairs whose op types agree. The pairs are always in info (op accuracy in eval). World keys of bank entries are set from the facts:
-            an ADD / UPDATE whose text states a candidate fact labels its entry with that fact's key.
+            the share of pairs whose op types agree. The pairs are always in info (op accuracy in eval).
+            World keys of bank entries are set from the facts: an ADD / UPDATE whose text states a
+            candidate fact labels its entry with that fact's key.
 - qa:       Memory-R1's outcome reward: probe questions answered by a frozen answerer over the bank
             after the step, scored with `qa_metric`. "linked" probes are the questions whose evidence
             completes at this unit (Memory-R1 pairs each turn with its QA pairs); "complete" samples among
@@ -25,9 +26,11 @@ Reward terms (weights in `ManagerEnvConfig`, summed by `memrl.rewards.CompositeR
 
 Terms that do not apply (no gold ops on real data, no probe at this step) are left out, not counted as 0.
 
-What the policy decides and what the environment fills in: the policy names an op and, for UPDATE/DELETE,
-a prompt id. Compact ADD/UPDATE items may omit `text` when the step has exactly one candidate fact: the
-fact is used (text and event time), so a tiny model can act by choosing op + id. An op whose text is a
+What the policy decides and what the environment fills in: the policy names an op, for UPDATE/DELETE a
+prompt id, and for ADD/UPDATE the memory text it writes (extraction and operation, as in Mem0 and
+Memory-R1). Compact ADD/UPDATE items may omit `text` when the step has exactly one candidate fact: the
+fact is used (text and event time; under the default turn view, the raw turn), so a tiny model can act by
+choosing op + id. An op whose text is a
 candidate fact verbatim inherits that fact's event time (extractors return times with facts, as Mem0 stores
 metadata). The owner of a new memory is the fact's subject when known, else the speaker.
 
