@@ -735,3 +735,32 @@ def test_timedial_ground_truth_without_selected_sessions_falls_back_to_extra_inf
     path.write_text(json.dumps(records))
     q = load_timedial(path)[0].questions[0]
     assert q.evidence_session_ids == ["session_2"]  # from extra_info.gold_selected_sessions
+
+
+def test_split_questions_deals_every_question_once_stratified_and_seeded(conv26_path, tmp_path):
+    from collections import Counter
+
+    from memrl.data.loaders import load_conversations
+    from memrl.data.question_split import parse_fractions, split_questions, write_question_split
+    from memrl.data.schema import DataError
+
+    convs = load_conversations(conv26_path, "locomo")
+    parts = split_questions(convs, {"train": 0.6, "validation": 0.4}, seed=0, skip_categories=["5"])
+    ids = {k: [q.question_id for c in v for q in c.questions] for k, v in parts.items()}
+    kept = [q for q in convs[0].questions if q.category_id != 5]
+    assert not set(ids["train"]) & set(ids["validation"])
+    assert sorted(ids["train"] + ids["validation"]) == sorted(q.question_id for q in kept)
+    for cat, n in Counter(q.category_id for q in kept).items():  # each slice has the category mix of the whole
+        n_train = sum(q.category_id == cat for c in parts["train"] for q in c.questions)
+        assert abs(n_train - 0.6 * n) <= 1
+    assert parts["train"][0].sessions == convs[0].sessions  # the dialogue is the environment: kept whole
+    again = split_questions(convs, {"train": 0.6, "validation": 0.4}, seed=0, skip_categories=["5"])
+    other = split_questions(convs, {"train": 0.6, "validation": 0.4}, seed=1, skip_categories=["5"])
+    assert [q.question_id for q in again["train"][0].questions] == ids["train"]
+    assert [q.question_id for q in other["train"][0].questions] != ids["train"]
+    summary = write_question_split(convs, tmp_path, {"train": 0.6, "validation": 0.4}, 0, ["5"])
+    assert load_conversations(tmp_path, split="validation")[0].questions[0].question_id in ids["validation"]
+    assert summary["slices"]["train"]["questions"] == len(ids["train"])
+    for bad in ("train=0.6", "train=0.6,validation=0.6", "train=x,validation=1"):
+        with pytest.raises(DataError, match="--fractions"):
+            parse_fractions(bad)
