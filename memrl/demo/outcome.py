@@ -63,7 +63,7 @@ class OutcomeDemoConfig:
     k_per_speaker: int = 3
     max_new_tokens: int = 12
     # -- RL
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
     algos: list[str] = field(default_factory=lambda: list(ALGOS))
     shuffled_control: bool = True
     grpo_steps: int = 5
@@ -243,6 +243,9 @@ def _headline(s: dict[str, Any]) -> str:
         d = "" if r["diff_vs_start"] is None else f"{r['diff_vs_start']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
         top = (r["outputs"] or {}).get("top_share")
         lines.append(f"{r['label']:24s} {r['locomo_f1']:7.3f} {d:>28s}  {top if top is None else round(top, 2)}")
+    for algo, st in s["diff_vs_start_by_algo"].items():
+        sd = "" if st["sd"] is None else f" ± {st['sd']:.3f}"
+        lines.append(f"{algo} - start over {st['n_seeds']} seed(s): {st['mean']:+.3f}{sd}")
     return "\n".join(lines)
 
 
