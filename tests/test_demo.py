@@ -102,7 +102,7 @@ def test_outcome_demo_runs_every_stage_and_reports_paired_differences(tmp_path, 
         f"out={tmp_path / 'demo'}", f"model={tiny_model_dir}", "num_conversations=10", "sessions=[2,2]",
         "turns=[6,6]", "questions_per_conversation=4", "eval_questions_per_conversation=3", "grpo_steps=1",
         "ppo_iterations=1", "batch_size=4", "num_generations=2", "max_new_tokens=4", "baselines=[bm25]",
-        "lora_r=4"])
+        "lora_r=4", "seeds=[0]"])
     s = run_outcome_demo(cfg, progress=False)
     out = tmp_path / "demo"
     labels = [p["label"] for p in s["policies"]]

@@ -39,6 +39,7 @@ EXAMPLE_FIELDS = {
                              "question": "Where does Ana live?"},
     "compact_answer": {"memories": format_memories_compact(MEMS), "question": "Where does Ana live?"},
     "compact_select": {"memories": format_memories_compact(MEMS), "question": "Where does Ana live?"},
+    "short_answer": {"memories": format_memories_compact(MEMS, long_dates=True), "question": "Where does Ana live?"},
     "memory_t1": {"now": "2023-07-01 10:00:00", "question": "When did Ana move?", "sessions": format_sessions_t1(SESSIONS)},
     "mem0_judge": {"question": "Where does Ana live?", "gold_answer": "Paris", "generated_answer": "In Paris, France"},
     "context_picker": {"question": "Where does Ana live?", "candidates": format_candidates(MEMS)},

@@ -30,8 +30,8 @@ from memrl.data.io import (
     write_conversations,
 )
 from memrl.data.loaders import LOADERS, load_conversations
-from memrl.data.schema import Conversation, SchemaError
 from memrl.data.question_split import parse_fractions, write_question_split
+from memrl.data.schema import Conversation, SchemaError
 
 # What a converted dataset's card says about where the data came from (the sources' repositories and papers).
 _PROVENANCE = {

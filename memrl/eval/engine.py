@@ -59,7 +59,6 @@ from memrl.eval.config import (
     select_conversations,
 )
 from memrl.eval.guards import check_benchmark
-from memrl.protocol.lenient import scored_answer
 from memrl.eval.metrics import (
     ANSWER_METRICS,
     EVIDENCE_METRICS,
@@ -75,6 +74,7 @@ from memrl.eval.policies import PolicyRef, load_policy, make_judge, policy_ref, 
 from memrl.eval.realmodel import answer_with_progress
 from memrl.eval.report import write_report
 from memrl.policies.baselines import GoldOpsManager, make_baseline
+from memrl.protocol.lenient import scored_answer
 from memrl.protocol.prompts import PROMPTS
 from memrl.protocol.steps import ANSWER_PROMPT
 from memrl.rewards.temporal import session_proximity
