@@ -57,7 +57,11 @@ def test_recipe_parses_and_its_header_says_how_to_run_it(path):
         assert any("CANNOT RUN ON THE CPU MACHINES" in line for line in header)
         assert cfg.model.path.startswith("/models/")
     else:
-        assert cfg.data.path == "runs/data/synth" and not cfg.use_vllm
+        # CPU recipes train on the synthetic data of the header's `memrl synth` line, or on conv-26's question
+        # split, whose `memrl data split-questions` line the header gives
+        assert cfg.data.path in ("runs/data/synth", "runs/data/conv26_split") and not cfg.use_vllm
+        if cfg.data.path.endswith("conv26_split"):
+            assert any("memrl data split-questions" in line for line in header)
     assert (answer is not None) == (cfg.schedule.kind in ("alternate", "joint"))
     if answer is not None:
         assert (cfg.role, answer.role) == ("manager", "answer")

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 
+from omegaconf import OmegaConf
+
 from memrl.config import ConfigError, load_config
+from memrl.demo.oracle_tiny import DemoConfig, run_demo
+from memrl.demo.outcome import OutcomeDemoConfig, run_outcome_demo
 
 
 def _pipeline(config_file: str | None, overrides: list[str]) -> str:
-    from omegaconf import OmegaConf
-
     name = "outcome"
     if config_file is not None:
         try:
@@ -48,11 +50,7 @@ def add_parser(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if _pipeline(args.config, list(args.overrides)) == "oracle_tiny":
-        from memrl.demo.oracle_tiny import DemoConfig, run_demo
-
         run_demo(load_config(DemoConfig, args.config, args.overrides))
         return 0
-    from memrl.demo.outcome import OutcomeDemoConfig, run_outcome_demo
-
     run_outcome_demo(load_config(OutcomeDemoConfig, args.config, args.overrides))
     return 0

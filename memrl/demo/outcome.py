@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from memrl.config import ConfigError, as_dict, save_resolved
 from memrl.data.io import write_json
 from memrl.data_synth.config import SynthConfig
@@ -103,8 +105,6 @@ def answer_env(cfg: OutcomeDemoConfig) -> dict[str, Any]:
 
 
 def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, control: str = "none") -> TrainConfig:
-    from omegaconf import OmegaConf
-
     raw = {
         "algo": algo, "role": "answer", "output_dir": str(out), "seed": seed, "init_from": "",
         "max_steps": cfg.grpo_steps if algo == "grpo" else cfg.ppo_iterations, "learning_rate": cfg.learning_rate,
@@ -252,14 +252,14 @@ def _headline(s: dict[str, Any]) -> str:
 def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
     head = [
         "# memrl demo: outcome-reward RL for the answer agent", "",
-        f"Model `{cfg.model}` with LoRA r={cfg.lora_r}; data `{cfg.data}` (trained on `{cfg.train_split}`, "
+        (f"Model `{cfg.model}` with LoRA r={cfg.lora_r}; data `{cfg.data}` (trained on `{cfg.train_split}`, "
         f"evaluated on `{cfg.eval_split}`); seeds {list(cfg.seeds)}; GRPO {cfg.grpo_steps} steps, PPO "
         f"{cfg.ppo_iterations} iterations, {cfg.batch_size} completions each, lr {cfg.learning_rate}. "
-        f"Wall time {s['wall_seconds']:.0f} s.", "",
-        "The policy sees the question and the memories BM25 retrieves from an add_only bank of raw turns; the "
+        f"Wall time {s['wall_seconds']:.0f} s."), "",
+        ("The policy sees the question and the memories BM25 retrieves from an add_only bank of raw turns; the "
         "reward is the LoCoMo F1 of its answer (no gold evidence, key or op in the prompt or the reward). `start` "
         "is the model before RL, which is also the prompt-only baseline; `grpo_shuffled` is the same GRPO with "
-        "rewards shuffled across each batch. A difference whose CI includes 0 is not a result.", "",
+        "rewards shuffled across each batch. A difference whose CI includes 0 is not a result."), "",
         "```", _headline(s), "```", "",
     ]
     return "\n".join(head) + compare_md + "\n"
