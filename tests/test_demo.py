@@ -117,6 +117,13 @@ def test_outcome_demo_runs_every_stage_and_reports_paired_differences(tmp_path, 
     assert "include_gold: false" in shuffled and "mode: short" in shuffled
     assert (out / "report.md").read_text().count("grpo_shuffled_s0") >= 2 and (out / "results.png").exists()
     assert not (out / "eval" / "start" / "results.json").read_text().count('"oracle": true')
+    # resume=true reuses every finished stage of the same config, and an unfinished one trains again
+    (out / "train" / "ppo_s0" / "summary.json").unlink()
+    cfg.resume = True
+    again = run_outcome_demo(cfg, progress=False)
+    assert [k for k in again["timings"] if k.startswith("train/")] == ["train/ppo_s0"]
+    assert [p["locomo_f1"] for p in again["policies"] if p["label"] != "ppo_s0"] == \
+        [p["locomo_f1"] for p in s["policies"] if p["label"] != "ppo_s0"]
 
 
 def test_demo_pipeline_is_picked_by_the_config_file(tmp_path):

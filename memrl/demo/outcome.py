@@ -48,7 +48,8 @@ ALGOS = ("grpo", "ppo")
 class OutcomeDemoConfig:
     pipeline: str = "outcome"  # "outcome" (this file) | "oracle_tiny" (memrl/demo/oracle_tiny.py)
     out: str = "runs/demo"
-    resume: bool = False  # reuse stages whose directory holds a finished run / eval of the same config
+    resume: bool = False  # reuse stages whose directory holds a finished run of the same config (the rest retrain)
+    #                       and cached evaluations; an interrupted `memrl demo` loses at most the running stage
     model: str = "smollm2-135m-instruct"  # a prepared model name or a model directory
     # -- data ("" = synthesize; else a directory with <train_split>.jsonl and <eval_split>.jsonl)
     data: str = ""
@@ -110,7 +111,7 @@ def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, contro
         "max_steps": cfg.grpo_steps if algo == "grpo" else cfg.ppo_iterations, "learning_rate": cfg.learning_rate,
         "batch_size": cfg.batch_size, "num_generations": cfg.num_generations,
         "max_completion_length": cfg.max_new_tokens, "temperature": 1.0, "logging_steps": 1, "save_steps": 0,
-        "reward_control": control, "overwrite": not cfg.resume,
+        "reward_control": control, "overwrite": True,  # the demo owns <out>/train: unfinished stages retrain
         "report_to": ["none"],
         "model": {"path": cfg.model, "lora": True, "lora_r": cfg.lora_r, "lora_alpha": 2 * cfg.lora_r,
                   "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
@@ -143,8 +144,15 @@ def eval_config(cfg: OutcomeDemoConfig, policy: str, out: Path) -> EvalConfig:
 
 
 def _finished_train(tc: TrainConfig) -> bool:
+    """A finished run of this very config in tc.output_dir (resume=true reuses it; anything else retrains)."""
     out = Path(tc.output_dir)
-    return (out / "summary.json").exists() and (out / "final_model").is_dir()
+    if not ((out / "summary.json").exists() and (out / "final_model").is_dir() and (out / "config.yaml").exists()):
+        return False
+    try:
+        before = OmegaConf.to_container(OmegaConf.load(out / "config.yaml"), resolve=True)
+    except Exception:  # noqa: BLE001 - an unreadable run is retrained, not trusted
+        return False
+    return before == as_dict(tc)
 
 
 def _synthesize(cfg: OutcomeDemoConfig, out: Path, say) -> str:
