@@ -27,7 +27,6 @@ from outcomes (issue #18; `memrl demo` without a config runs the outcome-reward 
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memrl.config import as_dict, load_config, save_resolved
+from memrl.config import load_config, save_resolved
 from memrl.data.io import write_json
 from memrl.data_synth.config import SynthConfig
 from memrl.data_synth.synth import run_synthesis
@@ -50,6 +49,7 @@ from memrl.protocol.parsing import AnswerParse
 from memrl.rewards.accuracy import exact_match, locomo_f1
 from memrl.train.config import DataConfig, ModelConfig, PPOConfig, TrainConfig
 from memrl.train.data import answer_sft_rows, corpus_from_rows, load_split, make_teacher, manager_sft_rows
+from memrl.train.run import finished_run
 from memrl.train.trainer import train
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -208,26 +208,6 @@ def _qa_scores(answers, pairs) -> dict[str, float]:
     return {"qa_f1": _mean(f1), "qa_em": _mean(em), "questions": len(pairs)}
 
 
-def finished_stage(tc) -> dict[str, Any] | None:
-    """The summary of a finished training run in tc.output_dir made with this very config, else None."""
-    from omegaconf import OmegaConf
-
-
-    out = Path(tc.output_dir)
-    summary, saved = out / "summary.json", out / "config.yaml"
-    if not (summary.exists() and saved.exists() and (out / "final_model" / "config.json").exists()):
-        return None
-    try:
-        before = OmegaConf.to_container(OmegaConf.load(saved), resolve=True)
-        result = json.loads(summary.read_text())
-    except Exception:  # noqa: BLE001 - an unreadable run is retrained, not trusted
-        return None
-    now = as_dict(tc)
-    for d in (before, now):
-        d.pop("resume", None)
-    return result if before == now and result.get("final_model") else None
-
-
 def _mean(xs) -> float:
     xs = list(xs)
     return sum(xs) / len(xs) if xs else 0.0
@@ -308,7 +288,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
                              output_dir=str(sdir / f"{role}_{algo}"), batch_size=batch, overwrite=True,
                              **common, **kw)
             tc.validate()
-            if cfg.resume and (done := finished_stage(tc)) is not None:
+            if cfg.resume and (done := finished_run(tc)) is not None:
                 say(f"[demo] seed {seed}: {algo.upper()} {role}: reusing the finished run in {tc.output_dir}")
                 reused.append(tc.output_dir)
                 return done

@@ -22,7 +22,6 @@ conv-26). `configs/demo/oracle_tiny.yaml` runs the earlier tiny-model demo, whos
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from memrl.eval.config import EvalConfig
 from memrl.eval.engine import run_eval
 from memrl.eval.report import compare
 from memrl.train.config import TrainConfig
+from memrl.train.run import finished_run
 from memrl.train.trainer import train
 
 ALGOS = ("grpo", "ppo")
@@ -143,18 +143,6 @@ def eval_config(cfg: OutcomeDemoConfig, policy: str, out: Path) -> EvalConfig:
     return ec
 
 
-def _finished_train(tc: TrainConfig) -> bool:
-    """A finished run of this very config in tc.output_dir (resume=true reuses it; anything else retrains)."""
-    out = Path(tc.output_dir)
-    if not ((out / "summary.json").exists() and (out / "final_model").is_dir() and (out / "config.yaml").exists()):
-        return False
-    try:
-        before = OmegaConf.to_container(OmegaConf.load(out / "config.yaml"), resolve=True)
-    except Exception:  # noqa: BLE001 - an unreadable run is retrained, not trusted
-        return False
-    return before == as_dict(tc)
-
-
 def _synthesize(cfg: OutcomeDemoConfig, out: Path, say) -> str:
     data_dir = out / "data"
     synth = SynthConfig(out=str(data_dir), num_conversations=cfg.num_conversations, seed=cfg.data_seed,
@@ -182,27 +170,27 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
             raise ConfigError(f"data: {Path(cfg.data) / f'{split}.jsonl'} does not exist")
     save_resolved(cfg, out)
     timings: dict[str, float] = {}
-    evals: dict[str, Path] = {}
+    evals: dict[str, tuple[Path, dict[str, Any]]] = {}  # label -> (eval directory, its results)
 
     def evaluate(label: str, policy: str) -> None:
         d = out / "eval" / label
         t = time.time()
         say(f"[demo] eval {label} ({policy}) on {cfg.eval_split}")
-        run_eval(eval_config(cfg, policy, d))
+        results = run_eval(eval_config(cfg, policy, d))
         timings[f"eval/{label}"] = round(time.time() - t, 1)
-        evals[label] = d
+        evals[label] = (d, results)
 
     evaluate("start", cfg.model)  # the start policy = the prompt-only baseline
-    runs: list[tuple[str, str, int, str]] = []  # (label, algo, seed, control)
+    runs: list[tuple[str, str, str, int, str]] = []  # (label, group over seeds, algo, seed, control)
     for seed in cfg.seeds:
         for algo in cfg.algos:
-            runs.append((f"{algo}_s{seed}", algo, seed, "none"))
+            runs.append((f"{algo}_s{seed}", algo, algo, seed, "none"))
         if cfg.shuffled_control:
-            runs.append((f"grpo_shuffled_s{seed}", "grpo", seed, "shuffle"))
-    for label, algo, seed, control in runs:
+            runs.append((f"grpo_shuffled_s{seed}", "grpo_shuffled", "grpo", seed, "shuffle"))
+    for label, _, algo, seed, control in runs:
         tc = train_config(cfg, algo, seed, out / "train" / label, control)
         t = time.time()
-        if cfg.resume and _finished_train(tc):
+        if cfg.resume and finished_run(tc) is not None:
             say(f"[demo] {label}: reusing {tc.output_dir}")
         else:
             say(f"[demo] train {label} ({algo}, reward_control={control})")
@@ -213,8 +201,9 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
         evaluate(name, name)
 
     order = ["start"] + [r[0] for r in runs] + list(cfg.baselines)
-    md, data = compare([str(evals[k]) for k in order], metric="locomo_f1", samples=1000)
-    summary = _summarize(cfg, order, data, evals, timings, time.time() - t0)
+    md, data = compare([str(evals[k][0]) for k in order], metric="locomo_f1", samples=1000)
+    groups = {label: group for label, group, *_ in runs}
+    summary = _summarize(cfg, order, groups, data, {k: v[1] for k, v in evals.items()}, timings, time.time() - t0)
     write_json(out / "summary.json", summary)
     (out / "report.md").write_text(_report(cfg, summary, md))
     _plot(summary, out)
@@ -223,21 +212,20 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
     return summary
 
 
-def _summarize(cfg, order, data, evals, timings, wall) -> dict[str, Any]:
+def _summarize(cfg, order, groups, data, results, timings, wall) -> dict[str, Any]:
     f1 = data["metrics"]["locomo_f1"]["overall"]
     rows = []
     for i, label in enumerate(order):
         diff = f1["diffs"][i - 1] if i else None
-        res = json.loads((evals[label] / "results.json").read_text())
-        rows.append({"label": label, "locomo_f1": f1["values"][i], "em": res["metrics"].get("em", {}).get("overall"),
+        rows.append({"label": label, "locomo_f1": f1["values"][i],
+                     "em": results[label]["metrics"].get("em", {}).get("overall"),
                      "diff_vs_start": None if diff is None else diff["diff"],
                      "ci95_vs_start": None if diff is None else diff["ci95"],
                      "outputs": data.get("outputs", {}).get(label)})
     by_algo: dict[str, list[float]] = {}
     for r in rows:
-        algo = r["label"].rsplit("_s", 1)[0] if "_s" in r["label"] else None
-        if algo in ("grpo", "ppo", "grpo_shuffled") and r["diff_vs_start"] is not None:
-            by_algo.setdefault(algo, []).append(r["diff_vs_start"])
+        if r["label"] in groups and r["diff_vs_start"] is not None:
+            by_algo.setdefault(groups[r["label"]], []).append(r["diff_vs_start"])
     return {"config": as_dict(cfg), "policies": rows, "wall_seconds": round(wall, 1), "timings": timings,
             "seeds": list(cfg.seeds),
             "diff_vs_start_by_algo": {a: {"mean": statistics.fmean(v), "sd": statistics.stdev(v) if len(v) > 1 else None,

@@ -93,6 +93,7 @@ def _prefix_len(a: tuple[str, ...], b: tuple[str, ...]) -> int:
 class RuleBasedManager:
     name = "rule_based"
     kind = "manager"
+    reads_gold = True  # by default it reads the synthetic world's gold entry keys (use_keys)
 
     def __init__(self, use_keys: bool = True, min_prefix: int = 2):
         self.use_keys = use_keys
@@ -144,6 +145,7 @@ class RuleBasedTextManager(RuleBasedManager):
     """RuleBasedManager without world keys: the text heuristic only (what it can do on real data)."""
 
     name = "rule_based_text"
+    reads_gold = False
 
     def __init__(self, min_prefix: int = 2):
         super().__init__(use_keys=False, min_prefix=min_prefix)
@@ -297,6 +299,7 @@ class BM25TurnsAnswerer:
 class OracleEvidenceAnswerer:
     name = "oracle_evidence"
     kind = "answer"
+    reads_gold = True  # ORACLE: the gold evidence turns
 
     def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
         out = []
@@ -319,6 +322,7 @@ class OracleEvidenceAnswerer:
 class GoldAnswerer:
     name = "gold_answer"
     kind = "answer"
+    reads_gold = True  # ORACLE: the gold answer
 
     def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
         out = []
@@ -389,6 +393,8 @@ ANSWER_BASELINES: dict[str, type] = {
                         AbstainAnswerer, PickFirstAnswerer, PickLastAnswerer, RandomPickAnswerer)
 }
 BASELINES: dict[str, type] = {**MANAGER_BASELINES, **ANSWER_BASELINES}
+# Baselines that read gold labels (as teachers or bank builders they make a run an oracle run).
+ORACLE_BASELINES = frozenset(name for name, c in BASELINES.items() if getattr(c, "reads_gold", False))
 RENAMED = {"full_context": "bm25_turns"}  # what it was called: it never read the full context
 
 
@@ -428,6 +434,7 @@ __all__ = [
     "GoldAnswerer",
     "GoldOpsManager",
     "NoisyTeacherManager",
+    "ORACLE_BASELINES",
     "OracleEvidenceAnswerer",
     "PickFirstAnswerer",
     "PickLastAnswerer",

@@ -17,6 +17,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
+from omegaconf import OmegaConf
+
+from memrl.config import as_dict
 from memrl.errors import MemrlError
 
 
@@ -211,6 +214,25 @@ def prepare_resume(cfg: Any) -> None:
         step = _checkpoint_step(ck) if ck is not None else 0
         if step is not None:
             log.truncate_after(step)
+
+
+def finished_run(cfg: Any) -> dict[str, Any] | None:
+    """The summary of a finished run in cfg.output_dir made with this very config (its final model saved: an
+    adapter for a LoRA run, full weights otherwise), else None. `resume` is not part of the comparison."""
+    out = Path(cfg.output_dir)
+    weights = "adapter_config.json" if cfg.model.lora else "config.json"
+    summary, saved = out / "summary.json", out / "config.yaml"
+    if not (summary.exists() and saved.exists() and (out / "final_model" / weights).exists()):
+        return None
+    try:
+        before = OmegaConf.to_container(OmegaConf.load(saved), resolve=True)
+        result = json.loads(summary.read_text())
+    except Exception:  # noqa: BLE001 - an unreadable run is retrained, not trusted
+        return None
+    now = as_dict(cfg)
+    for d in (before, now):
+        d.pop("resume", None)
+    return result if before == now and result.get("final_model") else None
 
 
 def _finished_at(run_dir: Path) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 from memrl.config import as_dict, save_resolved, to_yaml
 from memrl.data.io import write_json
+from memrl.policies.baselines import ORACLE_BASELINES
 from memrl.train import guards
 from memrl.train.builder import build_trainer, grpo_trainer, log_callback, ppo_trainer, sft_trainer
 from memrl.train.config import TrainConfig
@@ -88,19 +89,16 @@ def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log,
     return fit(cfg, ppo_trainer(cfg, model, tok, dataset, reward_funcs, out, env_factory=env_factory, log=log), out)
 
 
-GOLD_TEACHERS = ("gold_ops", "noisy_teacher", "rule_based", "oracle_evidence", "gold_answer", "oracle")
-
-
 def oracle_inputs(cfg: TrainConfig) -> list[str]:
     """What of the run reads gold labels (issue #18: a headline result has none): the manager env's oracle
     inputs and reward terms, a gold teacher, gold evidence added to the answer candidates, an oracle bank."""
     out = list(cfg.manager_env.oracle_inputs()) if cfg.role == "manager" else []
-    if cfg.algo == "sft" and cfg.teacher in GOLD_TEACHERS:
+    if cfg.algo == "sft" and cfg.teacher in ORACLE_BASELINES:
         out.append(f"teacher={cfg.teacher} (reads gold)")
     if cfg.role == "answer":
         if cfg.answer_env.include_gold:
             out.append("answer_env.include_gold (gold evidence added to the candidates)")
-        if cfg.answer_env.manager in ("auto", "gold_ops", "noisy_teacher", "rule_based"):
+        if cfg.answer_env.manager == "auto" or cfg.answer_env.manager in ORACLE_BASELINES:
             out.append(f"answer_env.manager={cfg.answer_env.manager} (banks written from gold ops)")
     return out
 
