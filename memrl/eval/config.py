@@ -74,6 +74,9 @@ class EvalConfig:
     manager_max_new_tokens: int = 256  # LLM manager completion length
     batch_size: int = 16  # transformers backend batch size
     device: str = "auto"  # transformers backend device
+    dtype: str = "auto"  # transformers backend weights: auto (bfloat16 where the hardware runs it natively, for
+    #                      models >= 50M parameters; memrl.policies.backends.auto_dtype) | float32 | bfloat16
+    share_prefix: bool = True  # prefill a batch's common prompt prefix once (memrl.policies.prefix)
     torch_threads: int = 0  # torch intra-op threads for model policies (0 = torch's default)
     seeds: list[int] = field(default_factory=lambda: [0])  # sampling seeds (only the first runs when deterministic)
     # ---- metrics -----------------------------------------------------------------------------------------
@@ -97,6 +100,7 @@ class EvalConfig:
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not one of {list(allowed)}")
 
         one_of("answer_mode", ANSWER_ENV_MODES)
+        one_of("dtype", ("auto", "float32", "bfloat16"))
         one_of("candidates", CANDIDATE_SOURCES)
         one_of("category_key", ("auto", "category_id", "category"))
         one_of("executor", ("local", "ray"))

@@ -73,6 +73,7 @@ from memrl.eval.notes import add_notes
 from memrl.eval.policies import PolicyRef, load_policy, make_judge, policy_ref, sampling_seed
 from memrl.eval.realmodel import answer_with_progress
 from memrl.eval.report import write_report
+from memrl.hardware import dtype_rule
 from memrl.policies.baselines import GoldOpsManager, make_baseline
 from memrl.protocol.lenient import scored_answer
 from memrl.protocol.prompts import PROMPTS
@@ -314,7 +315,7 @@ def _protocol_key(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, seeds:
     """What the per-question results depend on (hashed into every cache key)."""
     fields = ("benchmark", "default_manager", "max_questions", "skip_categories", "answer_mode", "candidates",
               "top_k_per_speaker", "top_k_sessions", "time_filter", "shuffle_candidates", "manager_unit",
-              "manager_prompt", "temperature", "max_new_tokens", "manager_max_new_tokens")
+              "manager_prompt", "temperature", "max_new_tokens", "manager_max_new_tokens", "dtype")
     return {"format": CACHE_FORMAT, "memrl": __version__, **{f: getattr(cfg, f) for f in fields},
             "answerer": ans.fingerprint, "manager": man.fingerprint if man else None, "seeds": seeds}
 
@@ -517,6 +518,7 @@ def build_protocol(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, convs
         "seeds_run": seeds,
         "temperature": cfg.temperature,
         "max_new_tokens": cfg.max_new_tokens,
+        "dtype": {"setting": cfg.dtype, "rule": dtype_rule(cfg.dtype, cfg.device)} if ans.kind != "baseline" else None,
         "bootstrap": {"samples": cfg.bootstrap_samples, "level": cfg.ci_level, "unit": "question",
                       "method": "percentile"},
         "history_length": "evidence_distance: turns from the question's earliest evidence turn to the question",

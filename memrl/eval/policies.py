@@ -156,10 +156,11 @@ def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
         import torch  # deferred: heavy
 
         torch.set_num_threads(cfg.torch_threads)
-    key = (ref.role, ref.backend, ref.path, ref.fingerprint, cfg.device, cfg.batch_size, cfg.answer_mode,
-           cfg.manager_prompt, cfg.temperature, cfg.max_new_tokens, cfg.manager_max_new_tokens)
+    key = (ref.role, ref.backend, ref.path, ref.fingerprint, cfg.device, cfg.dtype, cfg.share_prefix, cfg.batch_size,
+           cfg.answer_mode, cfg.manager_prompt, cfg.temperature, cfg.max_new_tokens, cfg.manager_max_new_tokens)
     if key not in _LOADED:
-        kwargs = {"device": cfg.device, "batch_size": cfg.batch_size} if ref.backend == "transformers" else {}
+        kwargs = ({"device": cfg.device, "dtype": cfg.dtype, "batch_size": cfg.batch_size,
+                   "share_prefix": cfg.share_prefix} if ref.backend == "transformers" else {})
         backend = make_backend(f"{ref.backend}:{ref.path}", **kwargs)
         if ref.role == "answerer":
             sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_new_tokens)

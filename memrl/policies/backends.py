@@ -34,7 +34,9 @@ from typing import Any
 import torch
 
 from memrl.errors import MemrlError
+from memrl.hardware import BF16_MIN_PARAMS, cpu_fast_bf16
 from memrl.models import resolve_model
+from memrl.policies.prefix import MIN_SHARED_PREFIX, generate_shared_prefix
 from memrl.protocol.generation import Generation, GenerationBackend, Prompt, SamplingParams
 from memrl.protocol.prompts import format_memories_compact, format_turns, render
 
@@ -137,17 +139,34 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+def auto_dtype(device: torch.device, n_params: int, full_training: bool = False) -> tuple[torch.dtype, str]:
+    """The dtype `dtype: auto` picks, with the reason in words (printed and recorded by train and eval).
+
+    bfloat16 on CUDA with bf16 support and on CPUs with native bf16 (AMX / AVX512-BF16), for models of at least
+    BF16_MIN_PARAMS parameters; float32 elsewhere, for tiny models and for full fine-tuning (bf16 weights updated
+    by AdamW lose small updates: a full fine-tune keeps float32 weights; LoRA adapters stay float32 either way)."""
+    if full_training:
+        return torch.float32, "float32 (full fine-tuning keeps float32 weights)"
+    if n_params < BF16_MIN_PARAMS:
+        return torch.float32, f"float32 (a {n_params / 1e6:.1f}M-parameter model gains nothing from bfloat16)"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, "bfloat16 (CUDA with bf16)"
+        return torch.float32, "float32 (this GPU has no bf16)"
+    if device.type == "cpu" and cpu_fast_bf16():  # AMX-BF16 / AVX512-BF16 (memrl.hardware)
+        return torch.bfloat16, "bfloat16 (CPU with native bf16: AMX-BF16 / AVX512-BF16)"
+    return torch.float32, f"float32 ({device.type} without native bf16)"
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype | None:
+    """A fixed dtype, or None for `auto` (decided after loading, once the parameter count is known)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32  # CPU: fp32 is both the fastest and the exact choice for tiny models
-    try:
-        return getattr(torch, str(dtype))
-    except AttributeError:
-        raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto") from None
+        return None
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto")
+    return getattr(torch, str(dtype))
 
 
 def read_adapter_config(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -183,10 +202,12 @@ def load_policy_model(
     trust_remote_code: bool = False,
     adapter_path: str | os.PathLike | None = None,
     is_trainable: bool = False,
+    full_training: bool = False,
 ) -> tuple[torch.nn.Module, Any]:
     """(model, tokenizer) from a local HF directory: a full model, or a LoRA adapter directory (its base is
     read from adapter_config.json's base_model_name_or_path), optionally with an extra `adapter_path`.
-    Returns a `peft.PeftModel` when an adapter is involved."""
+    Returns a `peft.PeftModel` when an adapter is involved. `dtype` "auto" (or None) follows `auto_dtype`; pass
+    `full_training=True` when every weight will be trained (auto then keeps float32)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(resolve_model(path))
@@ -204,9 +225,17 @@ def load_policy_model(
     check_model_dir(path, "model")
     check_tokenizer_dir(tok_source, "model")
     dev = _resolve_device(device)
+    fixed = _resolve_dtype(dtype, dev)
     model = AutoModelForCausalLM.from_pretrained(
-        str(path), dtype=_resolve_dtype(dtype, dev), trust_remote_code=trust_remote_code, use_safetensors=True
+        str(path), dtype=fixed or torch.float32, trust_remote_code=trust_remote_code, use_safetensors=True
     )
+    if fixed is None:  # auto: decided on the loaded model (base weights only; an adapter is attached after)
+        chosen, reason = auto_dtype(dev, sum(p.numel() for p in model.parameters()),
+                                    full_training=is_trainable and adapter_path is None and full_training)
+        model = model.to(chosen)
+    else:
+        reason = f"{str(fixed).removeprefix('torch.')} (set)"
+    model.memrl_dtype_reason = reason  # read by train and eval to print and record the choice
     if adapter_path is not None:
         model = attach_adapter(model, adapter_path, is_trainable=is_trainable)
     tokenizer = AutoTokenizer.from_pretrained(str(tok_source), trust_remote_code=trust_remote_code)
@@ -232,8 +261,10 @@ class TransformersBackend:
 
     Batching: prompt x sample rows are sorted by prompt length and generated `batch_size` rows at a time,
     left-padded (decoder-only models continue from the last position, so padding must sit on the left;
-    position ids come from the attention mask). Sampling with `seed` is reproducible for the same prompts
-    and batch size; different batch compositions draw different random numbers.
+    position ids come from the attention mask). The batch's common token prefix (the system prompt and
+    instructions; all of a prompt's n samples) is prefilled once and its KV cache shared by the rows
+    (`share_prefix`, memrl.policies.prefix); the pads then sit between prefix and suffix. Sampling with `seed` is
+    reproducible for the same prompts and batch size; different batch compositions draw different random numbers.
 
     `model` is the live module (a trainer may share it: `TransformersBackend(trainer.model, tok)`);
     `update_weights(new_model)` swaps in another module without copying.
@@ -248,6 +279,7 @@ class TransformersBackend:
         batch_size: int = 16,
         trust_remote_code: bool = False,
         adapter_path: str | os.PathLike | None = None,
+        share_prefix: bool = True,
     ):
         if isinstance(model_or_path, (str, os.PathLike)):
             model, loaded_tok = load_policy_model(
@@ -268,6 +300,7 @@ class TransformersBackend:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.share_prefix = share_prefix
         if self.tokenizer.pad_token_id is None:  # e.g. Llama-3: pad with EOS (masked out anyway)
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
@@ -319,12 +352,6 @@ class TransformersBackend:
         from transformers import GenerationConfig
 
         pad_id = self.tokenizer.pad_token_id
-        width = max(len(ids) for ids in batch_ids)
-        input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
-        for i, ids in enumerate(batch_ids):
-            input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[i, width - len(ids) :] = 1
         eos_ids = self.eos_token_ids
         # Every processor is set explicitly: values left None would be filled from the checkpoint's
         # generation_config (Qwen ships top_k=20, repetition_penalty=1.05, ...) and change the distribution.
@@ -349,10 +376,10 @@ class TransformersBackend:
         extra: dict[str, Any] = {}
         if params.stop:
             extra = {"stop_strings": list(params.stop), "tokenizer": self.tokenizer}
-        dev = self.device
-        res = self.model.generate(
-            input_ids=input_ids.to(dev), attention_mask=attention.to(dev), generation_config=gen_config, **extra
-        )
+        # The batch's common prefix (system prompt, instructions; a GRPO group's whole prompt) is prefilled once.
+        res, width = generate_shared_prefix(self.model, batch_ids, pad_id,
+                                            min_shared=MIN_SHARED_PREFIX if self.share_prefix else 1 << 30,
+                                            generation_config=gen_config, **extra)
         new = res.sequences[:, width:]
         # Logprobs step by step from the raw logits: one (batch, vocab) slice in float32 at a time.
         T = params.logprob_temperature

@@ -67,9 +67,13 @@ def build_or_load_model(cfg: TrainConfig, out: Path, corpus_rows: list[dict] | N
         path = resolve_model(path, key)  # a registered name -> its prepared directory
         if read_adapter_config(path) is None:  # name the key at fault (an adapter dir is checked with its base)
             check_model_dir(path, key)
+    # dtype auto: bfloat16 weights where the hardware multiplies bf16 natively (LoRA recipes; a full fine-tune keeps
+    # float32 weights). LoRA adapters stay float32 (peft upcasts them), and so do the optimizer state, the
+    # log-softmax, rewards, advantages and PPO's ratio (memrl.policies.prefix, memrl.train.ppo).
     model, tok = load_policy_model(path, device="cpu" if not _cuda() else "auto", dtype=cfg.model.dtype,
                                    trust_remote_code=cfg.model.trust_remote_code,
-                                   is_trainable=True)
+                                   is_trainable=True, full_training=not cfg.model.lora)
+    print(f"memrl train: weights {getattr(model, 'memrl_dtype_reason', model.dtype)}", flush=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return model, tok, path
@@ -114,13 +118,17 @@ def build_rows(cfg: TrainConfig):
 
 # ---------------------------------------------------------------------------------------------------------
 # TRL plumbing
-def trl_common_args(cfg: TrainConfig, out: Path) -> dict[str, Any]:
-    """The TrainingArguments every TRL trainer of a recipe shares."""
+def trl_common_args(cfg: TrainConfig, out: Path, model=None) -> dict[str, Any]:
+    """The TrainingArguments every TRL trainer of a recipe shares. TRL's bf16 flag (autocast) is set on GPU when the
+    weights are bf16; on CPU the weights themselves are bf16 (dtype auto) and autocast stays off."""
+    import torch  # deferred: heavy
+
     on_gpu = _cuda()
+    bf16_weights = model is not None and model.dtype == torch.bfloat16 or cfg.model.dtype == "bfloat16"
     kw = dict(output_dir=str(out), seed=cfg.seed, data_seed=cfg.seed, max_steps=cfg.max_steps,
               learning_rate=cfg.learning_rate, logging_steps=cfg.logging_steps, report_to=list(cfg.report_to),
               save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
-              save_only_model=False, use_cpu=not on_gpu, bf16=on_gpu and cfg.model.dtype == "bfloat16",
+              save_only_model=False, use_cpu=not on_gpu, bf16=on_gpu and bf16_weights,
               dataloader_num_workers=0, disable_tqdm=False)
     return kw
 
@@ -149,19 +157,19 @@ def ppo_config(cfg: TrainConfig):
 
 # ---------------------------------------------------------------------------------------------------------
 # Trainer arguments and trainers
-def sft_args(cfg: TrainConfig, out: Path):
+def sft_args(cfg: TrainConfig, out: Path, model=None):
     from trl import SFTConfig  # deferred: imports trl
 
-    return SFTConfig(**trl_common_args(cfg, out), per_device_train_batch_size=cfg.batch_size,
+    return SFTConfig(**trl_common_args(cfg, out, model), per_device_train_batch_size=cfg.batch_size,
                      max_length=cfg.model.max_positions, lr_scheduler_type="cosine", warmup_steps=min(10, cfg.max_steps // 10),
                      completion_only_loss=True, **cfg.trl)
 
 
-def grpo_args(cfg: TrainConfig, out: Path, **fixed: Any):
+def grpo_args(cfg: TrainConfig, out: Path, model=None, **fixed: Any):
     """GRPOConfig for a recipe; `fixed` are arguments the caller pins (the benchmark's equal-work settings)."""
     from trl import GRPOConfig  # deferred: imports trl
 
-    return GRPOConfig(**{**trl_common_args(cfg, out), **fixed}, per_device_train_batch_size=cfg.batch_size,
+    return GRPOConfig(**{**trl_common_args(cfg, out, model), **fixed}, per_device_train_batch_size=cfg.batch_size,
                       num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
                       temperature=cfg.temperature, beta=cfg.beta, loss_type=cfg.loss_type, use_vllm=cfg.use_vllm,
                       **cfg.trl)
@@ -171,17 +179,18 @@ def sft_trainer(cfg: TrainConfig, model, tok, rows, out: Path, callbacks: tuple 
     from datasets import Dataset  # deferred: imports datasets
     from trl import SFTTrainer  # deferred: imports trl
 
-    return quiet_console(SFTTrainer(model=model, args=sft_args(cfg, out), train_dataset=Dataset.from_list(rows),
+    return quiet_console(SFTTrainer(model=model, args=sft_args(cfg, out, model), train_dataset=Dataset.from_list(rows),
                                     processing_class=tok, peft_config=peft_config(cfg, model), callbacks=list(callbacks)))
 
 
 def grpo_trainer(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, rollout_func=None,
                  callbacks: tuple = ()):
-    from trl import GRPOTrainer  # deferred: imports trl
+    from memrl.train.grpo import GRPOTrainer  # deferred: imports trl
 
-    return quiet_console(GRPOTrainer(model=model, reward_funcs=reward_funcs, args=grpo_args(cfg, out),
+    return quiet_console(GRPOTrainer(model=model, reward_funcs=reward_funcs, args=grpo_args(cfg, out, model),
                                      train_dataset=dataset, processing_class=tok, peft_config=peft_config(cfg, model),
-                                     rollout_func=rollout_func, callbacks=list(callbacks)))
+                                     rollout_func=rollout_func, callbacks=list(callbacks),
+                                     shared_prefix=cfg.shared_prefix))
 
 
 def quiet_console(trainer):
@@ -212,7 +221,7 @@ def ppo_trainer(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, 
 
         model = get_peft_model(model, lora)
     rollouts = EnvRollouts(env_factory) if env_factory is not None else RowRollouts(dataset, reward_funcs)
-    return PPOTrainer(model, tok, rollouts, ppo_config(cfg), out, metrics_logger=log)
+    return PPOTrainer(model, tok, rollouts, ppo_config(cfg), out, metrics_logger=log, share_prefix=cfg.shared_prefix)
 
 
 def build_trainer(cfg: TrainConfig, out: Path, log=None, callbacks: tuple = (),

@@ -66,7 +66,8 @@ class ModelConfig:
     lora_dropout: float = 0.05
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     trust_remote_code: bool = False  # never on unless asked: it runs code shipped with the checkpoint
-    dtype: str = "float32"  # float32 on CPU; bfloat16 on GPU recipes
+    dtype: str = "auto"  # auto: bfloat16 weights where the hardware multiplies bf16 natively (CPU AMX / AVX512-BF16,
+    #                      CUDA) for models >= 50M parameters trained with LoRA; float32 otherwise | float32 | bfloat16
 
 
 @dataclass
@@ -128,6 +129,9 @@ class TrainConfig:
     beta: float = 0.0  # KL to the reference (TRL default 0: no reference model is kept)
     loss_type: str = "dapo"  # grpo | dr_grpo | dapo | bnpo | ...: TRL's GRPO variants
     use_vllm: bool = False  # GPU only: TRL generates with vLLM (colocate mode)
+    # -- GRPO and PPO on the transformers path
+    shared_prefix: bool = True  # one prefill per prompt group: generation and the loss forward/backward compute a
+    #                             group's prompt once (memrl.policies.prefix); false: TRL's own path
     # -- sub-configs
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -139,6 +143,8 @@ class TrainConfig:
     trl: dict = field(default_factory=dict)  # extra GRPOConfig / SFTConfig keyword arguments, passed through
 
     def validate(self) -> None:
+        if self.model.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"model.dtype: {self.model.dtype!r} is not one of auto, float32, bfloat16")
         if self.algo not in ALGOS:
             raise ValueError(f"algo: {self.algo!r} is not one of {list(ALGOS)}")
         if self.role not in ROLES:

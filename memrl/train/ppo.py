@@ -37,6 +37,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
+from memrl.policies.prefix import generate_shared_prefix, prefix_hidden_logprobs
 from memrl.train.config import PPOConfig  # the schema lives with the other run configs (no torch there)
 from memrl.train.run import CheckpointError, latest_checkpoint  # noqa: F401 - PPO resumes through them
 
@@ -115,27 +116,26 @@ def _response_slices(segments: Sequence[Segment]):
     return [(len(s.prompt_ids) - 1, len(s.prompt_ids) - 1 + len(s.response_ids)) for s in segments]
 
 
-def response_logprobs(model, segments, pad_id, temperature, with_entropy=False):
-    ids, mask = _pack(segments, pad_id, _device(model))
-    logits = model(input_ids=ids, attention_mask=mask).logits.float() / temperature
-    out, ents = [], []
-    for i, (a, b) in enumerate(_response_slices(segments)):
-        lg = logits[i, a:b]
-        tgt = ids[i, a + 1: b + 1]
-        lp = torch.log_softmax(lg, dim=-1)
-        out.append(lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).cpu())
-        if with_entropy:
-            ents.append(-(lp.exp() * lp).sum(-1).cpu())
-    return (out, ents) if with_entropy else out
+def response_logprobs(model, segments, pad_id, temperature, with_entropy=False, share_prefix=True,
+                      return_hidden=False):
+    """Per-token log-probs (float32) of each segment's response under `model`, optionally with entropies.
+
+    The chunk's common prompt prefix runs once and only response positions reach the LM head
+    (memrl.policies.prefix); `share_prefix=False` runs every row in full (the same numbers within 1e-4 in float32).
+    `return_hidden` also returns the final hidden states at the scored positions (the shared critic's input)."""
+    seqs = [s.prompt_ids + s.response_ids for s in segments]
+    starts = [len(s.prompt_ids) for s in segments]
+    res = prefix_hidden_logprobs(model, seqs, starts, temperature=temperature, with_entropy=with_entropy,
+                                 share=share_prefix, pad_id=pad_id, return_hidden=return_hidden)
+    return res
 
 
-def response_values(critic, policy, segments, pad_id, kind):
-    ids, mask = _pack(segments, pad_id, _device(policy))
+def response_values(critic, policy, segments, pad_id, kind, share_prefix=True):
     if kind == "shared":
-        h = policy(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
-        v = critic(h).squeeze(-1)
-    else:
-        v = critic(ids, mask)
+        *_, hidden = response_logprobs(policy, segments, pad_id, 1.0, share_prefix=share_prefix, return_hidden=True)
+        return [critic(h.float()).squeeze(-1).cpu() for h in hidden]
+    ids, mask = _pack(segments, pad_id, _device(policy))
+    v = critic(ids, mask)
     # V at the position *before* each response token (the state in which the token is chosen)
     return [v[i, a:b].float().cpu() for i, (a, b) in enumerate(_response_slices(segments))]
 
@@ -223,17 +223,10 @@ FULL_SOFTMAX = dict(top_k=0, top_p=1.0, min_p=None, typical_p=1.0, epsilon_cutof
 def generate(policy, tokenizer, prompt_ids: list[list[int]], cfg: PPOConfig) -> list[list[int]]:
     """Sample one response per prompt (left-padded batch). Returns response ids, EOS included."""
     pad = tokenizer.pad_token_id
-    L = max(len(p) for p in prompt_ids)
-    ids = torch.full((len(prompt_ids), L), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, p in enumerate(prompt_ids):
-        ids[i, L - len(p):] = torch.tensor(p)
-        mask[i, L - len(p):] = 1
-    dev = _device(policy)
-    ids, mask = ids.to(dev), mask.to(dev)
-    out = policy.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
-                          max_new_tokens=cfg.max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
-                          **FULL_SOFTMAX)
+    # the batch's common prompt prefix is prefilled once (memrl.policies.prefix)
+    out, L = generate_shared_prefix(policy, prompt_ids, pad, do_sample=True, temperature=cfg.temperature,
+                                    max_new_tokens=cfg.max_new_tokens, pad_token_id=pad,
+                                    eos_token_id=tokenizer.eos_token_id, **FULL_SOFTMAX)
     responses = []
     for row in out[:, L:].tolist():
         if tokenizer.eos_token_id in row:
@@ -337,7 +330,7 @@ class PPOTrainer:
     """`PPOTrainer(policy, tokenizer, rollouts, cfg, output_dir).train()`; see the module docstring."""
 
     def __init__(self, policy, tokenizer, rollouts, cfg: PPOConfig, output_dir: str | os.PathLike,
-                 ref_policy=None, metrics_logger: Callable[[dict], None] | None = None):
+                 ref_policy=None, metrics_logger: Callable[[dict], None] | None = None, share_prefix: bool = True):
         import copy
 
         torch.manual_seed(cfg.seed)
@@ -346,14 +339,47 @@ class PPOTrainer:
         self.tok = tokenizer
         self.rollouts = rollouts
         self.out = Path(output_dir)
-        self.ref = ref_policy if ref_policy is not None else copy.deepcopy(policy)
-        self.ref.eval().requires_grad_(False)
-        self.critic = make_critic(policy, cfg.critic).to(_device(policy))
+        self.share_prefix = share_prefix
+        if ref_policy is not None:
+            self.ref = ref_policy
+        elif _fresh_adapter(policy):  # the start policy is the base model: adapter off (see ref_logprobs)
+            self.ref = None
+        else:
+            self.ref = copy.deepcopy(policy)
+        if self.ref is not None:
+            self.ref.eval().requires_grad_(False)
+        # The critic trains every weight it has: float32 (bf16 weights under AdamW lose small updates).
+        self.critic = make_critic(policy, cfg.critic).to(_device(policy), torch.float32)
         self.opt_actor = torch.optim.AdamW(self.policy.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
         self.opt_critic = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_learning_rate, weight_decay=0.0)
         self.iteration = 0
         self.log = metrics_logger or (lambda m: None)
         self.history: list[dict] = []
+
+    def ref_logprobs(self, chunk):
+        """Log-probs under the frozen reference (the start policy). A fresh LoRA adapter (B = 0) leaves the base
+        model unchanged, so its reference is the policy with the adapter disabled: no second copy in memory."""
+        args = (chunk, self.tok.pad_token_id, self.cfg.temperature)
+        if self.ref is not None:
+            return response_logprobs(self.ref, *args, share_prefix=self.share_prefix)
+        with self.policy.disable_adapter():
+            return response_logprobs(self.policy, *args, share_prefix=self.share_prefix)
+
+    def _logprobs_values(self, chunk, with_entropy=False):
+        """(log-probs, values[, entropies]) of a chunk under the policy: with the shared critic, from one forward."""
+        pad, cfg = self.tok.pad_token_id, self.cfg
+        if cfg.critic == "shared":
+            res = response_logprobs(self.policy, chunk, pad, cfg.temperature, with_entropy=with_entropy,
+                                    share_prefix=self.share_prefix, return_hidden=True)
+            lps, hidden = res[0], res[-1]
+            vals = [self.critic(h.float()).squeeze(-1).cpu() for h in hidden]
+        else:
+            res = response_logprobs(self.policy, chunk, pad, cfg.temperature, with_entropy=with_entropy,
+                                    share_prefix=self.share_prefix)
+            lps = res[0] if with_entropy else res
+            vals = response_values(self.critic, self.policy, chunk, pad, cfg.critic, self.share_prefix)
+        lps = [x.cpu() for x in lps]
+        return (lps, vals, [e.cpu() for e in res[1]]) if with_entropy else (lps, vals)
 
     # --- one iteration ---------------------------------------------------------------------------------
     def step(self) -> dict:
@@ -365,16 +391,16 @@ class PPOTrainer:
         pad = self.tok.pad_token_id
         with torch.no_grad():
             for chunk in _chunks(segs, max(cfg.minibatch_size, 16)):
-                lps = response_logprobs(self.policy, chunk, pad, cfg.temperature)
-                refs = response_logprobs(self.ref, chunk, pad, cfg.temperature)
-                vals = response_values(self.critic, self.policy, chunk, pad, cfg.critic)
+                lps, vals = self._logprobs_values(chunk)
+                refs = self.ref_logprobs(chunk)
                 for s, lp, rl, v in zip(chunk, lps, refs, vals):
                     s.logprobs, s.ref_logprobs, s.values = lp, rl, v
             cut = [s for s in segs if s.bootstrap_ids]
             for chunk in _chunks(cut, max(cfg.minibatch_size, 16)):
                 # V of the next state = the critic's value before the first token of a response to its prompt
                 probe = [Segment(s.bootstrap_ids, [pad], 0.0, episode=-1, step=0) for s in chunk]
-                for s, v in zip(chunk, response_values(self.critic, self.policy, probe, pad, cfg.critic)):
+                for s, v in zip(chunk, response_values(self.critic, self.policy, probe, pad, cfg.critic,
+                                                       self.share_prefix)):
                     s.bootstrap_value = float(v[0])
         adv_stats = compute_advantages(segs, cfg.kl_coef, cfg.gamma, cfg.lam, cfg.whiten_advantages)
         t_roll = time.perf_counter() - t0
@@ -387,8 +413,7 @@ class PPOTrainer:
             rng.shuffle(order)
             for mb in _chunks(order, cfg.minibatch_size):
                 chunk = [segs[i] for i in mb]
-                new_lp, ent = response_logprobs(self.policy, chunk, pad, cfg.temperature, with_entropy=True)
-                new_v = response_values(self.critic, self.policy, chunk, pad, cfg.critic)
+                new_lp, new_v, ent = self._logprobs_values(chunk, with_entropy=True)
                 cat = lambda xs: torch.cat(xs)  # noqa: E731
                 pg, vf, diag = ppo_losses(
                     cat(new_lp), cat([s.logprobs for s in chunk]), cat([s.advantages for s in chunk]),
@@ -496,6 +521,14 @@ class PPOTrainer:
             raise CheckpointError(f"{ckpt / 'optimizer.pt'}: cannot load ({e})") from None
         self.iteration = int(state["iteration"])
         self.history = list(state.get("history", []))
+
+
+def _fresh_adapter(policy) -> bool:
+    """A peft model whose LoRA B matrices are all zero: it computes exactly its base model."""
+    if not hasattr(policy, "disable_adapter"):
+        return False
+    bs = [p for n, p in policy.named_parameters() if "lora_B" in n]
+    return bool(bs) and all(not p.detach().any() for p in bs)
 
 
 def _chunks(xs, n):

@@ -149,6 +149,9 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
         "reward_last": sum(rewards[-5:]) / len(rewards[-5:]) if rewards else None,
         "final_model": str(final),
         "reward_control": cfg.reward_control,
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "dtype_rule": getattr(model, "memrl_dtype_reason", None),
+        "shared_prefix": cfg.shared_prefix,
         "oracle_inputs": oracle_inputs(cfg),
     }
     reward_desc = ("teacher traces (" + cfg.teacher + ")" if cfg.algo == "sft" else
