@@ -44,9 +44,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from memrl.data.schema import ABSTAIN_ANSWER
-from memrl.memory.index import TextIndex, bm25_rank, extract_answer, strip_speaker, text_tokens
+from memrl.memory.index import TextIndex, bm25_rank, text_tokens
 from memrl.protocol.facts import DELETE_SUFFIX, CandidateFact, normalize_fact_text
 from memrl.protocol.parsing import AnswerParse
+from memrl.protocol.reader import extract_answer, strip_speaker
 from memrl.protocol.steps import AnswerRequest, ManagerStep, MemoryView
 
 
