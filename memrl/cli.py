@@ -21,7 +21,7 @@ COMMANDS = [
     ("train", "memrl.train.commands", "SFT / GRPO / PPO training from a recipe"),
     ("eval", "memrl.eval.commands", "evaluate baselines and checkpoints; compare runs"),
     ("demo", "memrl.demo", "the end-to-end CPU demo (synthesize, SFT, GRPO, PPO, evaluate)"),
-    ("models", "memrl.models", "prepare, list and convert real pretrained models (offline, sha256-verified)"),
+    ("models", "memrl.models_commands", "prepare, list and convert real pretrained models (offline, sha256-verified)"),
     ("bench", "memrl.bench", "performance figures, each as a ratio to a reference measured in the same run"),
 ]
 
