@@ -35,6 +35,7 @@ from memrl.envs.answer.config import AnswerEnvConfig, as_answer_config
 from memrl.envs.manager.episode import drive_manager, plan_episode
 from memrl.memory.bank import MemoryBank
 from memrl.memory.index import TextIndex
+from memrl.protocol.add_only import AddOnlyManager
 from memrl.protocol.reader import extract_answer
 from memrl.protocol.steps import (
     PARSER_MODE,
@@ -136,9 +137,14 @@ class CandidateBuilder:
 
     def _manager_for(self, conv: Conversation) -> Manager:
         """The manager that writes this conversation's bank: passed in, never looked up here (a Manager, or a
-        function of the conversation such as `memrl.policies.baselines.bank_builder(config.manager)`)."""
+        function of the conversation such as `memrl.policies.baselines.bank_builder(config.manager)`). Without
+        one, the config's default "add_only" needs no policy (every candidate fact stored as said); any other
+        `config.manager` must be passed in."""
         if self.manager is None:
-            raise ValueError("memory candidates need the manager that builds the banks: pass manager= (e.g. "
+            if self.config.manager == "add_only":
+                return AddOnlyManager()
+            raise ValueError(f"memory candidates need the manager that builds the banks (manager="
+                             f"{self.config.manager!r}): pass manager= (e.g. "
                              "memrl.policies.baselines.bank_builder(config.manager))")
         return self.manager if hasattr(self.manager, "decide") else self.manager(conv)
 
