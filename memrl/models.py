@@ -105,11 +105,6 @@ def is_prepared(name: str) -> bool:
     return (model_dir(name) / MARKER).is_file()
 
 
-def gguf_path(name: str) -> Path:
-    """Where `prepare` keeps the verified GGUF (tests compare the prepared weights with it)."""
-    return downloads_dir() / Path(REGISTRY[name].member).name
-
-
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

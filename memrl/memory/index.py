@@ -189,9 +189,6 @@ class TextIndex:
         order = self._order
         return sorted(merged, key=lambda h: order[h[0]])
 
-    def owner_of(self, doc_id: str) -> str | None:
-        return self._owner.get(doc_id)
-
     def order_of(self, doc_id: str) -> int:
         return self._order[doc_id]
 
