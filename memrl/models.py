@@ -17,6 +17,8 @@ values recorded here, dequantizes the GGUF with transformers + gguf, and writes 
 The directory is built in a temporary sibling and renamed into place, so an interrupted `prepare` leaves
 nothing half-written behind; a second `prepare` is a no-op.
 
+The `memrl models` command (argparse and printing) is `memrl/models_commands.py`.
+
 A registered name works wherever a model path does (`policy=transformers:NAME`, `model.path=NAME`,
 `init_from=NAME`, `judge=NAME`, `manager=transformers:NAME`): `resolve_model` turns it into the prepared
 directory. A registered name that is not prepared fails at once with one line naming the command to run;
@@ -25,7 +27,6 @@ nothing is ever fetched from a model hub. Weights are safetensors only; trust_re
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -102,11 +103,6 @@ def downloads_dir() -> Path:
 
 def is_prepared(name: str) -> bool:
     return (model_dir(name) / MARKER).is_file()
-
-
-def gguf_path(name: str) -> Path:
-    """Where `prepare` keeps the verified GGUF (tests compare the prepared weights with it)."""
-    return downloads_dir() / Path(REGISTRY[name].member).name
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -315,54 +311,6 @@ def list_models() -> list[dict[str, Any]]:
                      "source": f"{m.package}=={m.version} ({m.member})", "quantization": m.quantization,
                      "license": m.license, "description": m.description})
     return rows
-
-
-# ---- CLI ---------------------------------------------------------------------------------------------------
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("models", help="prepare, list and convert real pretrained models (offline, verified)",
-                              description=__doc__.split("\n\n")[1] if __doc__ else None,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="models_command", metavar="ACTION")
-    sub.required = True
-    pp = sub.add_parser("prepare", help="download (pip), verify sha256 and convert a registered model")
-    pp.add_argument("names", nargs="+", metavar="NAME", help=f"registered model: {', '.join(sorted(REGISTRY))}")
-    pp.add_argument("--force", action="store_true", help="rebuild even if prepared")
-    pl = sub.add_parser("list", help="registered models and whether they are prepared")
-    pl.add_argument("--json", action="store_true")
-    pc = sub.add_parser("convert", help="a GGUF checkpoint -> a safetensors HF directory")
-    pc.add_argument("--gguf", required=True, help="the .gguf file")
-    pc.add_argument("--out", required=True, help="output directory (created; must not hold other files)")
-    pc.add_argument("--name", default=None, help="model name for the card (default: the output directory's)")
-    pc.add_argument("--license", default=None, help="license to record in the card (e.g. apache-2.0)")
-    pc.add_argument("--base-model", default=None, help="the original release it quantizes, for the card")
-    pc.add_argument("--force", action="store_true")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        if args.models_command == "prepare":
-            for name in args.names:
-                prepare(name, force=args.force, log=lambda s: print(s, file=sys.stderr))
-                print(model_dir(name))
-        elif args.models_command == "list":
-            rows = list_models()
-            if args.json:
-                print(json.dumps(rows, indent=2))
-            else:
-                for r in rows:
-                    state = "prepared" if r["prepared"] else "not prepared"
-                    print(f"{r['name']:24s} {state:13s} {r['path']}\n{'':24s} {r['source']}, {r['quantization']}, "
-                          f"{r['license']}: {r['description']}")
-        else:
-            src = {"license": args.license, "base_model": args.base_model}
-            out = convert_gguf(args.gguf, args.out, name=args.name, source={k: v for k, v in src.items() if v},
-                               force=args.force)
-            print(out)
-    except ModelError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
 
 
 __all__ = ["REGISTRY", "ModelError", "convert_gguf", "is_prepared", "list_models", "load_gguf", "memrl_home",

@@ -14,7 +14,6 @@ from memrl.policies.backends import (
     SamplingParams,
     TransformersBackend,
     UnsafeCheckpointError,
-    benchmark_generation,
     load_policy_model,
     make_backend,
 )
@@ -251,9 +250,3 @@ def test_vllm_backend_missing_gives_install_hint(tiny_model_dir):
             make_backend(f"vllm:{tiny_model_dir}")
     else:
         pytest.skip("vllm is installed here")
-
-
-def test_benchmark_generation(tiny_model_dir):
-    r = benchmark_generation(tiny_model_dir, num_prompts=4, max_tokens=4, batch_size=4)
-    assert r["batched_tokens"] == r["sequential_tokens"] > 0  # greedy: the same tokens either way
-    assert r["batched_tokens_per_s"] > 0 and r["sequential_tokens_per_s"] > 0

@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from memrl.bench import run_bench
+from memrl.bench.eval import benchmark_eval_throughput
+from memrl.bench.generation import benchmark_generation
 from memrl.bench.rl import _Baton
+from memrl.bench.synth import benchmark_synthesis
 from memrl.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,6 +95,24 @@ def test_baton_alternates_steps_and_releases_a_finished_runner():
         t.join(timeout=10)
     assert not any(t.is_alive() for t in threads), "deadlock"
     assert order == ["a", "b", "a", "b", "a", "b", "b", "b"]
+
+
+# ---- the throughput benchmarks the figures are made of -------------------------------------------------------
+def test_benchmark_synthesis_local():
+    r = benchmark_synthesis(3, 1, "local", sessions=2, turns=3)
+    assert r["conversations"] == 3 and r["conversations_per_s"] > 0 and r["mb_per_s"] > 0
+
+
+def test_benchmark_eval_throughput(conv26_path):
+    r = benchmark_eval_throughput(conv26_path, "bm25", copies=1)
+    assert r["questions"] == 199 and r["questions_per_s"] > 0 and r["conversations"] == 1
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+def test_benchmark_generation(tiny_model_dir):
+    r = benchmark_generation(tiny_model_dir, num_prompts=4, max_tokens=4, batch_size=4)
+    assert r["batched_tokens"] == r["sequential_tokens"] > 0  # greedy: the same tokens either way
+    assert r["batched_tokens_per_s"] > 0 and r["sequential_tokens_per_s"] > 0
 
 
 @pytest.mark.slow

@@ -380,8 +380,8 @@ def test_select_mode_scores_what_the_frozen_reader_answers_from_the_chosen_memor
     """"select": the policy writes one id; the reward is the F1 of the extractive reader's answer from that
     memory. Over an add-only bank the stale and the current version of a changed fact are both offered, and
     only the current one scores."""
-    from memrl.memory.index import extract_answer
     from memrl.policies.llm import read_selected
+    from memrl.protocol.reader import extract_answer
 
     cfg = AnswerEnvConfig(mode="select", manager="add_only", order="bank", k_per_speaker=3)
     pairs = build_requests(synth_convs, cfg, bank_builder(cfg.manager))

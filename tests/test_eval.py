@@ -20,7 +20,6 @@ from memrl.data.io import DataError
 from memrl.data.schema import Conversation
 from memrl.dist import ShardError
 from memrl.eval import EvalConfig, compare, evaluate, load_results, select_conversations
-from memrl.eval.engine import benchmark_eval_throughput
 from memrl.policies.baselines import GoldAnswerer, make_baseline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -341,9 +340,3 @@ def test_judge_on_a_local_model_is_cached_and_never_a_silent_zero(tiny_model_dir
     again = evaluate([conv26_short], "oracle", config=cfg, out_dir=tmp_path)  # answers and verdicts from the caches
     assert again["judge"]["generated"] == 0 and again["judge"]["cache_hits"] == 2
     assert again["metrics"]["judge"] == block
-
-
-# ---- throughput ----------------------------------------------------------------------------------------------
-def test_benchmark_eval_throughput(conv26):
-    r = benchmark_eval_throughput(conv26, "bm25", copies=1)
-    assert r["questions"] == 199 and r["questions_per_s"] > 0 and r["conversations"] == 1

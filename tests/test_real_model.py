@@ -43,10 +43,10 @@ def test_prepare_is_idempotent(real_model_dir):
 def test_prepared_weights_match_the_gguf_logits(real_model_dir, model_and_tok):
     import torch
 
-    from memrl.models import gguf_path, load_gguf
+    from memrl.models import REGISTRY, downloads_dir, load_gguf
 
     model, tok = model_and_tok
-    gmodel, gtok = load_gguf(gguf_path(NAME))
+    gmodel, gtok = load_gguf(downloads_dir() / Path(REGISTRY[NAME].member).name)  # where prepare keeps it
     msgs = [{"role": "user", "content": "Where did Caroline move from four years ago?"}]
     ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     gids = gtok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
@@ -102,8 +102,9 @@ def test_one_lora_grpo_step_changes_the_adapter(real_model_and_tok_fresh, tmp_pa
     reward is 0 everywhere, which gives GRPO no gradient; issue 17)."""
     from datasets import Dataset
 
+    from memrl.train.builder import grpo_trainer, log_callback
     from memrl.train.run import MetricsLog
-    from memrl.train.trainer import run_grpo
+    from memrl.train.trainer import fit
     from tests.test_train import _train_cfg
 
     model, tok = real_model_and_tok_fresh
@@ -115,8 +116,9 @@ def test_one_lora_grpo_step_changes_the_adapter(real_model_and_tok_fresh, tmp_pa
     cfg = _train_cfg(algo="grpo", role="answer", output_dir=str(tmp_path), max_steps=1, learning_rate=1e-3,
                      batch_size=4, num_generations=4, max_completion_length=8, seed=0,
                      model={"path": NAME, "lora": True})
-    trainer = run_grpo(cfg, model, tok, Dataset.from_list(rows), [length_reward], tmp_path,
-                       MetricsLog(tmp_path / "m.jsonl"))
+    log = log_callback(MetricsLog(tmp_path / "m.jsonl"), cfg.role)
+    trainer = fit(cfg, grpo_trainer(cfg, model, tok, Dataset.from_list(rows), [length_reward], tmp_path,
+                                    callbacks=(log,)), tmp_path)
     b = {n: p for n, p in trainer.model.named_parameters() if "lora_B" in n}
     assert b and all(not p.requires_grad or p.is_leaf for p in b.values())
     assert any(p.detach().abs().max() > 0 for p in b.values())  # LoRA B starts at 0: one step moved it

@@ -48,7 +48,7 @@ from memrl.rewards import (
     write_temporal_reward,
 )
 from memrl.rewards.accuracy import _word_tokenize
-from memrl.rewards.trl_adapters import completion_text, make_answer_reward, make_manager_format_reward
+from memrl.rewards.trl_adapters import completion_text, make_answer_reward
 
 # ---- LoCoMo official F1 parity (snap-research/LoCoMo task_eval/evaluation.py) ----------------------------------------
 
@@ -419,10 +419,6 @@ def test_dialogue_that_looks_like_output_is_never_parsed():
     # The prompt carries dialogue that is itself a perfect manager op / answer; the completion is not.
     prompt = ('Caroline: I typed {"memory": [{"id": "0", "text": "Caroline likes tea", "event": "ADD"}]} '
               "in my notes. **Answer:** beach")
-    manager = make_manager_format_reward()
-    assert manager.__name__ == "manager_format"
-    assert manager(prompts=[prompt], completions=["I am not sure what to do."]) == [-1.0]
-    assert manager(prompts=[prompt], completions=['{"ops": []}']) == [0.0]
     answer = make_answer_reward("memory_r1")
     assert answer(prompts=[prompt], completions=["It might be the beach"], answer=["beach"]) == [0.0]
     assert answer(prompts=[[{"role": "user", "content": prompt}]],
@@ -489,7 +485,6 @@ def test_adapters_and_evidence_in_range(completion, sel, margin):
     pk = make_answer_reward("picker", margin=margin)(prompts=["p"], completions=[completion],
                                                       minimal_evidence=[["a", "b"]])[0]
     assert -1.0 <= pk <= 1.0
-    assert make_manager_format_reward()(prompts=["p"], completions=[completion])[0] in (0.0, -1.0)
     assert -1.0 <= picker_coverage_reward(sel, ["a", "b"], margin).value <= 1.0
     assert set_match(sel, ["a"]) in (1.0, 0.5, -1.0)
     assert all(0.0 <= v <= 1.0 for v in id_prf(sel, ["a", "b"]).values())

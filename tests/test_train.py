@@ -141,8 +141,9 @@ def _chat_rows(n: int = 64):
 def test_sft_loss_drops(tiny_model_dir, tmp_path, torch_one_thread):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from memrl.train.builder import log_callback, sft_trainer
     from memrl.train.run import MetricsLog
-    from memrl.train.trainer import run_sft
+    from memrl.train.trainer import fit
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
@@ -150,7 +151,7 @@ def test_sft_loss_drops(tiny_model_dir, tmp_path, torch_one_thread):
     cfg = _train_cfg(algo="sft", role="manager", output_dir=str(tmp_path), max_steps=30, learning_rate=3e-3,
                      batch_size=8)
     log = MetricsLog(tmp_path / "metrics.jsonl")
-    run_sft(cfg, model, tok, rows, tmp_path, log)
+    fit(cfg, sft_trainer(cfg, model, tok, rows, tmp_path, (log_callback(log, cfg.role),)), tmp_path)
     losses = [r["loss"] for r in log.read() if "loss" in r]
     assert len(losses) == 30
     assert sum(losses[-5:]) / 5 < 0.25 * sum(losses[:3]) / 3, losses
@@ -161,8 +162,9 @@ def test_grpo_reward_rises_on_a_tiny_task(tiny_model_dir, tmp_path, torch_one_th
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from memrl.train.builder import grpo_trainer, log_callback
     from memrl.train.run import MetricsLog
-    from memrl.train.trainer import run_grpo
+    from memrl.train.trainer import fit
 
     def contains_add(completions, **kw):
         return [1.0 if "ADD" in c[0]["content"] else 0.0 for c in completions]
@@ -172,7 +174,8 @@ def test_grpo_reward_rises_on_a_tiny_task(tiny_model_dir, tmp_path, torch_one_th
     cfg = _train_cfg(algo="grpo", role="answer", output_dir=str(tmp_path), max_steps=30, learning_rate=3e-3,
                      batch_size=32, num_generations=16, max_completion_length=16, seed=0)
     log = MetricsLog(tmp_path / "metrics.jsonl")
-    run_grpo(cfg, model, tok, Dataset.from_list(_chat_rows()), [contains_add], tmp_path, log)
+    fit(cfg, grpo_trainer(cfg, model, tok, Dataset.from_list(_chat_rows()), [contains_add], tmp_path,
+                          callbacks=(log_callback(log, cfg.role),)), tmp_path)
     rewards = [r["reward"] for r in log.read() if "reward" in r]
     assert len(rewards) == 30
     assert sum(rewards[:3]) / 3 <= 0.2 and sum(rewards[-5:]) / 5 >= 0.9, rewards
@@ -245,9 +248,10 @@ def test_episode_rollout_masks_env_turns_and_replays_exactly(windows, tiny_model
 def test_episode_mode_runs_grpo_steps(synth_dir, tiny_model_dir, tmp_path, torch_one_thread):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from memrl.train.builder import grpo_trainer, log_callback
     from memrl.train.episodes import EpisodeReward, make_episode_rollout, parse_window_prompt
     from memrl.train.run import MetricsLog
-    from memrl.train.trainer import run_grpo
+    from memrl.train.trainer import fit
 
     cfg = _train_cfg(algo="grpo", role="manager", manager_mode="episode", output_dir=str(tmp_path), max_steps=2,
                      batch_size=4, num_generations=2, max_completion_length=8, data={"path": str(synth_dir)},
@@ -257,7 +261,8 @@ def test_episode_mode_runs_grpo_steps(synth_dir, tiny_model_dir, tmp_path, torch
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     log = MetricsLog(tmp_path / "metrics.jsonl")
-    trainer = run_grpo(cfg, model, tok, ds, [EpisodeReward()], tmp_path, log, rollout_func=rollout)
+    trainer = fit(cfg, grpo_trainer(cfg, model, tok, ds, [EpisodeReward()], tmp_path, rollout_func=rollout,
+                                    callbacks=(log_callback(log, cfg.role),)), tmp_path)
     assert trainer.state.global_step == 2
     rows = log.read()
     assert [r["step"] for r in rows if "reward" in r] == [1, 2] and all("episode/steps" in r for r in rows[:2])

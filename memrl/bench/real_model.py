@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from memrl.bench.figures import CONV26, Figure, met, rounded
+from memrl.bench.generation import benchmark_generation
 from memrl.bench.rl import grpo_step_ratio
 from memrl.data.loaders import load_locomo
 from memrl.eval import EvalConfig, evaluate
@@ -29,8 +30,6 @@ TEST_SPLIT_QUESTIONS = 1307
 
 
 def bench_real_model(ctx: Any) -> list:
-    from memrl.policies.backends import benchmark_generation  # deferred: imports torch
-
     model_dir = resolve_model(NAME, "bench real_model")  # one-line error if not prepared
     quick = bool(getattr(ctx, "quick", False))
     n_prompts, n_tok = (4, 8) if quick else (16, 24)

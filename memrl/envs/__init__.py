@@ -1,7 +1,10 @@
 """Gymnasium environments: the memory manager (multi-step) and the answer agent / context picker (single step).
 
-Importing this package registers them. The frozen answerer of the manager's QA probes and the manager that
-builds the answer environment's banks are passed in (environments never look up a policy):
+Importing this package registers them. Both build from their id alone (`gym.make("memrl/Answer-v0")`): a few
+seeded synthetic conversations, the default configs, and for the answer environment banks written by the
+add-only manager (`memrl.protocol.add_only`, the config's default `manager`, which needs no policy). The
+frozen answerer of the manager's QA probes and any other manager that builds the answer environment's banks
+are passed in (environments never look up a policy):
 
     import gymnasium as gym, memrl.envs
     from memrl.policies.baselines import BM25Answerer, bank_builder

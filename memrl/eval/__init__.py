@@ -11,10 +11,10 @@ Importing this package does not import torch (models load only when a checkpoint
 """
 
 from memrl.eval.config import DEFAULT_METRICS, MEMORY_R1_SPLIT, EvalConfig, load_data, select_conversations
-from memrl.eval.engine import benchmark_eval_throughput, evaluate, run_eval
+from memrl.eval.engine import evaluate, run_eval
 from memrl.eval.report import compare, load_results, summary_table, write_report
 
 __all__ = [
-    "DEFAULT_METRICS", "MEMORY_R1_SPLIT", "EvalConfig", "benchmark_eval_throughput", "compare", "evaluate",
+    "DEFAULT_METRICS", "MEMORY_R1_SPLIT", "EvalConfig", "compare", "evaluate",
     "load_data", "load_results", "run_eval", "select_conversations", "summary_table", "write_report",
 ]

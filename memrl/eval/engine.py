@@ -39,7 +39,6 @@ from typing import Any
 from memrl import __version__
 from memrl.config import ConfigError, save_resolved
 from memrl.data.io import write_json, write_jsonl
-from memrl.data.loaders.locomo import load_locomo
 from memrl.data.schema import Conversation
 from memrl.dist import make_executor
 from memrl.envs.answer.candidates import CandidateBuilder
@@ -48,7 +47,6 @@ from memrl.envs.manager.config import ManagerEnvConfig
 from memrl.envs.manager.episode import drive_manager
 from memrl.eval.config import (
     CACHE_FORMAT,
-    DEFAULT_METRICS,
     GROUPINGS,
     READS_EVIDENCE_TURNS,
     READS_WHOLE_DIALOGUE,
@@ -553,28 +551,3 @@ def run_eval(cfg: EvalConfig, executor: Any = None) -> dict[str, Any]:
     convs = load_data(cfg)
     check_benchmark(cfg, convs)
     return evaluate(convs, cfg.policy, cfg.manager or None, cfg, executor=executor)
-
-
-def benchmark_eval_throughput(conversation: Conversation | str | Path, policy: str = "bm25", copies: int = 10,
-                              metrics: list[str] | None = None) -> dict[str, Any]:
-    """Questions/s of the evaluation pipeline (bank, retrieval, answering, scoring) on `copies` copies of a
-    conversation (10 x LoCoMo conv-26 = 1,990 questions, the size of locomo10), local executor, no files."""
-    if not isinstance(conversation, Conversation):
-
-        conversation = load_locomo(conversation)[0]
-    base = conversation.to_dict()
-    convs = []
-    for k in range(copies):
-        d = json.loads(json.dumps(base))
-        d["conversation_id"] = f"{conversation.conversation_id}#{k}"
-        convs.append(Conversation.from_dict(d))
-    cfg = EvalConfig(benchmark="locomo", progress=False, bootstrap_samples=200,
-                     metrics=list(metrics or DEFAULT_METRICS))
-    evaluate(convs[:1], policy, config=dataclasses.replace(cfg, max_questions=2))  # warm-up: imports, stemmer
-    t0 = time.perf_counter()
-    res = evaluate(convs, policy, config=cfg)
-    seconds = time.perf_counter() - t0
-    n = res["counts"]["questions"]
-    return {"policy": policy, "conversations": copies, "questions": n, "seconds": round(seconds, 3),
-            "questions_per_s": round(n / seconds, 1), "executor": "local",
-            "bank": res["protocol"]["memory_bank"], "metrics": list(cfg.metrics)}

@@ -185,10 +185,6 @@ class MemoryBank:
     def current(self, owner: str | None = None) -> list[MemoryEntry]:
         return [e for e in self._entries.values() if e.is_current and (owner is None or e.owner == owner)]
 
-    def all_entries(self) -> list[MemoryEntry]:
-        """Every entry ever written, current or closed, in creation order."""
-        return list(self._entries.values())
-
     def history(self, bank_id: str) -> list[MemoryVersion]:
         """All versions of an entry, oldest first, the latest (current or closed) last."""
         e = self._entries.get(bank_id)

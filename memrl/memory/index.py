@@ -17,14 +17,10 @@ from __future__ import annotations
 import functools
 import heapq
 import math
-import re
 from collections.abc import Iterable
 from operator import itemgetter
 
-from memrl.memory.bank import (  # the bank's tokenizer: query/index tokenization must not drift apart
-    STOPWORDS,
-    tokenize,
-)
+from memrl.memory.bank import tokenize  # the bank's tokenizer: query/index tokenization must not drift apart
 
 K1, B = 1.5, 0.75
 _SCORE = itemgetter(1)
@@ -193,9 +189,6 @@ class TextIndex:
         order = self._order
         return sorted(merged, key=lambda h: order[h[0]])
 
-    def owner_of(self, doc_id: str) -> str | None:
-        return self._owner.get(doc_id)
-
     def order_of(self, doc_id: str) -> int:
         return self._order[doc_id]
 
@@ -205,31 +198,3 @@ def bm25_rank(query: str, texts: list[str]) -> list[float]:
     index = TextIndex.from_docs((str(i), t, None) for i, t in enumerate(texts))
     sc = index.scores(query)
     return [sc.get(str(i), 0.0) for i in range(len(texts))]
-
-
-# ---- the extractive reader (BM25 answerer, "select" mode's frozen reader) --------------------------------
-_WORD = re.compile(r"[^\W_][\w'’\-]*")
-# Auxiliaries bm25s's stopword list keeps; an extracted answer is better without them ("has Rex" -> "Rex").
-_ANSWER_STOPWORDS = STOPWORDS | {"am", "been", "did", "do", "does", "had", "has", "have", "were", "named", "called"}
-
-
-def strip_speaker(text: str, speaker: str | None) -> str:
-    """`text` without a leading "<speaker>: " (memories written from turns carry it)."""
-    return text[len(speaker) + 2:] if speaker and text.startswith(f"{speaker}: ") else text
-
-
-def extract_answer(question: str, text: str, speaker: str | None = None) -> str:
-    """The words of `text` that are neither stopwords nor (stemmed) words of the question."""
-    text = strip_speaker(text, speaker)
-    q = set(text_tokens(question))
-    keep = []
-    for w in _WORD.findall(text):
-        lw = w.lower().strip("'’-")
-        if not lw or lw in _ANSWER_STOPWORDS:
-            continue
-        toks = text_tokens(w)
-        if toks and any(t in q for t in toks):
-            continue
-        if toks or lw.isdigit():
-            keep.append(w.strip("'’-"))
-    return " ".join(keep) if keep else text.strip()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ from memrl.hardware import BF16_MIN_PARAMS, cpu_fast_bf16
 from memrl.models import resolve_model
 from memrl.policies.prefix import MIN_SHARED_PREFIX, generate_shared_prefix
 from memrl.protocol.generation import Generation, GenerationBackend, Prompt, SamplingParams
-from memrl.protocol.prompts import format_memories_compact, format_turns, render
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
 
@@ -598,64 +596,3 @@ def make_backend(spec: str | dict[str, Any], **kwargs: Any) -> GenerationBackend
     if kind not in BACKENDS:
         raise ValueError(f"unknown backend {kind!r}; choose one of {sorted(BACKENDS)}")
     return BACKENDS[kind](resolve_model(path) if isinstance(path, (str, os.PathLike)) else path, **kwargs)
-
-
-# ---- benchmark --------------------------------------------------------------------------------------
-def benchmark_generation(
-    model_dir: str | os.PathLike,
-    num_prompts: int = 32,
-    max_tokens: int = 32,
-    batch_size: int = 16,
-    num_threads: int | None = None,
-) -> dict[str, Any]:
-    """Greedy tokens/s of the transformers backend on `model_dir`: batched vs one prompt at a time.
-
-    `num_threads` sets torch's intra-op threads for the measurement (restored afterwards); on a small,
-    busy CPU one thread is often fastest for the tiny model, so report which setting was used.
-    """
-    threads_before = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
-        return _benchmark(model_dir, num_prompts, max_tokens, batch_size)
-    finally:
-        torch.set_num_threads(threads_before)
-
-
-def _benchmark(model_dir: str | os.PathLike, num_prompts: int, max_tokens: int, batch_size: int) -> dict[str, Any]:
-
-    backend = TransformersBackend(model_dir, batch_size=batch_size)
-    prompts = [
-        render(
-            "compact_manager",
-            memories=format_memories_compact([f"Speaker {j} likes item {j * i}" for j in range(i % 6)]),
-            dialogue=format_turns([{"speaker": "Ana", "text": f"I moved to city number {i} last week."}]),
-        )
-        for i in range(num_prompts)
-    ]
-    params = SamplingParams(max_tokens=max_tokens)
-    backend.generate(prompts[:2], params)  # warm-up (allocator, kernels)
-
-    def timed(calls) -> tuple[float, int]:
-        t0, n_tok = time.perf_counter(), 0
-        for chunk in calls:
-            n_tok += sum(len(g[0].token_ids) for g in backend.generate(chunk, params))
-        return time.perf_counter() - t0, n_tok
-
-    t_batched, tok_batched = timed([prompts])
-    t_single, tok_single = timed([[p] for p in prompts])
-    return {
-        "backend": "transformers",
-        "device": str(backend.device),
-        "torch_threads": torch.get_num_threads(),
-        "num_prompts": num_prompts,
-        "max_tokens": max_tokens,
-        "batch_size": batch_size,
-        "batched_tokens": tok_batched,
-        "batched_seconds": round(t_batched, 4),
-        "batched_tokens_per_s": round(tok_batched / t_batched, 1),
-        "sequential_tokens": tok_single,
-        "sequential_seconds": round(t_single, 4),
-        "sequential_tokens_per_s": round(tok_single / t_single, 1),
-        "speedup": round((tok_batched / t_batched) / (tok_single / t_single), 2),
-    }

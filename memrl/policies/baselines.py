@@ -7,7 +7,8 @@ One interface for heuristic and LLM policies (memrl.policies.llm has the LLM sid
 Every baseline has a `name` and a `kind` (its role: "manager" / "answer"); `BASELINES` maps names to classes.
 
 Managers
-- `AddOnlyManager`: ADD every candidate fact (Mem0 v3's single-pass ADD-only extraction, anchors section 5.2).
+- `AddOnlyManager`: ADD every candidate fact (Mem0 v3's single-pass ADD-only extraction, anchors section 5.2);
+  defined in `memrl.protocol.add_only`, the answer environment's default bank writer.
 - `RuleBasedManager`: Mem0-style rules. Per fact: DELETE the memory it negates ("no longer", "quit",
   "sold", ...); NOOP on an exact repeat; UPDATE the memory about the same thing; else ADD. "The same thing"
   is the synthetic world key when the data provides one (the fact's key and the memory's key), else a text
@@ -37,22 +38,18 @@ Answerers (extractive: they return words of one text, not generated answers)
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from memrl.data.schema import ABSTAIN_ANSWER
-from memrl.memory.index import TextIndex, bm25_rank, extract_answer, strip_speaker, text_tokens
+from memrl.memory.index import TextIndex, bm25_rank, text_tokens
+from memrl.protocol.add_only import AddOnlyManager
 from memrl.protocol.facts import DELETE_SUFFIX, CandidateFact, normalize_fact_text
-from memrl.protocol.parsing import AnswerParse
+from memrl.protocol.parsing import AnswerParse, ops_json
+from memrl.protocol.reader import extract_answer, strip_speaker
 from memrl.protocol.steps import AnswerRequest, ManagerStep, MemoryView
-
-
-def ops_json(ops: list[dict[str, Any]]) -> str:
-    """The compact op-list completion (`{"ops": [...]}`); an empty list is written as one NOOP."""
-    return json.dumps({"ops": ops or [{"op": "NOOP"}]}, ensure_ascii=False)
 
 
 def _with_time(op: dict[str, Any], event_time: str | None) -> dict[str, Any]:
@@ -62,14 +59,6 @@ def _with_time(op: dict[str, Any], event_time: str | None) -> dict[str, Any]:
 
 
 # ---- managers -------------------------------------------------------------------------------------------------
-class AddOnlyManager:
-    name = "add_only"
-    kind = "manager"
-
-    def decide(self, steps: Sequence[ManagerStep]) -> list[str]:
-        return [ops_json([{"op": "ADD", "text": f.text} for f in s.facts]) for s in steps]
-
-
 _NEGATION = re.compile(
     r"\b(no longer|not anymore|any ?more|sold|quit|quitting|broke up|gave up|given up|stopped|passed away|"
     r"moved out|left (?:her|his|their|my) job)\b", re.IGNORECASE)

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memrl.memory.index import extract_answer
 from memrl.models import resolve_model
 from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, make_baseline
 from memrl.protocol.generation import SamplingParams
+from memrl.protocol.memory_t1_official import official_answer, official_parse
 from memrl.protocol.parsing import AnswerParse, parse_answer_output
+from memrl.protocol.reader import extract_answer
 from memrl.protocol.steps import (
     MANAGER_PROMPTS,
     PARSER_MODE,
@@ -30,7 +31,6 @@ from memrl.protocol.steps import (
     render_answer_prompt,
     render_manager_prompt,
 )
-from memrl.rewards.timedial_official import official_answer, official_parse
 
 if TYPE_CHECKING:  # backends import torch; keep `import memrl.policies.llm` light
     from memrl.policies.backends import Generation, GenerationBackend, SamplingParams

@@ -153,6 +153,13 @@ def parse_manager_output(text: Any) -> ManagerParse:
     return ManagerParse(ops=ops, ok=True, recovered=recovered, style=style)
 
 
+
+def ops_json(ops: list[dict[str, Any]]) -> str:
+    """The compact op-list completion (`{"ops": [...]}`) a rule-based manager writes; an empty list is written
+    as one NOOP. `parse_manager_output` reads it back like any model output."""
+    return json.dumps({"ops": ops or [{"op": "NOOP"}]}, ensure_ascii=False)
+
+
 # ---- answer agent / picker --------------------------------------------------------------------------------
 _BOLD_ANSWER = re.compile(r"\*\*\s*answer\s*:?\s*\*\*\s*:?", re.IGNORECASE)
 _PLAIN_ANSWER = re.compile(r"(?im)^[ \t>*_#-]*answer\s*:")

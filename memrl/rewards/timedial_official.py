@@ -8,7 +8,8 @@ Source read (Elvin-Yiming-Du/Memory-T1; re-implemented here, not copied):
   `calculate_localization_metrics` and `calculate_metrics(extract_options(...))` of the per-task
   `calculate_scores.py` (the stored copy is `temporal_reasoning/calculate_scores (1).py` @ 4d6261b);
 - the model-output parse that produced `parsed_output`: `parse_model_output` of
-  `temporal_reasoning/full_prompt_eval.py` @ fee86f5 (greedy "{...}" regex, json.loads, else {}).
+  `temporal_reasoning/full_prompt_eval.py` @ fee86f5 (greedy "{...}" regex, json.loads, else {}); it lives in
+  `memrl.protocol.memory_t1_official` (`official_parse`, `official_answer`), re-exported here.
 
 The published number is the mean of the per-question exact match (0/1) over all questions (overall) or over a
 task's questions (per task). The rules, in the order they apply:
@@ -38,10 +39,12 @@ prediction/gold/task triples built from letters, durations, dates, sequences and
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
+
+# Memory-T1's model-output parse is part of the text contract (the memory_t1 answerer reads with it too).
+from memrl.protocol.memory_t1_official import official_answer, official_parse
 
 __all__ = [
     "official_answer", "official_extract", "official_gold", "official_parse", "official_score",
@@ -49,33 +52,6 @@ __all__ = [
 ]
 
 # ---- answer extraction ---------------------------------------------------------------------------------------
-_JSON_OBJECT = re.compile(r"\{[\s\S]*\}")  # greedy: first "{" to last "}"
-
-
-def official_parse(model_output: Any) -> dict:
-    """Memory-T1's `parse_model_output`: json.loads of the text from the first "{" to the last "}", else {}."""
-    m = _JSON_OBJECT.search(str(model_output or ""))
-    if not m:
-        return {}
-    try:
-        value = json.loads(m.group(0))
-    except (ValueError, RecursionError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def official_answer(parsed_output: Any) -> str:
-    """`parsed_output.get("answer", "")` as their scorer reads it ({} or a missing answer -> "")."""
-    if not isinstance(parsed_output, dict):
-        return ""
-    ans = parsed_output.get("answer", "")
-    if isinstance(ans, str):
-        return ans
-    if isinstance(ans, (int, float)) and not isinstance(ans, bool):
-        return str(ans)
-    return ""  # their `.strip()` would raise on a list or object; scored as no answer
-
-
 _OPTION = re.compile(r"^[A-Z][.)\s]|^[A-Z]$")
 
 

@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memrl.protocol.parsing import parse_answer_output, parse_manager_output
+from memrl.protocol.parsing import parse_answer_output
 from memrl.rewards.base import RewardResult
 from memrl.rewards.composite import (
     PRESETS,
@@ -192,20 +192,3 @@ def make_answer_reward(
     """
     return AnswerReward(mode, weights, metric, **options)
 
-
-class ManagerFormatReward:
-    """TRL reward for manager completions: 0 if they parse into ops, `penalty` (-1) if not."""
-
-    def __init__(self, penalty: float = -1.0, name: str = "manager_format"):
-        self.penalty = float(penalty)
-        self.__name__ = name
-
-    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None,
-                 **columns: Any) -> list[float | None]:
-
-        return [0.0 if parse_manager_output(completion_text(c)).ok else self.penalty for c in completions or []]
-
-
-def make_manager_format_reward(penalty: float = -1.0) -> ManagerFormatReward:
-    """TRL reward for the manager's output format (bank effects are scored by the environment)."""
-    return ManagerFormatReward(penalty)

@@ -19,7 +19,7 @@ from memrl.config import as_dict, save_resolved, to_yaml
 from memrl.data.io import write_json
 from memrl.policies.baselines import ORACLE_BASELINES
 from memrl.train import guards
-from memrl.train.builder import build_trainer, grpo_trainer, log_callback, ppo_trainer, sft_trainer
+from memrl.train.builder import build_trainer
 from memrl.train.config import TrainConfig
 from memrl.train.run import (
     CheckpointError,
@@ -72,21 +72,6 @@ def fit(cfg: TrainConfig, trainer: Any, out: Path) -> Any:
         _check_trainer_checkpoint(ck)
     trainer.train(resume_from_checkpoint=ck)
     return trainer
-
-
-def run_sft(cfg: TrainConfig, model, tok, rows, out: Path, log, callbacks: tuple = ()) -> Any:
-    return fit(cfg, sft_trainer(cfg, model, tok, rows, out, (log_callback(log, cfg.role), *callbacks)), out)
-
-
-def run_grpo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log, rollout_func=None,
-             callbacks: tuple = ()) -> Any:
-    trainer = grpo_trainer(cfg, model, tok, dataset, reward_funcs, out, rollout_func=rollout_func,
-                           callbacks=(log_callback(log, cfg.role), *callbacks))
-    return fit(cfg, trainer, out)
-
-
-def run_ppo(cfg: TrainConfig, model, tok, dataset, reward_funcs, out: Path, log, env_factory=None):
-    return fit(cfg, ppo_trainer(cfg, model, tok, dataset, reward_funcs, out, env_factory=env_factory, log=log), out)
 
 
 def oracle_inputs(cfg: TrainConfig) -> list[str]:

@@ -11,7 +11,7 @@ Modes (prompt -> parser -> reward):
   `minimal_evidence`, else the gold evidence) with a redundancy margin; -1 for malformed output.
 - "select": a picker with a frozen reader (ours; Context-Picker's division of labour, sized for tiny models):
   memories listed `[i] text (date)`; the policy writes the id of the memory that answers (`[2]`), and a
-  frozen extractive reader (`memrl.memory.index.extract_answer`) answers from it. Reward: LoCoMo F1 of the
+  frozen extractive reader (`memrl.protocol.reader.extract_answer`) answers from it. Reward: LoCoMo F1 of the
   reader's answer; -1 if no offered id is written. Over banks that keep stale versions (an add-only
   manager), choosing the current memory is the policy's decision.
 - "memory_t1": Memory-T1. Sessions are filtered to the question's time window, ranked with BM25 (top 10),
@@ -34,7 +34,9 @@ from memrl.data.schema import Conversation, Question, Session
 from memrl.envs.answer.config import AnswerEnvConfig, as_answer_config
 from memrl.envs.manager.episode import drive_manager, plan_episode
 from memrl.memory.bank import MemoryBank
-from memrl.memory.index import TextIndex, extract_answer
+from memrl.memory.index import TextIndex
+from memrl.protocol.add_only import AddOnlyManager
+from memrl.protocol.reader import extract_answer
 from memrl.protocol.steps import (
     PARSER_MODE,
     AnswerRequest,
@@ -135,9 +137,14 @@ class CandidateBuilder:
 
     def _manager_for(self, conv: Conversation) -> Manager:
         """The manager that writes this conversation's bank: passed in, never looked up here (a Manager, or a
-        function of the conversation such as `memrl.policies.baselines.bank_builder(config.manager)`)."""
+        function of the conversation such as `memrl.policies.baselines.bank_builder(config.manager)`). Without
+        one, the config's default "add_only" needs no policy (every candidate fact stored as said); any other
+        `config.manager` must be passed in."""
         if self.manager is None:
-            raise ValueError("memory candidates need the manager that builds the banks: pass manager= (e.g. "
+            if self.config.manager == "add_only":
+                return AddOnlyManager()
+            raise ValueError(f"memory candidates need the manager that builds the banks (manager="
+                             f"{self.config.manager!r}): pass manager= (e.g. "
                              "memrl.policies.baselines.bank_builder(config.manager))")
         return self.manager if hasattr(self.manager, "decide") else self.manager(conv)
 
