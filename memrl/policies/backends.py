@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from memrl.errors import MemrlError
-from memrl.models import resolve_model
+from memrl.models import resolve_model, unreadable_safetensors
 from memrl.protocol.generation import Generation, GenerationBackend, Prompt, SamplingParams
 from memrl.protocol.prompts import format_memories_compact, format_turns, render
 
@@ -89,23 +89,6 @@ def check_model_dir(path: str | os.PathLike, what: str = "model") -> None:
     bad = unreadable_safetensors(weights)
     if bad:
         raise ModelDirError(f"{bad[0]}: not a readable safetensors file ({bad[1]})")
-
-
-def unreadable_safetensors(files: Iterable[Path], read_tensors: bool = False) -> tuple[Path, str] | None:
-    """The first file that safetensors cannot open, with the reason's first line (None: all readable). Headers
-    only by default (milliseconds for a 500 MB model); `read_tensors` also reads every tensor (a checkpoint
-    about to be resumed: a file cut after its header fails only there)."""
-    from safetensors import safe_open
-
-    for w in files:
-        try:
-            with safe_open(str(w), "pt") as f:
-                for k in f.keys():
-                    if read_tensors:
-                        f.get_tensor(k)
-        except Exception as e:  # safetensors raises its own SafetensorError, OSError, ValueError
-            return Path(w), str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-    return None
 
 
 def check_tokenizer_dir(path: str | os.PathLike, what: str = "model") -> None:
