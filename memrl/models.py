@@ -146,6 +146,33 @@ def model_dir_problem(d: str | os.PathLike) -> str | None:
     return None
 
 
+def has_chat_template(d: str | os.PathLike) -> bool:
+    """Whether the tokenizer files of a model directory carry a chat template (chat_template.jinja,
+    chat_template.json or tokenizer_config.json's `chat_template`), read without loading anything. A LoRA
+    adapter directory without tokenizer files answers for its base model."""
+    d = Path(d)
+    if (d / "chat_template.jinja").is_file() or (d / "chat_template.json").is_file():
+        return True
+    try:
+        cfg = json.loads((d / "tokenizer_config.json").read_text())
+    except (OSError, ValueError):
+        cfg = None
+    if isinstance(cfg, dict):
+        return bool(cfg.get("chat_template"))
+    try:
+        adapter = json.loads((d / "adapter_config.json").read_text())
+        base = adapter.get("base_model_name_or_path") if isinstance(adapter, dict) else None
+    except (OSError, ValueError):
+        base = None
+    if not base or (d / "tokenizer.json").is_file():
+        return False
+    try:  # the base as the backends find it: relative to the adapter first, a registered name, a path
+        b = Path(resolve_model(str(d / base) if (d / base).exists() else base))
+    except ModelError:
+        return False
+    return b.is_dir() and b != d and has_chat_template(b)
+
+
 def prepared_state(name: str) -> tuple[str, str | None]:
     """("prepared", None) | ("not prepared", None) | ("broken", why) for a registered model's directory."""
     d = model_dir(name)
@@ -572,6 +599,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["REGISTRY", "ModelError", "convert_gguf", "is_prepared", "list_models", "load_gguf",
+__all__ = ["REGISTRY", "ModelError", "convert_gguf", "has_chat_template", "is_prepared", "list_models", "load_gguf",
            "memrl_home", "model_dir", "model_dir_problem", "prepare", "prepared_state", "read_gguf_info",
            "resolve_model", "unreadable_safetensors"]

