@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import hashlib
 import json
 import uuid
@@ -15,7 +16,7 @@ from typing import Any
 from memrl.config import ConfigError
 from memrl.eval.config import BACKEND_KINDS, POLICY_ALIASES, PREDICTIONS_PREFIX, EvalConfig
 from memrl.eval.predictions import PredictionsAnswerer
-from memrl.models import has_chat_template, resolve_model
+from memrl.models import REGISTRY, has_chat_template, resolve_model
 from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, RENAMED, make_baseline
 from memrl.policies.judge import LLMJudge
 from memrl.policies.llm import LLMAnswerer, LLMManager
@@ -61,6 +62,12 @@ def prompt_format(path: Path, cfg: EvalConfig) -> str:
     return "chat template (the model's own)" if has_chat_template(path) else PLAIN_PROMPT
 
 
+def did_you_mean(raw: str, candidates: list[str]) -> str:
+    """'; did you mean X?' for the closest candidate (difflib), or ''."""
+    close = difflib.get_close_matches(str(raw).strip(), candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def checkpoint_dir(raw: str, role: str, what: str) -> Path:
     """A checkpoint directory from a path that may be a run directory (final_model/, final_model/<role>/)."""
     p = Path(resolve_model(raw, what)).expanduser()
@@ -71,7 +78,9 @@ def checkpoint_dir(raw: str, role: str, what: str) -> Path:
         names = sorted(ANSWER_BASELINES if role == "answerer" else MANAGER_BASELINES)
         extra = ", oracle" if role == "answerer" else ""
         raise ConfigError(f"{what}={raw}: no such checkpoint directory; expected a baseline name ({', '.join(names)}"
-                          f"{extra}), transformers:PATH, a checkpoint directory or a run directory with final_model/")
+                          f"{extra}), a registered model ({', '.join(sorted(REGISTRY))}; see `memrl models list`), "
+                          f"transformers:PATH, a checkpoint directory or a run directory with final_model/"
+                          f"{did_you_mean(raw, [*names, *([extra[2:]] if extra else []), *REGISTRY])}")
     if (p / "final_model").is_dir():
         p = p / "final_model"
     if not ((p / "config.json").is_file() or (p / "adapter_config.json").is_file()) and (p / role).is_dir():
@@ -213,7 +222,8 @@ def make_judge(cfg: EvalConfig, out: Path | None):
     p = Path(resolve_model(raw, "judge")).expanduser()
     if not p.is_dir():
         raise ConfigError(f"judge={cfg.judge}: judge model directory {p} not found; the judge metric needs a local "
-                          "model (transformers:PATH). Remove 'judge' from metrics to evaluate without it.")
+                          f"model (transformers:PATH or a registered model: {', '.join(sorted(REGISTRY))})"
+                          f"{did_you_mean(raw, list(REGISTRY))}. Remove 'judge' from metrics to evaluate without it.")
     if (p / "final_model").is_dir():
         p = p / "final_model"
     from memrl.policies.backends import make_backend  # torch: only once the judge model is known to exist
