@@ -121,7 +121,7 @@ def unreadable_safetensors(files: Iterable[Path], read_tensors: bool = False) ->
     for w in files:
         try:
             with safe_open(str(w), "pt" if read_tensors else "numpy") as f:
-                for k in f.keys():
+                for k in f.keys():  # noqa: SIM118 - safe_open is not iterable
                     if read_tensors:
                         f.get_tensor(k)
         except Exception as e:  # noqa: BLE001 - safetensors raises its own SafetensorError, OSError, ValueError
