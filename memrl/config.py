@@ -122,6 +122,24 @@ def _bad_key(cfg: DictConfig, layer: dict, prefix: str = "") -> str:
     return prefix.rstrip(".") or "?"
 
 
+def read_config_file(path: str | os.PathLike) -> dict:
+    """The mapping a YAML config file holds ({} for an empty file); a missing file, invalid YAML or a top level
+    that is not a mapping is a one-line ConfigError. Every command reads its --config file through this."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"config file {path}: is a directory")
+    try:
+        loaded = OmegaConf.load(path)
+        data = OmegaConf.to_container(loaded) if loaded is not None else {}
+    except Exception as e:  # noqa: BLE001 - yaml's scanner/parser errors, omegaconf's, UnicodeDecodeError, OSError
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())[:200]}") from None
+    if data and not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got a {type(data).__name__}")
+    return data or {}
+
+
 def load_config(schema_cls: type[T], config_file: str | os.PathLike | None = None,
                 overrides: Sequence[str] = ()) -> T:
     """Merge defaults <- YAML file <- `key=value` overrides and return a validated dataclass instance."""
@@ -129,15 +147,7 @@ def load_config(schema_cls: type[T], config_file: str | os.PathLike | None = Non
     layers = []
     if config_file is not None:
         path = Path(config_file)
-        if not path.exists():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = OmegaConf.load(path)
-        except Exception as e:  # yaml errors come in several types
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        data = OmegaConf.to_container(loaded) if loaded is not None else {}
-        if data and not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
+        data = read_config_file(path)
         _check_keys(schema, data or {}, str(path))
         layers.append((_create(data or {}, str(path)), str(path)))
     over = _dotlist_to_dict(overrides)

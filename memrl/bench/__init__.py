@@ -47,6 +47,7 @@ from memrl.bench.rl import bench_grpo, bench_ppo
 from memrl.bench.synth import bench_ray, bench_synth
 from memrl.config import ConfigError, load_config
 from memrl.data.io import atomic_write, write_json
+from memrl.files import check_output_path
 
 GROUPS = ("bank", "synth", "ray", "env", "eval", "generation", "vllm", "grpo", "ppo")
 
@@ -139,6 +140,8 @@ def run_bench(quick: bool = False, out: str | os.PathLike = "runs/bench", only: 
     unknown = [g for g in groups if g not in BENCHES]
     if unknown:
         raise ValueError(f"--only: unknown group(s) {unknown}; choose from {', '.join(GROUPS)}")
+    # before measuring: a file in the way, another program's directory or an unwritable place fails now
+    check_output_path(out, "--out", owned=lambda d: (d / "bench.json").is_file(), owner="a bench output directory")
     import torch
 
     threads_before = torch.get_num_threads()

@@ -14,20 +14,15 @@ from __future__ import annotations
 
 import argparse
 
-from omegaconf import OmegaConf
-
-from memrl.config import ConfigError, load_config
+from memrl.config import ConfigError, load_config, read_config_file
 from memrl.demo.oracle_tiny import DemoConfig, run_demo
 from memrl.demo.outcome import OutcomeDemoConfig, run_outcome_demo
 
 
 def _pipeline(config_file: str | None, overrides: list[str]) -> str:
     name = "outcome"
-    if config_file is not None:
-        try:
-            name = str(OmegaConf.load(config_file).get("pipeline", name))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {config_file}") from None
+    if config_file is not None:  # the same reading (and one-line errors) as load_config's
+        name = str(read_config_file(config_file).get("pipeline", name))
     for o in overrides:
         if o.startswith("pipeline="):
             name = o.split("=", 1)[1]

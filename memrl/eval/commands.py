@@ -20,6 +20,7 @@ from memrl.config import load_config
 from memrl.eval.config import EvalConfig
 from memrl.eval.engine import run_eval
 from memrl.eval.report import compare, fmt, format_protocol, summary_table
+from memrl.files import check_output_path
 
 
 def add_parser(subparsers) -> None:
@@ -66,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         from memrl.eval.guards import check_compare_options
 
         check_compare_options(c.level, c.samples)
+        if c.out:  # a file in the way, a directory given, an unwritable place: before reading any run
+            check_output_path(c.out, "--out", directory=False)
         md, _ = compare(c.runs, metric=c.metric, out=c.out, samples=c.samples, level=c.level)
         print(md)
         if c.out:

@@ -16,6 +16,7 @@ from memrl.eval.metrics import (
     ALL_METRICS,
     JUDGE_METRIC,
 )
+from memrl.protocol.generation import resolve_chat_template
 from memrl.protocol.steps import ANSWER_ENV_MODES
 
 CACHE_FORMAT = "memrl-eval-cache/1"
@@ -72,6 +73,7 @@ class EvalConfig:
     temperature: float = 0.0  # LLM sampling temperature (0 = greedy: one seed is enough)
     max_new_tokens: int = 128  # LLM answer length
     manager_max_new_tokens: int = 256  # LLM manager completion length
+    chat_template: str = ""  # model policies' prompts: "" = the model's own chat template (plain text when it has none: the messages' contents joined by a blank line), plain, chatml, or a Jinja file
     batch_size: int = 16  # transformers backend batch size
     device: str = "auto"  # transformers backend device
     dtype: str = "auto"  # transformers backend weights: auto (bfloat16 where the hardware runs it natively, for
@@ -119,6 +121,7 @@ class EvalConfig:
                              "judge, and J is never reported as 0 without one")
         if self.answer_mode == "memory_t1" and self.candidates not in ("auto", "sessions"):
             raise ValueError("answer_mode 'memory_t1' selects sessions: candidates must be 'sessions' or 'auto'")
+        resolve_chat_template(self.chat_template)  # ValueError naming the name or file
         if not self.seeds:
             raise ValueError("seeds: give at least one seed")
         if not 0.0 < self.ci_level < 1.0:

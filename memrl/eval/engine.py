@@ -73,6 +73,7 @@ from memrl.eval.realmodel import answer_with_progress
 from memrl.eval.report import write_report
 from memrl.hardware import dtype_rule
 from memrl.policies.baselines import GoldOpsManager, make_baseline
+from memrl.protocol.generation import PLAIN_PROMPT
 from memrl.protocol.lenient import scored_answer
 from memrl.protocol.prompts import PROMPTS
 from memrl.protocol.steps import ANSWER_PROMPT
@@ -337,6 +338,11 @@ def evaluate(conversations: list[Conversation], answerer: Any, manager: Any = No
     convs = select_conversations(list(conversations), cfg)
     ans = policy_ref(answerer, "answerer", cfg)
     man = policy_ref(manager, "manager", cfg) if manager is not None else None
+    for ref in (ans, man):  # said once per evaluation; results.json records it under protocol.<role>.prompt_format
+        if ref is not None and ref.prompt_format == PLAIN_PROMPT:
+            log.warning("%s: %s has no chat template; its prompts are plain text (the messages' contents joined by "
+                        "a blank line). Give chat_template=chatml or chat_template=FILE to use a template",
+                        ref.spec, ref.path)
     judge = make_judge(cfg, out)  # before any work: a missing judge model fails now, not after the run
     deterministic = ans.deterministic and (man is None or man.deterministic) and not cfg.shuffle_candidates
     seeds = list(cfg.seeds[:1]) if deterministic else list(cfg.seeds)

