@@ -91,9 +91,14 @@ def _dotlist_to_dict(overrides: Sequence[str]) -> dict:
             node[parts[-1]] = ""
             continue
         try:
-            node[parts[-1]] = OmegaConf.to_container(OmegaConf.from_dotlist([f"x={value}"]))["x"]
+            parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"x={value}"]))["x"]
         except Exception as e:  # yaml's scanner/parser/reader errors and omegaconf's come in many types
             raise ConfigError(f"override '{item}': cannot parse the value {value!r}: {_first_line(e)}") from None
+        # YAML reads `policy=predictions:` as the mapping {predictions: null}; on a command line a mapping is
+        # written in braces ({a: 1}), so a value without them stays the string that was typed.
+        if isinstance(parsed, dict) and not value.lstrip().startswith("{"):
+            parsed = value
+        node[parts[-1]] = parsed
     return out
 
 

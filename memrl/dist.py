@@ -12,18 +12,53 @@ machine does not deadlock. A shard whose worker dies is retried (`max_retries`);
 Python exception is retried too (`retry_exceptions`) and, if it keeps failing, its exception is re-raised
 here naming the shard index. Results are returned only once every shard succeeded, so nothing is lost or
 duplicated: callers that persist per-shard output write it atomically and skip finished shards on rerun.
+
+The boundary for user errors: a `MemrlError` (bad input, explained by its message) raised inside a shard comes
+out of `map` as itself, local or Ray, never wrapped in `ShardError`, so the CLI prints its one line. On Ray it
+travels back as a value (`_Carried`), which also keeps Ray from retrying a shard whose input is wrong. Any other
+exception is a bug or an environment failure and stays a `ShardError` with its traceback chained.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from memrl.errors import MemrlError
+
 
 class ShardError(RuntimeError):
     """A shard failed after its retries."""
+
+
+class _Carried:
+    """A MemrlError raised in a Ray shard, returned as a value so that Ray does not retry it."""
+
+    def __init__(self, error: MemrlError):
+        try:
+            pickle.loads(pickle.dumps(error))
+        except Exception:  # noqa: BLE001 - a subclass that does not pickle: keep its message and exit code
+            plain = MemrlError(str(error))
+            plain.exit_code = getattr(error, "exit_code", MemrlError.exit_code)
+            error = plain
+        self.error = error
+
+
+def _carrying_user_errors(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The shard function with a MemrlError returned as a `_Carried` value (Ray pickles the closure)."""
+
+    def run(item: Any) -> Any:
+        try:
+            return fn(item)
+        except MemrlError as e:
+            return _Carried(e)
+
+    run.__name__ = getattr(fn, "__name__", "shard")
+    run.__qualname__ = run.__name__
+    return run
 
 
 class LocalExecutor:
@@ -39,6 +74,8 @@ class LocalExecutor:
         for i, item in enumerate(tqdm(items, desc=desc or self.desc, disable=not self.progress)):
             try:
                 out.append(fn(item))
+            except MemrlError:
+                raise  # the user's input is at fault: its message is complete (the CLI prints one line)
             except Exception as e:
                 raise ShardError(f"shard {i} failed: {type(e).__name__}: {e}") from e
         return out
@@ -73,7 +110,7 @@ class RayExecutor:
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], desc: str | None = None) -> list[Any]:
         ray = self.ray
         remote = ray.remote(num_cpus=self.num_cpus_per_task, max_retries=self.max_retries,
-                            retry_exceptions=True)(fn)
+                            retry_exceptions=True)(_carrying_user_errors(fn))
         # Keep at most `num_workers` shards in flight: bounded memory, and one slow shard cannot starve others.
         pending: dict[Any, int] = {}
         results: list[Any] = [None] * len(items)
@@ -90,7 +127,12 @@ class RayExecutor:
                     try:
                         results[i] = ray.get(ref)
                     except Exception as e:
+                        cause = getattr(e, "cause", None)
+                        if isinstance(cause, MemrlError):
+                            raise cause from None
                         raise ShardError(f"shard {i} failed after {self.max_retries} retries: {e}") from e
+                    if isinstance(results[i], _Carried):
+                        raise results[i].error
                     bar.update(1)
         finally:
             bar.close()

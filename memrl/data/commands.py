@@ -68,6 +68,19 @@ def convert(
     return {"format": fmt, "input": str(input), "output": str(out), **summarize(convs)}
 
 
+def _load_split_input(path: str, fmt: str) -> list[Conversation]:
+    """split-questions' input; a benchmark file read as common-schema JSONL gets a hint to name its format."""
+    try:
+        return load_conversations(path, fmt)
+    except DataError as e:
+        p = Path(path)
+        if fmt == "auto" and p.is_file() and p.suffix.lower() == ".json":
+            raise DataError(f"{path}: not common-schema JSONL (read as it, it fails: {e}); for a benchmark file name "
+                            f"its format: --format {' | '.join(sorted(LOADERS))} (e.g. --format locomo for LoCoMo's "
+                            "locomo10.json or conv-26.json)") from None
+        raise
+
+
 def stats(path: str | os.PathLike) -> dict[str, Any]:
     """Summary (conversations, sessions, turns, questions per category) of a converted file or dataset."""
     return {"path": str(path), **summarize(load_conversations(path))}
@@ -188,9 +201,11 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             )
             header = f"wrote {summary['conversations']} conversations to {summary['output']}"
         elif args.data_command == "split-questions":
-            convs = load_conversations(args.input, args.format)
-            summary = write_question_split(convs, args.output_dir, parse_fractions(args.fractions), args.seed,
-                                           [c for c in args.skip_categories.split(",") if c.strip()])
+            fractions = parse_fractions(args.fractions)
+            convs = _load_split_input(args.input, args.format)
+            summary = write_question_split(convs, args.output_dir, fractions, args.seed,
+                                           [c.strip() for c in args.skip_categories.split(",") if c.strip()],
+                                           source=args.input)
             print(json.dumps({k: {"questions": v["questions"]} for k, v in summary["slices"].items()})
                   if not args.json else json.dumps(summary, indent=2))
             return 0

@@ -15,6 +15,8 @@ from memrl.envs.answer.config import CANDIDATE_SOURCES
 from memrl.eval.metrics import (
     ALL_METRICS,
     JUDGE_METRIC,
+    MIN_TAIL_RESAMPLES,
+    min_bootstrap_samples,
 )
 from memrl.protocol.generation import resolve_chat_template
 from memrl.protocol.steps import ANSWER_ENV_MODES
@@ -85,7 +87,7 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))  # see memrl.eval.metrics.ALL_METRICS
     judge: str | None = None  # LLM judge backend spec (transformers:PATH); None = no judge, no "judge" metric
     judge_prompt: str = "mem0_judge@1"  # judge template@version (Mem0's ACCURACY_PROMPT)
-    bootstrap_samples: int = 1000  # percentile bootstrap resamples over questions
+    bootstrap_samples: int = 1000  # percentile bootstrap resamples over questions (0 = no intervals; else >= 200 at ci_level 0.95)
     ci_level: float = 0.95  # confidence level of the intervals
     history_bins: int = 5  # quantile bins of the accuracy-vs-history-length table and plot
     # ---- execution and output ----------------------------------------------------------------------------
@@ -130,9 +132,14 @@ class EvalConfig:
                      "batch_size", "num_workers", "history_bins"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_questions", "bootstrap_samples"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_questions < 0:
+            raise ValueError(f"max_questions must be >= 0, got {self.max_questions}")
+        need = min_bootstrap_samples(self.ci_level)
+        if self.bootstrap_samples < 0 or 0 < self.bootstrap_samples < need:
+            raise ValueError(f"bootstrap_samples must be 0 (no confidence intervals) or >= {need} for a "
+                             f"{self.ci_level:g} interval, got {self.bootstrap_samples}: with fewer resamples "
+                             f"fewer than {MIN_TAIL_RESAMPLES} fall beyond each end of the interval (1000, the "
+                             "default, is the usual choice)")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.split != "all" and self.split not in self.splits:
@@ -188,9 +195,14 @@ def select_conversations(convs: list[Conversation], cfg: EvalConfig) -> list[Con
             raise ConfigError(f"conversations: {missing} not in the selected data "
                               f"(have {sorted(c.conversation_id for c in out)[:12]})")
         out = [c for c in out if c.conversation_id in set(cfg.conversations)]
+    if not seen:
+        raise DataError(f"{cfg.data or 'the input'} holds no conversations: nothing to evaluate (an empty file, or an "
+                        "empty slice of a data split?)")
     if not out:
-        raise ConfigError(f"split {cfg.split!r} selects no conversation of {cfg.data or 'the input'} "
-                          f"(it has {sorted(seen)[:12]}; split definition {cfg.splits.get(cfg.split)})")
+        ids = sorted(seen)
+        shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+        raise ConfigError(f"split {cfg.split!r} (conversations {cfg.splits.get(cfg.split)}) selects no conversation "
+                          f"of {cfg.data or 'the input'}, which holds {len(ids)}: {shown}")
     return out
 
 

@@ -56,7 +56,7 @@ from memrl.eval.config import (
     load_data,
     select_conversations,
 )
-from memrl.eval.guards import check_benchmark
+from memrl.eval.guards import check_benchmark, check_skip_categories
 from memrl.eval.metrics import (
     ANSWER_METRICS,
     EVIDENCE_METRICS,
@@ -336,6 +336,7 @@ def evaluate(conversations: list[Conversation], answerer: Any, manager: Any = No
         cfg.metrics = [*cfg.metrics, JUDGE_METRIC]
     out = Path(out_dir) if out_dir else (Path(cfg.out) if cfg.out else None)
     convs = select_conversations(list(conversations), cfg)
+    check_skip_categories(cfg, convs)
     ans = policy_ref(answerer, "answerer", cfg)
     man = policy_ref(manager, "manager", cfg) if manager is not None else None
     for ref in (ans, man):  # said once per evaluation; results.json records it under protocol.<role>.prompt_format
@@ -343,6 +344,9 @@ def evaluate(conversations: list[Conversation], answerer: Any, manager: Any = No
             log.warning("%s: %s has no chat template; its prompts are plain text (the messages' contents joined by "
                         "a blank line). Give chat_template=chatml or chat_template=FILE to use a template",
                         ref.spec, ref.path)
+    if ans.kind == "predictions":  # the file must belong to the data: checked here, before any question is answered
+        load_policy(ans, cfg).check_data(conversations, convs, {str(c) for c in cfg.skip_categories},
+                                         source=cfg.data or "the data")
     judge = make_judge(cfg, out)  # before any work: a missing judge model fails now, not after the run
     deterministic = ans.deterministic and (man is None or man.deterministic) and not cfg.shuffle_candidates
     seeds = list(cfg.seeds[:1]) if deterministic else list(cfg.seeds)
@@ -428,8 +432,8 @@ def assemble_results(records: list[dict[str, Any]], manager_stats: list[dict[str
     bank_s = [s.get("bank_build_s", 0.0) for s in manager_stats if s.get("seed", seeds[0]) == seeds[0]]
     results = {
         "format": RESULTS_FORMAT,
-        "protocol": add_notes(build_protocol(cfg, ans, man, convs, seeds, key_field, names, counts, judge,
-                                             conv_hashes), convs),
+        "protocol": seed_note(add_notes(build_protocol(cfg, ans, man, convs, seeds, key_field, names, counts,
+                                                       judge, conv_hashes), convs), cfg, ans, man),
         "metrics": metrics,
         "counts": {"conversations": len(convs), "questions": len(first), "records": len(records),
                    "by_category": {k: {"name": names[k], "n": counts.get(k, 0)} for k in metrics[cfg.metrics[0]]
@@ -457,6 +461,17 @@ def assemble_results(records: list[dict[str, Any]], manager_stats: list[dict[str
     if judge_stats is not None:
         results["judge"] = judge_stats
     return results
+
+
+def seed_note(protocol: dict[str, Any], cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None) -> dict[str, Any]:
+    """Say why fewer seeds ran than were listed: deterministic policies give the same answers under every seed."""
+    skipped = [s for s in cfg.seeds if s not in protocol["seeds_run"]]
+    if skipped:
+        who = ans.name if man is None else f"{ans.name} behind {man.name}"
+        protocol.setdefault("notes", []).append(
+            f"seeds: {who} is deterministic (no sampling, no seeded choice), so only seed "
+            f"{protocol['seeds_run'][0]} ran; seeds {skipped} would repeat its answers exactly")
+    return protocol
 
 
 def build_protocol(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, convs: list[Conversation],

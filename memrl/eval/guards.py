@@ -2,7 +2,10 @@
 
 - `LazyHelp`: `memrl eval --help` lists every EvalConfig key (default and one-line doc) and every policy and
   manager name, built only when help is asked for (`memrl --help` stays import-light).
-- `check_compare_options`: `memrl eval compare --level/--samples` out of range is a ConfigError.
+- `check_compare_options` / `check_bootstrap`: `memrl eval compare --level/--samples` (and `bootstrap_samples`) out
+  of range is a ConfigError: 0 resamples means no interval, a positive count must be enough for one.
+- `check_skip_categories`: `skip_categories` must name categories of the data or its benchmark (a typo would
+  skip nothing) and leave a question to evaluate.
 - `check_benchmark`: the data's own benchmark (meta["benchmark"], or "synthetic" for `memrl synth` output)
   must match `benchmark=`: `memrl eval data=<synth>.jsonl` without `--config` would otherwise score synthetic
   data under the LoCoMo protocol (LoCoMo category names, LoCoMo's exclusions) without a word.
@@ -18,7 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from memrl.config import ConfigError
+from memrl.data.loaders import LOCOMO_CATEGORIES, TIMEDIAL_LEVELS
+from memrl.data.question_split import category_keys, describe_categories
 from memrl.eval.config import POLICY_ALIASES, EvalConfig
+from memrl.eval.metrics import MIN_TAIL_RESAMPLES, min_bootstrap_samples
 from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES
 
 CONFIG_FOR = {"locomo": "configs/eval/locomo.yaml", "longmemeval": "configs/eval/longmemeval.yaml",
@@ -87,8 +93,52 @@ class LazyHelp(argparse.Action):
 def check_compare_options(level: float, samples: int) -> None:
     if not 0.0 < level < 1.0:
         raise ConfigError(f"--level must be a confidence level in (0, 1) such as 0.95, got {level}")
-    if samples < 0:
-        raise ConfigError(f"--samples must be >= 0, got {samples}")
+    check_bootstrap(samples, level, "--samples")
+
+
+def check_bootstrap(samples: int, level: float, what: str) -> None:
+    """0 resamples = no interval; otherwise enough resamples for a percentile interval at `level`."""
+    need = min_bootstrap_samples(level)
+    if samples < 0 or 0 < samples < need:
+        raise ConfigError(f"{what} must be 0 (no confidence intervals) or >= {need} for a {level:g} interval, got "
+                          f"{samples}: with fewer resamples fewer than {MIN_TAIL_RESAMPLES} fall beyond each end of "
+                          "the interval, so its ends are single extreme draws (1000, the default, is the usual choice)")
+
+
+def known_categories(benchmark: str, convs: Sequence[Any]) -> dict[str, str]:
+    """Category keys (names and ids) a question filter may name: the data's own, plus the benchmark's."""
+    known: dict[str, str] = {}
+    if benchmark == "locomo":
+        for i, name in LOCOMO_CATEGORIES.items():
+            known[str(i)], known[name] = f"{i} ({name})", name
+    elif benchmark == "synthetic":
+        from memrl.data_synth.config import (
+            CATEGORY_IDS as SYNTH_CATEGORY_IDS,  # deferred: `memrl --help` imports this
+        )
+
+        for name, i in SYNTH_CATEGORY_IDS.items():
+            known[str(i)], known[name] = f"{i} ({name})", name
+    elif benchmark == "timedial":
+        for task, level in TIMEDIAL_LEVELS.items():
+            known[task], known[level] = task, level
+    for key, shown in category_keys(convs).items():
+        known.setdefault(key, shown)
+    return known
+
+
+def check_skip_categories(cfg: Any, convs: Sequence[Any]) -> None:
+    """skip_categories names categories that exist (a typo would skip nothing) and leaves questions to evaluate."""
+    if not cfg.skip_categories:
+        return
+    known = known_categories(cfg.benchmark, convs)
+    unknown = [str(c) for c in cfg.skip_categories if str(c) not in known]
+    if unknown:
+        raise ConfigError(f"skip_categories: {', '.join(map(repr, unknown))} is not a category of "
+                          f"{cfg.data or 'the data'} (benchmark {cfg.benchmark}); categories: "
+                          f"{describe_categories(known)}")
+    skip = {str(c) for c in cfg.skip_categories}
+    if not any(str(q.category) not in skip and str(q.category_id) not in skip for c in convs for q in c.questions):
+        raise ConfigError(f"skip_categories {sorted(skip)} leaves no question of {cfg.data or 'the data'} to evaluate")
 
 
 def data_benchmark(convs: Sequence[Any]) -> str | None:
@@ -110,5 +160,5 @@ def check_benchmark(cfg: Any, convs: Sequence[Any]) -> None:
                       f"(the default without --config; it would apply the {cfg.benchmark} protocol): give {hint}")
 
 
-__all__ = ["LazyHelp", "check_benchmark", "check_compare_options", "config_keys_help", "data_benchmark",
-           "policies_help"]
+__all__ = ["LazyHelp", "check_benchmark", "check_bootstrap", "check_compare_options", "check_skip_categories",
+           "config_keys_help", "data_benchmark", "known_categories", "policies_help"]

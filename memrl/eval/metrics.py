@@ -93,17 +93,34 @@ def evidence_scores(selected: Iterable[str], offered: Iterable[str], gold: Itera
 
 
 # ---- bootstrap -----------------------------------------------------------------------------------------------
+# A percentile interval's ends are the (1 - level) / 2 quantiles of the resampled means: with B resamples,
+# B (1 - level) / 2 of them lie beyond each end. Fewer than 5 there and an end is one or two extreme draws (B = 1
+# gives an "interval" that may exclude its own estimate). So B must be 0 (no interval) or at least
+# 2 * 5 / (1 - level): 200 at 95%, 1000 at 99%. Efron & Tibshirani (1993, ch. 13) advise ~1000 for percentile
+# intervals, the default here.
+MIN_TAIL_RESAMPLES = 5
+
+
+def min_bootstrap_samples(level: float) -> int:
+    """The fewest resamples for a percentile interval at `level` (MIN_TAIL_RESAMPLES beyond each end)."""
+    return math.ceil(round(2 * MIN_TAIL_RESAMPLES / (1.0 - level), 6))
+
+
 def _seed(*parts: Any) -> int:
     return zlib.crc32("\x1f".join(map(str, parts)).encode())
 
 
 def bootstrap_ci(values: Sequence[float], samples: int = 1000, level: float = 0.95,
                  seed: int = 0) -> list[float] | None:
-    """Percentile bootstrap CI of the mean, [lo, hi]; None for no values; [x, x] for a single value."""
+    """Percentile bootstrap CI of the mean, [lo, hi]; None for no values or `samples` 0 (no interval asked for);
+    [x, x] for a single value. A positive `samples` below `min_bootstrap_samples(level)` is a ValueError."""
     x = np.asarray(values, dtype=float)
-    if x.size == 0:
+    if x.size == 0 or samples == 0:
         return None
-    if x.size == 1 or samples <= 0:
+    if samples < min_bootstrap_samples(level):
+        raise ValueError(f"bootstrap: {samples} resamples are too few for a {level:g} percentile interval "
+                         f"(0 for none, or >= {min_bootstrap_samples(level)})")
+    if x.size == 1:
         m = float(x.mean())
         return [m, m]
     rng = np.random.default_rng(seed)

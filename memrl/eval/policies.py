@@ -116,22 +116,32 @@ def policy_ref(policy: Any, role: str, cfg: EvalConfig, what: str | None = None)
             simple = {k: v for k, v in vars(policy).items()
                       if not k.startswith("_") and isinstance(v, (str, int, float, bool, type(None)))}
             fp = f"{type(policy).__module__}.{type(policy).__qualname__}:{name}:{json.dumps(simple, sort_keys=True)}"
-        deterministic = getattr(sampling, "temperature", 0.0) == 0.0
+        deterministic = getattr(sampling, "temperature", 0.0) == 0.0 and not getattr(policy, "seeded", False)
         return PolicyRef(role, "object", name, fingerprint=fp, deterministic=deterministic, obj=policy)
     spec = policy.strip()
     if not spec:
         raise ConfigError(f"{what}= is empty; give a baseline name or a checkpoint")
     table = ANSWER_BASELINES if role == "answerer" else MANAGER_BASELINES
     base = POLICY_ALIASES.get(spec, spec) if role == "answerer" else spec
-    if base in table:
-        return PolicyRef(role, "baseline", spec, spec, baseline=base, fingerprint=f"baseline:{base}")
+    if base in table:  # a seeded baseline (random_pick, noisy_teacher) runs once per seed, with that seed
+        return PolicyRef(role, "baseline", spec, spec, baseline=base, fingerprint=f"baseline:{base}",
+                         deterministic=not getattr(table[base], "seeded", False))
     if spec in ANSWER_BASELINES or spec in MANAGER_BASELINES or spec in POLICY_ALIASES:
         raise ConfigError(f"{what}={spec}: that baseline is not a {role}; {role}s: {sorted(table)}")
     if spec.startswith(PREDICTIONS_PREFIX):  # a released predictions file, replayed (memrl.data.loaders.timedial_results)
-        p = Path(spec[len(PREDICTIONS_PREFIX):]).expanduser()
-        if role != "answerer" or not p.is_file():
-            raise ConfigError(f"{what}={spec}: " + ("no such predictions file" if role == "answerer" else
-                                                    "a predictions file is an answer policy, not a manager"))
+        raw = spec[len(PREDICTIONS_PREFIX):].strip()
+        p = Path(raw).expanduser()
+        if role != "answerer":
+            raise ConfigError(f"{what}={spec}: a predictions file is an answer policy, not a manager")
+        if not raw:
+            raise ConfigError(f"{what}={spec}: no file named after 'predictions:'; give {what}=predictions:FILE "
+                              "(a Memory-T1 results file such as full_prompt_results.json)")
+        if p.is_dir():
+            inside = sorted(f.name for f in p.glob("*.json*"))[:4]
+            raise ConfigError(f"{what}={spec}: {p} is a directory; name the results file in it"
+                              + (f" ({', '.join(inside)})" if inside else ""))
+        if not p.is_file():
+            raise ConfigError(f"{what}={spec}: no such predictions file {str(p)!r}")
         return PolicyRef(role, "predictions", f"predictions:{p.name}", spec, path=str(p),
                          fingerprint=f"predictions:{hashlib.sha256(p.read_bytes()).hexdigest()[:16]}")
     kind, sep, raw = spec.partition(":")
@@ -202,7 +212,16 @@ def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
 
 @contextlib.contextmanager
 def sampling_seed(policy: Any, seed: int):
-    """Give an LLM policy's sampling params this seed for the duration (restored afterwards)."""
+    """Give a policy the evaluation seed for the duration (restored afterwards): an LLM policy's sampling params,
+    or a seeded baseline's own `seed` (`seeded = True`: random_pick, noisy_teacher)."""
+    if getattr(policy, "seeded", False) and hasattr(policy, "seed"):
+        own = policy.seed
+        policy.seed = seed
+        try:
+            yield
+        finally:
+            policy.seed = own
+        return
     sp = getattr(policy, "sampling", None)
     if sp is None or not dataclasses.is_dataclass(sp) or not hasattr(sp, "seed"):
         yield

@@ -23,9 +23,13 @@ from memrl.eval.metrics import ANSWER_METRICS, paired_difference, question_score
 
 OVERALL_ROWS = (("overall", "overall"), ("overall_excl_adversarial", "overall excl. adversarial"),
                 ("overall_all", "all questions"))
-# Protocol fields that must agree for a difference to mean anything (compare warns otherwise).
-COMPARABLE_FIELDS = ("benchmark", "data_fingerprint", "split", "category_key", "exclude_from_overall", "candidates",
-                     "judge")
+# Protocol fields that fix which questions are scored and how they are grouped: runs that differ in any of them
+# are not compared (a difference over other questions is not a difference between the methods).
+SAME_QUESTIONS_FIELDS = ("benchmark", "data_fingerprint", "split", "max_questions_per_conversation",
+                         "skipped_categories", "num_questions", "category_key", "exclude_from_overall",
+                         "adversarial_categories")
+# Fields that may differ on purpose (what is compared) but change what the numbers mean: compare notes them.
+COMPARABLE_FIELDS = ("candidates", "judge")
 
 
 def fmt(x: Any, digits: int = 3) -> str:
@@ -61,10 +65,12 @@ def write_report(out: str | Path, results: dict[str, Any], records: Sequence[dic
     p = results["protocol"]
     metrics = list(results["metrics"])
     lines = [f"# Evaluation: {p['answerer']['name']} on {p['name']}", ""]
+    intervals = (f"intervals are {int(p['bootstrap']['level'] * 100)}% percentile bootstraps over questions "
+                 f"({p['bootstrap']['samples']} resamples)" if p["bootstrap"]["samples"] else
+                 "no confidence intervals (bootstrap_samples=0)")
     lines += [(f"{p['num_questions']} questions in {p['num_conversations']} conversation(s) "
               f"(benchmark `{p['benchmark']}`, split `{p['split']}`). Every metric is on a 0-1 scale; "
-              f"intervals are {int(p['bootstrap']['level'] * 100)}% percentile bootstraps over questions "
-              f"({p['bootstrap']['samples']} resamples). Overall = {p['overall']}."), ""]
+              f"{intervals}. Overall = {p['overall']}."), ""]
     lines += ["## Protocol", ""]
     rows = [
         ("data", (f"{'`' + p['data'] + '`' if p['data'] else 'conversations passed in memory'} "
@@ -90,7 +96,9 @@ def write_report(out: str | Path, results: dict[str, Any], records: Sequence[dic
     cats = results["counts"]["by_category"]
     lines += _table(["key", "name", "questions"], [(k, v["name"], v["n"]) for k, v in cats.items()]) + [""]
 
-    lines += ["## Results", "", "Mean [95% CI] per category; n = questions the metric applies to.", ""]
+    lines += ["## Results", "", (f"Mean [{int(p['bootstrap']['level'] * 100)}% CI]" if p["bootstrap"]["samples"]
+                                 else "Mean (no CI: bootstrap_samples=0)")
+              + " per category; n = questions the metric applies to.", ""]
     header = ["category", "name", "n"] + metrics
     body = []
     for k, v in cats.items():
@@ -262,8 +270,9 @@ def format_protocol(p: dict[str, Any]) -> str:
         f"overall    {p['overall']}; categories keyed by {p['category_key']}: "
         + ", ".join(f"{k}={v}" for k, v in p["category_mapping"].items()),
         f"judge      {p['judge']['spec'] + ' ' + p['judge']['prompt_version'] if p['judge'] else 'none'}",
-        (f"seeds      {p['seeds_run']} (temperature {p['temperature']}); CI {p['bootstrap']['level']} bootstrap "
-        f"x{p['bootstrap']['samples']}"),
+        (f"seeds      {p['seeds_run']} (temperature {p['temperature']}); "
+         + (f"CI {p['bootstrap']['level']} bootstrap x{p['bootstrap']['samples']}" if p["bootstrap"]["samples"]
+            else "no CI (bootstrap_samples=0)")),
     ] + [f"note       {n}" for n in p.get("notes") or []])
 
 
@@ -334,6 +343,8 @@ def compare(paths: Sequence[str | Path], metric: str | None = None, out: str | P
         raise DataError("the runs share no metric")
     base = runs[0]
     proto = base["results"]["protocol"]
+    for r in runs[1:]:
+        check_same_questions(base, r)
     notes = []
     for r in runs[1:]:
         diff = [k for k in COMPARABLE_FIELDS if r["results"]["protocol"].get(k) != proto.get(k)]
@@ -346,9 +357,10 @@ def compare(paths: Sequence[str | Path], metric: str | None = None, out: str | P
     excluded = {str(x) for x in proto.get("exclude_from_overall", [])}
     adversarial = {str(x) for x in proto.get("adversarial_categories", [])}
     data: dict[str, Any] = {"runs": [r["path"] for r in runs], "notes": notes, "metrics": {}}
+    cis = (f"with {int(level * 100)}% bootstrap CIs ({samples} resamples)" if samples else
+           "without confidence intervals (--samples 0)")
     lines = ["# Comparison", "", "Runs: " + ", ".join(f"`{r['path']}`" for r in runs) +
-             f". Differences are to `{base['label']}`, paired over the questions both answered, with "
-             f"{int(level * 100)}% bootstrap CIs ({samples} resamples).", ""]
+             f". Differences are to `{base['label']}`, paired over the same questions, {cis}.", ""]
     lines += [f"> {n}" for n in notes] + ([""] if notes else [])
     cat_key = proto.get("category_key", "category_id")
     for m in common:
@@ -423,6 +435,30 @@ def compare(paths: Sequence[str | Path], metric: str | None = None, out: str | P
             else:
                 f.write(md)
     return md, data
+
+
+def _question_set(records: Sequence[dict[str, Any]]) -> set[str]:
+    return {r["uid"] for r in records}
+
+
+def check_same_questions(base: dict[str, Any], run: dict[str, Any]) -> None:
+    """Refuse to compare runs over different questions, data or question protocol (a DataError naming both)."""
+    a, b = base["results"]["protocol"], run["results"]["protocol"]
+    if base["records"] is not None and run["records"] is not None:
+        qa, qb = _question_set(base["records"]), _question_set(run["records"])
+        if qa != qb:
+            only_a, only_b = sorted(qa - qb), sorted(qb - qa)
+            first = (f"{len(only_a)} of {base['label']}'s are not in {run['label']} (first {only_a[0]!r})" if only_a
+                     else f"{len(only_b)} of {run['label']}'s are not in {base['label']} (first {only_b[0]!r})")
+            raise DataError(f"compare: {run['path']} answered {len(qb)} questions and {base['path']} {len(qa)}: {first}; "
+                            "runs are compared on the same questions: evaluate both with the same data, split, "
+                            "max_questions and skip_categories")
+    diff = [k for k in SAME_QUESTIONS_FIELDS if a.get(k) != b.get(k)]
+    if diff:
+        shown = "; ".join(f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in diff[:3])
+        raise DataError(f"compare: {run['path']} and {base['path']} were evaluated on different questions or "
+                        f"protocols ({shown}); evaluate both with the same data, split, max_questions, "
+                        "skip_categories and category settings")
 
 
 def output_stats(records: Sequence[dict[str, Any]]) -> dict[str, Any]:

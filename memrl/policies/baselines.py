@@ -178,6 +178,7 @@ class NoisyTeacherManager(GoldOpsManager):
     """Gold ops with a share `error_rate` of UPDATE/DELETE ops turned into typical mistakes."""
 
     name = "noisy_teacher"
+    seeded = True  # its mistakes depend on `seed`: an evaluation runs it once per seed, with that seed
 
     def __init__(self, error_rate: float = 0.2, seed: int = 0, wrong_id_share: float = 0.5):
         super().__init__()
@@ -366,6 +367,7 @@ class RandomPickAnswerer(PickFirstAnswerer):
     """Chance control: a uniformly random candidate (seeded per question), answered by the extractive reader."""
 
     name = "random_pick"
+    seeded = True  # `memrl eval seeds=[...]` runs it once per seed, with that seed
 
     def __init__(self, seed: int = 0):
         self.seed = seed

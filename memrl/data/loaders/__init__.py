@@ -104,7 +104,7 @@ def load_timedial(
     """
     path = Path(path)
     context_map = read_id_map(Path(contexts), "contexts") if contexts is not None else None
-    range_map = read_id_map(Path(time_ranges), "time ranges") if time_ranges is not None else None
+    range_map = read_time_ranges(time_ranges) if time_ranges is not None else None  # unreadable entries skipped
     convs: list[Conversation] = []
     records: list[str] = []
     seen: set[str] = set()

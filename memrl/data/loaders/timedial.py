@@ -38,6 +38,7 @@ __all__ = [
     "TIMEDIAL_LEVELS",
     "is_results_record",
     "is_time_range_map",
+    "merge_repeated_sessions",
     "parse_t1_history",
     "read_id_map",
     "timedial_build",
@@ -153,6 +154,43 @@ def parse_t1_history(history: str) -> list[dict[str, Any]]:
         elif sessions and sessions[-1]["utterances"] and line.strip():
             sessions[-1]["utterances"][-1]["text"] += "\n" + line.strip()  # a newline inside an utterance
     return sessions
+
+
+def merge_repeated_sessions(raw_sessions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Sessions parsed from a prompt, each id once; and the ids that were repeated.
+
+    Memory-T1's BM25 prompts show some sessions twice (a `<9>` header in two places: 37 of the 200 released
+    `bm25_local_infer_results.json` prompts). A repeat with the same session time (or none) is merged into the
+    first block: its utterances not already there are appended. A repeat with another time is a different
+    session under a reused id: it is kept, as "<id>~2" ("~3", ...).
+    """
+    out: list[dict[str, Any]] = []
+    by_id: dict[str, dict[str, Any]] = {}
+    repeated: list[str] = []
+    for s in raw_sessions:
+        sid = s["id"]
+        if sid not in by_id:
+            by_id[sid] = s
+            out.append(s)
+            continue
+        if sid not in repeated:
+            repeated.append(sid)
+        first = by_id[sid]
+        if not s["time"] or not first["time"] or s["time"] == first["time"]:
+            seen = {(u["speaker"], u["text"], u["time"]) for u in first["utterances"]}
+            for u in s["utterances"]:
+                if (u["speaker"], u["text"], u["time"]) not in seen:
+                    first["utterances"].append(u)
+                    seen.add((u["speaker"], u["text"], u["time"]))
+            first["time"] = first["time"] or s["time"]
+        else:
+            n = 2
+            while f"{sid}~{n}" in by_id:
+                n += 1
+            renamed = dict(s, id=f"{sid}~{n}")
+            by_id[renamed["id"]] = renamed
+            out.append(renamed)
+    return out, repeated
 
 
 def _yes_no(value: Any) -> bool | None:
@@ -290,13 +328,14 @@ def _timedial_verl(rec: dict, where: Where, path: Path) -> Conversation:
         for line in m["history"].split("\n")
         if (h := T1_EVAL_HEADER.fullmatch(line) or T1_HEADER.fullmatch(line))
     ]
+    repeated: list[str] = []
     if all_sessions is not None:
         raw_sessions = [
             _verl_session(s, where, f"extra_info.all_sessions[{i}]") for i, s in enumerate(all_sessions)
         ]
         source = "extra_info.all_sessions"
     else:
-        raw_sessions = parse_t1_history(m["history"])
+        raw_sessions, repeated = merge_repeated_sessions(parse_t1_history(m["history"]))
         source = "prompt"
         # Times parsed from the prompt are ISO by construction of the regexes (or an empty header time).
         for s in raw_sessions:
@@ -316,7 +355,7 @@ def _timedial_verl(rec: dict, where: Where, path: Path) -> Conversation:
         gold=gold,
         raw_range=raw_range,
         prompt_ids=prompt_ids,
-        conv_meta={"data_source": data_source, "sessions_from": source},
+        conv_meta={"data_source": data_source, "sessions_from": source, "repeated_sessions": repeated or None},
     )
 
 
