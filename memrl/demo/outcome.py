@@ -117,10 +117,9 @@ def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, contro
                   "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
         "data": {"path": cfg.data, "train_split": cfg.train_split, "eval_split": cfg.eval_split},
         "answer_env": answer_env(cfg),
-        "ppo": {"total_iterations": cfg.ppo_iterations, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
-                "critic_learning_rate": cfg.learning_rate, "critic": "shared", "ppo_epochs": 1,
-                "minibatch_size": max(1, cfg.batch_size // 2), "kl_coef": cfg.ppo_kl_coef, "temperature": 1.0,
-                "max_new_tokens": cfg.max_new_tokens, "seed": seed},
+        # PPO's iterations, batch, sampling and seed are the top-level keys above (max_steps, batch_size, ...)
+        "ppo": {"learning_rate": cfg.learning_rate, "critic_learning_rate": cfg.learning_rate, "critic": "shared",
+                "ppo_epochs": 1, "minibatch_size": max(1, cfg.batch_size // 2), "kl_coef": cfg.ppo_kl_coef},
     }
     if algo == "grpo":
         raw["trl"] = {"gradient_checkpointing": False}

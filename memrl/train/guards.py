@@ -17,7 +17,7 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from memrl.config import ConfigError
 from memrl.errors import MemrlError
@@ -78,19 +78,20 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_differences(saved: dict, current: dict) -> list[str]:
-    """`key: saved -> current` for every key that differs, except those a resume may change."""
+def config_differences(saved: dict, current: dict, ignore: Collection[str] = ()) -> list[str]:
+    """`key: saved -> current` for every key that differs, except those a resume may change and `ignore`
+    (keys a recipe no longer has because another key governs them; an older run's config.yaml holds them)."""
     a, b = _flatten(saved), _flatten(current)
     diffs = []
     for key in sorted(set(a) | set(b)):
-        if key in RESUMABLE_CHANGES or key.split(".")[0] in RESUMABLE_CHANGES:
+        if key in RESUMABLE_CHANGES or key.split(".")[0] in RESUMABLE_CHANGES or key in ignore:
             continue
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             diffs.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
     return diffs
 
 
-def check_resume_config(run_dir: Path, current: dict) -> None:
+def check_resume_config(run_dir: Path, current: dict, ignore: Collection[str] = ()) -> None:
     """A resume continues only the run it was given the config of. A run directory without a config.yaml
     cannot show that its checkpoints belong to this recipe, so it is refused too."""
     from omegaconf import OmegaConf
@@ -105,7 +106,7 @@ def check_resume_config(run_dir: Path, current: dict) -> None:
         saved = OmegaConf.to_container(OmegaConf.load(saved_path))
     except Exception as e:  # yaml's errors come in several types
         raise RunDirError(f"resume: {saved_path} cannot be read ({type(e).__name__}: {e})") from None
-    diffs = config_differences(saved or {}, current)
+    diffs = config_differences(saved or {}, current, ignore)
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
         raise RunDirError(f"resume: the run in {run_dir} was made with another config ({shown}); resume with the "

@@ -121,7 +121,7 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
         # config of the run it continues. Both happen before config.yaml is rewritten.
         guards.claim_run_dir(out, resume_requested=resume_requested, overwrite=cfg.overwrite)
         if resume_requested:
-            guards.check_resume_config(out, as_dict(cfg))
+            guards.check_resume_config(out, as_dict(cfg), ignore=TrainConfig.GOVERNED_KEYS)
         save_resolved(cfg, out)
     torch.manual_seed(cfg.seed)
     continuing = bool(_resume_path(cfg, out)) if resume_requested else False
