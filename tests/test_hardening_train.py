@@ -5,6 +5,7 @@ fails only after its training stages."""
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 from pathlib import Path
 
@@ -142,3 +143,155 @@ def test_data_fingerprint_check_names_the_file_and_both_hashes(tmp_path):
     (run / "data_fingerprint.json").write_text("{")
     with pytest.raises(guards.DataChangedError, match="cannot be read"):
         guards.check_data_fingerprint(run, guards.data_fingerprint([f]))
+
+
+# ---- one command per output directory -----------------------------------------------------------------------
+HOLDER = """
+import sys
+from memrl.locks import hold_directory
+with hold_directory(sys.argv[1], "memrl train"):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def held_dir(tmp_path):
+    """(directory, pid): another process holds the directory's lock until the test ends."""
+    import subprocess
+    import sys
+
+    d = tmp_path / "busy"
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, str(d)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True, cwd=ROOT)
+    try:
+        assert p.stdout.readline().strip() == "held"
+        yield d, p.pid
+    finally:
+        p.stdin.close()
+        p.wait(timeout=60)
+
+
+def test_every_writing_command_is_refused_on_a_directory_another_process_holds(held_dir, synth_dir, capsys):
+    d, pid = held_dir
+    commands = [
+        ["synth", f"out={d}", "num_conversations=2"],
+        ["train", "--config", ROOT / "configs/train/sft_manager_tiny.yaml", f"data.path={synth_dir}", f"output_dir={d}",
+         "max_steps=1"],
+        ["eval", "--config", ROOT / "configs/eval/synthetic.yaml", f"data={synth_dir / 'validation.jsonl'}",
+         "policy=bm25", f"out={d}", "progress=false"],
+        ["demo", "--config", ROOT / "configs/demo/oracle_tiny.yaml", f"out={d}"],
+    ]
+    for argv in commands:
+        rc, out, err = _cli(argv, capsys)
+        assert rc == 2, (argv[0], err)
+        assert err.count("\n") == 1 and f"pid {pid}, memrl train" in err and str(d) in err, (argv[0], err)
+        assert not d.exists(), argv[0]  # nothing was written
+
+
+def test_the_lock_survives_the_directory_being_replaced_and_is_released_after_the_command(tmp_path):
+    import subprocess
+    import sys
+
+    from memrl.locks import DirectoryBusyError, hold_directory, lock_path
+
+    d = tmp_path / "run"
+    try_lock = ("import sys\nfrom memrl.locks import hold_directory, DirectoryBusyError\n"
+                "try:\n    with hold_directory(sys.argv[1], 'memrl synth'): print('got')\n"
+                "except DirectoryBusyError as e: print(e)\n")
+
+    def other_process() -> str:
+        return subprocess.run([sys.executable, "-c", try_lock, str(d)], capture_output=True, text=True, cwd=ROOT,
+                              timeout=60).stdout.strip()
+
+    with hold_directory(d, "memrl train"):
+        d.mkdir()
+        d.rename(tmp_path / "aside")  # what overwrite=true does to the old run
+        d.mkdir()
+        with hold_directory(d, "memrl train"):  # the same process may nest
+            pass
+        assert f"pid {os.getpid()}, memrl train" in other_process()
+        assert lock_path(d).parent == tmp_path
+    assert other_process() == "got"
+    assert not lock_path(d).with_name(lock_path(d).name + ".pid").exists()
+    with pytest.raises(DirectoryBusyError):
+        with hold_directory(d, "a"):
+            subprocess.run([sys.executable, "-c", "raise SystemExit"], check=True)
+            raise DirectoryBusyError("raised inside: the lock is still released")
+    assert other_process() == "got"
+
+
+@pytest.mark.slow
+def test_two_syntheses_into_one_directory_at_once_one_is_refused(tmp_path):
+    """Both started together: before, one ended in a traceback on the manifest rename (or both mixed shards)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "synth"
+    argv = [sys.executable, "-m", "memrl.cli", "synth", f"out={out}", "num_conversations=300", "shard_size=10"]
+    procs = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 2], results
+    refused = next(err for rc, err in results if rc == 2)
+    winner = next(p.pid for p, (rc, _) in zip(procs, results) if rc == 0)
+    assert "Traceback" not in refused and refused.strip().count("\n") == 0
+    assert f"in use by another memrl command (pid {winner}, memrl synth)" in refused
+    assert sum(1 for _ in open(out / "train.jsonl")) + sum(1 for _ in open(out / "validation.jsonl")) + \
+        sum(1 for _ in open(out / "test.jsonl")) == 300
+
+
+# ---- the outcome demo: refuse at once what would fail later or mislead ----------------------------------------
+@pytest.fixture
+def no_expensive_steps(monkeypatch):
+    """The demo's synthesis, training and evaluation fail the test if reached."""
+    import memrl.demo.outcome as outcome
+
+    def reached(*a, **k):
+        raise AssertionError("an expensive step ran before the refusal")
+
+    for name in ("train", "run_eval", "run_synthesis"):
+        monkeypatch.setattr(outcome, name, reached)
+
+
+@pytest.mark.parametrize("bad,expected", [
+    (["train_split=validation", "eval_split=validation"], "train_split and eval_split are both 'validation'"),
+    (["baselines=[bm25,nope]"], "baselines=nope: no such checkpoint directory"),
+    (["baselines=[bm25,bm25]"], "'bm25' is listed twice"),
+    (["baselines=[bm25_verbatim,grpo_s0]"], "baselines=grpo_s0"),
+    (["num_conversations=5"], "num_conversations=5 leaves the 'validation' split empty"),
+    (["eval_split=dev"], "eval_split=dev: synthesized data has the splits"),
+    (["model=/nonexistent/model"], "model=/nonexistent/model"),
+    (["algos=[grpo,sft]"], "algos"),
+])
+def test_demo_refuses_bad_input_before_its_first_expensive_step(bad, expected, tmp_path, tiny_model_dir,
+                                                               no_expensive_steps, capsys):
+    out = tmp_path / "demo"
+    rc, stdout, err = _cli(["demo", f"out={out}", f"model={tiny_model_dir}", *bad], capsys)
+    assert rc == 2 and expected in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_demo_checks_given_data_files_and_stage_labels(tmp_path, synth_dir, tiny_model_dir, no_expensive_steps, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    (data / "validation.jsonl").unlink()
+    rc, _, err = _cli(["demo", f"out={tmp_path / 'o'}", f"model={tiny_model_dir}", f"data={data}"], capsys)
+    assert rc == 2 and f"{data / 'validation.jsonl'} does not exist" in err
+    (data / "validation.jsonl").write_text("")
+    rc, _, err = _cli(["demo", f"out={tmp_path / 'o'}", f"model={tiny_model_dir}", f"data={data}"], capsys)
+    assert rc == 2 and "holds no conversation" in err and not (tmp_path / "o").exists()
+
+
+def test_demo_report_names_only_the_algorithms_it_ran():
+    from memrl.demo.outcome import OutcomeDemoConfig, _report
+
+    s = {"wall_seconds": 1.0, "policies": [], "diff_vs_start_by_algo": {}}
+    grpo_only = _report(OutcomeDemoConfig(algos=["grpo"], shuffled_control=False, grpo_steps=5), s, "")
+    assert "GRPO 5 steps" in grpo_only and "PPO" not in grpo_only and "grpo_shuffled" not in grpo_only
+    ppo_only = _report(OutcomeDemoConfig(algos=["ppo"], shuffled_control=False, ppo_iterations=2), s, "")
+    assert "PPO 2 iterations" in ppo_only and "GRPO" not in ppo_only
+    both = _report(OutcomeDemoConfig(), s, "")
+    assert "GRPO 5 steps, PPO 2 iterations" in both and "grpo_shuffled" in both
