@@ -45,11 +45,17 @@ def _valid_keys(schema: DictConfig, parent: str | None) -> list[str]:
 
 
 def _unknown_key_message(schema: DictConfig, full_key: str, source: str) -> str:
+    where = f" (in {source})" if source else ""
+    # A schema may list keys that another key governs (`GOVERNED_KEYS`, e.g. TrainConfig's ppo.batch_size ->
+    # batch_size): setting one would have no effect, so the error names the key that does.
+    governed = getattr(schema._metadata.object_type, "GOVERNED_KEYS", {}).get(full_key)
+    if governed:
+        return (f"config key '{full_key}'{where} has no effect: the top-level key '{governed}' sets it; "
+                f"set {governed}=... instead")
     parent, _, leaf = full_key.rpartition(".")
     keys = _valid_keys(schema, parent or None)
     close = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.5)
     hint = f"; did you mean '{(parent + '.') if parent else ''}{close[0]}'?" if close else ""
-    where = f" (in {source})" if source else ""
     valid = f" Valid keys{' under ' + parent if parent else ''}: {', '.join(sorted(keys))}." if keys else ""
     return f"unknown config key '{full_key}'{where}{hint}{valid}"
 

@@ -43,6 +43,7 @@ from memrl.data_synth.render import render_dialogue
 from memrl.data_synth.shards import read_shard
 from memrl.data_synth.world import plan_story
 from memrl.dist import make_executor
+from memrl.locks import hold_directory
 
 # Bump when a change to the generator changes its output for the same config (recorded in meta and manifest).
 GENERATOR_VERSION = 1
@@ -149,6 +150,11 @@ def run_synthesis(cfg: SynthConfig, executor=None, log=print, make_backend=None)
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise SynthError(f"out={out} is an existing file; synth writes a directory: give a new or existing directory")
+    with hold_directory(out, "memrl synth"):  # two syntheses into one directory raced on its manifest
+        return _synthesize_into(cfg, out, executor, log, make_backend)
+
+
+def _synthesize_into(cfg: SynthConfig, out: Path, executor, log, make_backend) -> dict[str, Any]:
     _prepare_shard_dir(cfg, out)
     num_shards = (cfg.num_conversations + cfg.shard_size - 1) // cfg.shard_size
     content = asdict(cfg)

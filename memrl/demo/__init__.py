@@ -16,7 +16,8 @@ import argparse
 
 from memrl.config import ConfigError, load_config, read_config_file
 from memrl.demo.oracle_tiny import DemoConfig, run_demo
-from memrl.demo.outcome import OutcomeDemoConfig, run_outcome_demo
+from memrl.demo.outcome import OutcomeDemoConfig, check_outcome_demo, run_outcome_demo
+from memrl.locks import hold_directory
 
 
 def _pipeline(config_file: str | None, overrides: list[str]) -> str:
@@ -45,7 +46,12 @@ def add_parser(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if _pipeline(args.config, list(args.overrides)) == "oracle_tiny":
-        run_demo(load_config(DemoConfig, args.config, args.overrides))
+        cfg = load_config(DemoConfig, args.config, args.overrides)
+        with hold_directory(cfg.out, "memrl demo"):  # one demo per out= at a time
+            run_demo(cfg)
         return 0
-    run_outcome_demo(load_config(OutcomeDemoConfig, args.config, args.overrides))
+    outcome = load_config(OutcomeDemoConfig, args.config, args.overrides)
+    check_outcome_demo(outcome)  # every policy, path and key, before the lock and the first expensive step
+    with hold_directory(outcome.out, "memrl demo"):
+        run_outcome_demo(outcome)
     return 0

@@ -47,7 +47,7 @@ from memrl.policies.baselines import bank_builder, make_baseline
 from memrl.policies.llm import LLMAnswerer, LLMManager
 from memrl.protocol.parsing import AnswerParse
 from memrl.rewards.accuracy import exact_match, locomo_f1
-from memrl.train.config import DataConfig, ModelConfig, PPOConfig, TrainConfig
+from memrl.train.config import DataConfig, ModelConfig, PPOSettings, TrainConfig
 from memrl.train.data import answer_sft_rows, corpus_from_rows, load_split, make_teacher, manager_sft_rows
 from memrl.train.run import finished_run
 from memrl.train.trainer import train
@@ -282,7 +282,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
             batch = cfg.batch_size if algo == "sft" else cfg.rl_batch_size
             if algo == "ppo":  # tiny models: the critic learns at the actor's rate (Memory-R1's 1e-5 is for 3B+)
                 kl = cfg.manager_ppo_kl_coef if role == "manager" else cfg.answer_ppo_kl_coef
-                kw["ppo"] = PPOConfig(learning_rate=lr, critic_learning_rate=lr, minibatch_size=16, kl_coef=kl)
+                kw["ppo"] = PPOSettings(learning_rate=lr, critic_learning_rate=lr, minibatch_size=16, kl_coef=kl)
             # overwrite=True: the demo owns its run directories; a stage that is not reused retrains from scratch.
             tc = TrainConfig(algo=algo, role=role, max_steps=steps, learning_rate=lr, init_from=init_from,
                              output_dir=str(sdir / f"{role}_{algo}"), batch_size=batch, overwrite=True,

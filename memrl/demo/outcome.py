@@ -22,8 +22,10 @@ conv-26). `configs/demo/oracle_tiny.yaml` runs the earlier tiny-model demo, whos
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,9 @@ class OutcomeDemoConfig:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.benchmark not in ("synthetic", "locomo"):
             raise ConfigError(f"benchmark: {self.benchmark!r} is not synthetic or locomo")
+        if self.train_split == self.eval_split:
+            raise ConfigError(f"train_split and eval_split are both {self.train_split!r}: the demo would evaluate on "
+                              f"the questions it trained on; give two different splits")
 
 
 def answer_env(cfg: OutcomeDemoConfig) -> dict[str, Any]:
@@ -117,10 +122,9 @@ def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, contro
                   "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
         "data": {"path": cfg.data, "train_split": cfg.train_split, "eval_split": cfg.eval_split},
         "answer_env": answer_env(cfg),
-        "ppo": {"total_iterations": cfg.ppo_iterations, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
-                "critic_learning_rate": cfg.learning_rate, "critic": "shared", "ppo_epochs": 1,
-                "minibatch_size": max(1, cfg.batch_size // 2), "kl_coef": cfg.ppo_kl_coef, "temperature": 1.0,
-                "max_new_tokens": cfg.max_new_tokens, "seed": seed},
+        # PPO's iterations, batch, sampling and seed are the top-level keys above (max_steps, batch_size, ...)
+        "ppo": {"learning_rate": cfg.learning_rate, "critic_learning_rate": cfg.learning_rate, "critic": "shared",
+                "ppo_epochs": 1, "minibatch_size": max(1, cfg.batch_size // 2), "kl_coef": cfg.ppo_kl_coef},
     }
     if algo == "grpo":
         raw["trl"] = {"gradient_checkpointing": False}
@@ -143,12 +147,85 @@ def eval_config(cfg: OutcomeDemoConfig, policy: str, out: Path) -> EvalConfig:
     return ec
 
 
-def _synthesize(cfg: OutcomeDemoConfig, out: Path, say) -> str:
-    data_dir = out / "data"
-    synth = SynthConfig(out=str(data_dir), num_conversations=cfg.num_conversations, seed=cfg.data_seed,
+def stage_runs(cfg: OutcomeDemoConfig) -> list[tuple[str, str, str, int, str]]:
+    """The training stages, in order: (label, group over seeds, algo, seed, reward control)."""
+    runs = []
+    for seed in cfg.seeds:
+        for algo in cfg.algos:
+            runs.append((f"{algo}_s{seed}", algo, algo, seed, "none"))
+        if cfg.shuffled_control:
+            runs.append((f"grpo_shuffled_s{seed}", "grpo_shuffled", "grpo", seed, "shuffle"))
+    return runs
+
+
+def synth_config(cfg: OutcomeDemoConfig, out: Path) -> SynthConfig:
+    synth = SynthConfig(out=str(out / "data"), num_conversations=cfg.num_conversations, seed=cfg.data_seed,
                         sessions_per_conversation=list(cfg.sessions), turns_per_session=list(cfg.turns),
                         questions_per_conversation=cfg.questions_per_conversation)
-    synth.validate()
+    try:
+        synth.validate()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return synth
+
+
+def check_outcome_demo(cfg: OutcomeDemoConfig) -> None:
+    """Every name, path and key the pipeline will use, checked in seconds before its first expensive step (a
+    misspelt baseline used to fail after every training stage): out, the data splits, the start model and each
+    baseline (resolved as `memrl eval` resolves policies), every stage's training recipe and eval config."""
+    from memrl.data.loaders import load_conversations
+    from memrl.data_synth.synth import split_assignment
+    from memrl.eval.policies import policy_ref  # deferred: imports the policy layer
+    from memrl.train.guards import check_recipe
+
+    cfg.validate()
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={out} is an existing file; the demo writes a directory")
+    if cfg.data:
+        data = cfg.data
+        for split in (cfg.train_split, cfg.eval_split):
+            f = Path(cfg.data) / f"{split}.jsonl"
+            if not f.is_file():
+                raise ConfigError(f"data: {f} does not exist ({'train_split' if split == cfg.train_split else 'eval_split'}"
+                                  f"={split}; the demo reads <data>/<split>.jsonl)")
+            if not load_conversations(f):
+                raise ConfigError(f"data: {f} holds no conversation")
+    else:
+        data = str(out / "data")
+        synth = synth_config(cfg, out)
+        counts = Counter(split_assignment(synth).values())
+        for key, split in (("train_split", cfg.train_split), ("eval_split", cfg.eval_split)):
+            if split not in synth.split_fractions:
+                raise ConfigError(f"{key}={split}: synthesized data has the splits {sorted(synth.split_fractions)}")
+            if not counts.get(split):
+                raise ConfigError(f"num_conversations={cfg.num_conversations} leaves the {split!r} split empty "
+                                  f"(it takes {synth.split_fractions[split]:.0%} of the conversations); synthesize "
+                                  f"more conversations")
+    planned = dataclasses.replace(cfg, data=data)
+    try:
+        probe = eval_config(planned, "bm25", out / "eval" / "start")
+        recipes = [train_config(planned, algo, seed, out / "train" / label, control)
+                   for label, _, algo, seed, control in stage_runs(cfg)]
+    except ConfigError:
+        raise
+    except ValueError as e:  # the schemas' own validation
+        raise ConfigError(str(e)) from None
+    policy_ref(cfg.model, "answerer", probe, what="model")
+    labels = {"start", *(label for label, *_ in stage_runs(cfg))}
+    for name in cfg.baselines:
+        policy_ref(name, "answerer", probe, what="baselines")
+        if name in labels:
+            raise ConfigError(f"baselines: {name!r} is listed twice or is the name of a demo stage; each evaluated "
+                              f"policy needs its own name")
+        labels.add(name)
+    for tc in recipes:
+        check_recipe(tc)
+
+
+def _synthesize(cfg: OutcomeDemoConfig, out: Path, say) -> str:
+    synth = synth_config(cfg, out)
+    data_dir = Path(synth.out)
     say(f"[demo] synthesizing {cfg.num_conversations} conversations -> {data_dir}")
     run_synthesis(synth, log=lambda *a, **k: None)
     return str(data_dir)
@@ -157,6 +234,7 @@ def _synthesize(cfg: OutcomeDemoConfig, out: Path, say) -> str:
 def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str, Any]:
     import torch  # deferred: torch is only needed once models run
 
+    check_outcome_demo(cfg)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     t0 = time.time()
@@ -165,9 +243,6 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
     say = print if progress else (lambda *a, **k: None)
     if not cfg.data:
         cfg.data = _synthesize(cfg, out, say)
-    for split in (cfg.train_split, cfg.eval_split):
-        if not (Path(cfg.data) / f"{split}.jsonl").exists():
-            raise ConfigError(f"data: {Path(cfg.data) / f'{split}.jsonl'} does not exist")
     save_resolved(cfg, out)
     timings: dict[str, float] = {}
     evals: dict[str, tuple[Path, dict[str, Any]]] = {}  # label -> (eval directory, its results)
@@ -181,12 +256,7 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
         evals[label] = (d, results)
 
     evaluate("start", cfg.model)  # the start policy = the prompt-only baseline
-    runs: list[tuple[str, str, str, int, str]] = []  # (label, group over seeds, algo, seed, control)
-    for seed in cfg.seeds:
-        for algo in cfg.algos:
-            runs.append((f"{algo}_s{seed}", algo, algo, seed, "none"))
-        if cfg.shuffled_control:
-            runs.append((f"grpo_shuffled_s{seed}", "grpo_shuffled", "grpo", seed, "shuffle"))
+    runs = stage_runs(cfg)  # (label, group over seeds, algo, seed, control)
     for label, _, algo, seed, control in runs:
         tc = train_config(cfg, algo, seed, out / "train" / label, control)
         t = time.time()
@@ -246,16 +316,22 @@ def _headline(s: dict[str, Any]) -> str:
 
 
 def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
+    budgets = []  # only the algorithms that ran (the shuffled control is a GRPO run)
+    if "grpo" in cfg.algos or cfg.shuffled_control:
+        budgets.append(f"GRPO {cfg.grpo_steps} steps")
+    if "ppo" in cfg.algos:
+        budgets.append(f"PPO {cfg.ppo_iterations} iterations")
+    control = (" `grpo_shuffled` is GRPO with rewards shuffled across each batch (the same compute, no link "
+               "between answer and reward)." if cfg.shuffled_control else "")
     head = [
         "# memrl demo: outcome-reward RL for the answer agent", "",
         (f"Model `{cfg.model}` with LoRA r={cfg.lora_r}; data `{cfg.data}` (trained on `{cfg.train_split}`, "
-        f"evaluated on `{cfg.eval_split}`); seeds {list(cfg.seeds)}; GRPO {cfg.grpo_steps} steps, PPO "
-        f"{cfg.ppo_iterations} iterations, {cfg.batch_size} completions each, lr {cfg.learning_rate}. "
-        f"Wall time {s['wall_seconds']:.0f} s."), "",
+        f"evaluated on `{cfg.eval_split}`); seeds {list(cfg.seeds)}; {', '.join(budgets)}, {cfg.batch_size} "
+        f"completions each, lr {cfg.learning_rate}. Wall time {s['wall_seconds']:.0f} s."), "",
         ("The policy sees the question and the memories BM25 retrieves from an add_only bank of raw turns; the "
         "reward is the LoCoMo F1 of its answer (no gold evidence, key or op in the prompt or the reward). `start` "
-        "is the model before RL, which is also the prompt-only baseline; `grpo_shuffled` is the same GRPO with "
-        "rewards shuffled across each batch. A difference whose CI includes 0 is not a result."), "",
+        f"is the model before RL, which is also the prompt-only baseline.{control} A difference whose CI "
+        "includes 0 is not a result."), "",
         "```", _headline(s), "```", "",
     ]
     return "\n".join(head) + compare_md + "\n"

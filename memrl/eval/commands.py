@@ -13,6 +13,7 @@ Imports are lazy: this module is imported by `memrl --help`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -21,6 +22,7 @@ from memrl.eval.config import EvalConfig
 from memrl.eval.engine import run_eval
 from memrl.eval.report import compare, fmt, format_protocol, summary_table
 from memrl.files import check_output_path
+from memrl.locks import hold_directory
 
 
 def add_parser(subparsers) -> None:
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     config = parsed.config or args.config
 
     cfg = load_config(EvalConfig, config, parsed.overrides)
-    results = run_eval(cfg)
+    with hold_directory(cfg.out, "memrl eval") if cfg.out else contextlib.nullcontext():  # one eval per out=
+        results = run_eval(cfg)
     if parsed.json or args.json:
         print(json.dumps(results, indent=2))
         return 0

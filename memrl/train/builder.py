@@ -18,7 +18,7 @@ from typing import Any
 from memrl.envs.answer.candidates import make_reward
 from memrl.models import resolve_model
 from memrl.rewards.control import apply_reward_control
-from memrl.train.config import PPOConfig, TrainConfig
+from memrl.train.config import PPO_FROM_RECIPE, PPOConfig, TrainConfig
 from memrl.train.data import (
     answer_rl_dataset,
     answer_sft_rows,
@@ -148,11 +148,10 @@ def log_callback(log, role: str):
 def ppo_config(cfg: TrainConfig):
     """memrl PPO's config for a recipe: the `ppo` section (its own actor and critic learning rates,
     ppo.learning_rate / ppo.critic_learning_rate; TrainConfig.learning_rate is SFT's and GRPO's), with the
-    schedule, sampling and bookkeeping fields that every algorithm shares taken from the recipe."""
+    schedule, sampling and bookkeeping fields that every algorithm shares taken from the recipe's top-level
+    keys (PPO_FROM_RECIPE; the `ppo` section has no such keys, so nothing set there is overridden)."""
 
-    return PPOConfig(**{**asdict(cfg.ppo), "total_iterations": cfg.max_steps, "batch_size": cfg.batch_size,
-                        "max_new_tokens": cfg.max_completion_length, "temperature": cfg.temperature,
-                        "seed": cfg.seed, "save_every": cfg.save_steps, "log_every": cfg.logging_steps})
+    return PPOConfig(**asdict(cfg.ppo), **{k: getattr(cfg, key) for k, key in PPO_FROM_RECIPE.items()})
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -18,12 +18,14 @@ are <output_dir>/manager and <output_dir>/answer.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memrl.config import ConfigError, load_config
+from memrl.locks import hold_directory
 from memrl.models import resolve_model
 from memrl.train import schedules
 from memrl.train.builder import build_trainer
@@ -88,6 +90,14 @@ def run_recipe(cfg: TrainConfig, answer: TrainConfig | None = None, progress: bo
     for c in (cfg, answer):  # a registered model that is not prepared fails now, before any data is read
         if c is not None:
             resolve_model(c.init_from, "init_from") if c.init_from else resolve_model(c.model.path, "model.path")
+    with contextlib.ExitStack() as held:  # one command per run directory (a second one is refused, naming our pid)
+        for c in (cfg, answer):
+            if c is not None:
+                held.enter_context(hold_directory(c.output_dir, "memrl train"))
+        return _run_schedule(cfg, answer, progress)
+
+
+def _run_schedule(cfg: TrainConfig, answer: TrainConfig | None, progress: bool) -> dict[str, Any]:
     for c in (cfg, answer):
         if c is not None and resuming(c.resume):
             prepare_resume(c)

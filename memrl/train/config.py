@@ -8,6 +8,7 @@ environment whose rewards drive RL. TRL-specific extras go in `trl:` and are pas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from memrl.envs.answer.config import AnswerEnvConfig
 from memrl.envs.manager.config import ManagerEnvConfig
@@ -19,10 +20,10 @@ ALGOS = ("sft", "grpo", "ppo")
 
 # PPO's knobs (memrl.train.ppo), here so that reading a config does not import torch.
 @dataclass
-class PPOConfig:
-    # --- schedule ---
-    total_iterations: int = 50  # PPO iterations (one rollout batch + its update epochs each)
-    batch_size: int = 16  # completions per iteration (single-step) / episodes per iteration (multi-step)
+class PPOSettings:
+    """The `ppo:` section of a recipe: what only memrl's PPO has. The schedule, sampling and bookkeeping
+    settings every algorithm shares are the recipe's top-level keys (PPO_FROM_RECIPE), never `ppo.*` keys."""
+
     ppo_epochs: int = 2  # passes over each rollout batch
     minibatch_size: int = 8  # completions (steps) per gradient step
     # --- optimisation ---
@@ -37,12 +38,27 @@ class PPOConfig:
     lam: float = 0.95  # GAE lambda (Schulman et al. 2016)
     kl_coef: float = 0.05  # per-token KL penalty to the frozen reference (k1 estimator)
     whiten_advantages: bool = True
+    # --- critic ---
+    critic: str = "separate"  # "separate": own backbone copy + value head; "shared": head on the policy trunk
+
+
+# PPOConfig field -> the TrainConfig key that sets it in a recipe (memrl.train.builder.ppo_config).
+PPO_FROM_RECIPE = {"total_iterations": "max_steps", "batch_size": "batch_size",
+                   "max_new_tokens": "max_completion_length", "temperature": "temperature", "seed": "seed",
+                   "save_every": "save_steps", "log_every": "logging_steps"}
+
+
+@dataclass
+class PPOConfig(PPOSettings):
+    """What memrl.train.ppo.PPOTrainer runs: the `ppo:` section plus the shared settings (PPO_FROM_RECIPE)."""
+
+    # --- schedule ---
+    total_iterations: int = 50  # PPO iterations (one rollout batch + its update epochs each)
+    batch_size: int = 16  # completions per iteration (single-step) / episodes per iteration (multi-step)
     # --- sampling ---
     temperature: float = 1.0  # the only sampling knob: log-probs score the full softmax at this temperature,
     #                           so rollouts sample from exactly that (no top-k / top-p / penalties; see ppo.generate)
     max_new_tokens: int = 32
-    # --- critic ---
-    critic: str = "separate"  # "separate": own backbone copy + value head; "shared": head on the policy trunk
     # --- bookkeeping ---
     seed: int = 0
     save_every: int = 0  # iterations between checkpoints (0: only at the end)
@@ -96,6 +112,9 @@ class ScheduleConfig:
 
 @dataclass
 class TrainConfig:
+    # Keys that are not part of a recipe because another key governs them: load_config names the one to set.
+    GOVERNED_KEYS: ClassVar[dict[str, str]] = {f"ppo.{k}": v for k, v in PPO_FROM_RECIPE.items()}
+
     algo: str = "grpo"  # sft | grpo | ppo
     role: str = "answer"  # manager | answer
     manager_mode: str = "snapshot"  # manager GRPO: "snapshot" (reward functions) | "episode" (rollout_func)
@@ -137,7 +156,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     manager_env: ManagerEnvConfig = field(default_factory=ManagerEnvConfig)
     answer_env: AnswerEnvConfig = field(default_factory=AnswerEnvConfig)
-    ppo: PPOConfig = field(default_factory=PPOConfig)
+    ppo: PPOSettings = field(default_factory=PPOSettings)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     report_to: list[str] = field(default_factory=lambda: ["none"])  # tensorboard | wandb | none (TRL's report_to)
     trl: dict = field(default_factory=dict)  # extra GRPOConfig / SFTConfig keyword arguments, passed through

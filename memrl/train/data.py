@@ -36,6 +36,16 @@ def load_split(path: str, split: str, max_conversations: int = 0) -> list[Conver
     return convs[:max_conversations] if max_conversations else convs
 
 
+def split_files(path: str, split: str) -> list[Path]:
+    """The files `load_split(path, split)` reads: `<dir>/<split>.jsonl` of a `memrl synth` directory, or the
+    file itself (every file of a `datasets` directory)."""
+    p = Path(path)
+    if p.is_dir():
+        f = p / f"{split}.jsonl"
+        return [f] if f.exists() else sorted(x for x in p.rglob("*") if x.is_file())
+    return [p]
+
+
 def shorten_ops(completion: str, step) -> str:
     """Drop what the environment can infer, so a tiny model writes fewer tokens.
 

@@ -8,23 +8,30 @@ Three ways a training run used to exit 0 with something wrong in its run directo
 - `resume=true` with a changed recipe continued a checkpoint made under another config:
   `check_resume_config` compares the saved `config.yaml` with this one and names every differing key;
 - a diverged run (learning_rate=1e9) saved an all-NaN `final_model`: `FiniteMetrics` stops the run at the
-  first non-finite loss / grad norm it logs, and `assert_finite_weights` refuses to save non-finite weights.
+  first non-finite loss / grad norm it logs, and `assert_finite_weights` refuses to save non-finite weights;
+- `resume=true` after the files behind the same `data.path` were rewritten (re-synthesized with another seed)
+  continued the checkpoint on other data: every run records the sha256 of the training files it reads
+  (`data_fingerprint.json`) and `check_data_fingerprint` refuses a resume whose files differ.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection, Iterable
 
 from memrl.config import ConfigError
 from memrl.errors import MemrlError
+from memrl.files import write_json
 
 # What a run writes into its output_dir (memrl.train.run); anything else there (a user's notes, a
 # prepared base model) does not make the directory "another run".
-RUN_ARTIFACTS = ("config.yaml", "metrics.jsonl", "summary.json", "final_model", "curves.png")
+RUN_ARTIFACTS = ("config.yaml", "metrics.jsonl", "summary.json", "final_model", "curves.png", "data_fingerprint.json")
+DATA_FINGERPRINT = "data_fingerprint.json"  # sha256 of each training file the run read, written at its start
 
 # Keys a resumed run may change: they do not alter what the checkpoint's weights and optimizer state mean.
 # The frozen partner (probe_answerer / answer_env.manager) changes between the chunks of a joint schedule by
@@ -78,19 +85,20 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_differences(saved: dict, current: dict) -> list[str]:
-    """`key: saved -> current` for every key that differs, except those a resume may change."""
+def config_differences(saved: dict, current: dict, ignore: Collection[str] = ()) -> list[str]:
+    """`key: saved -> current` for every key that differs, except those a resume may change and `ignore`
+    (keys a recipe no longer has because another key governs them; an older run's config.yaml holds them)."""
     a, b = _flatten(saved), _flatten(current)
     diffs = []
     for key in sorted(set(a) | set(b)):
-        if key in RESUMABLE_CHANGES or key.split(".")[0] in RESUMABLE_CHANGES:
+        if key in RESUMABLE_CHANGES or key.split(".")[0] in RESUMABLE_CHANGES or key in ignore:
             continue
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             diffs.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
     return diffs
 
 
-def check_resume_config(run_dir: Path, current: dict) -> None:
+def check_resume_config(run_dir: Path, current: dict, ignore: Collection[str] = ()) -> None:
     """A resume continues only the run it was given the config of. A run directory without a config.yaml
     cannot show that its checkpoints belong to this recipe, so it is refused too."""
     from omegaconf import OmegaConf
@@ -105,11 +113,56 @@ def check_resume_config(run_dir: Path, current: dict) -> None:
         saved = OmegaConf.to_container(OmegaConf.load(saved_path))
     except Exception as e:  # yaml's errors come in several types
         raise RunDirError(f"resume: {saved_path} cannot be read ({type(e).__name__}: {e})") from None
-    diffs = config_differences(saved or {}, current)
+    diffs = config_differences(saved or {}, current, ignore)
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
         raise RunDirError(f"resume: the run in {run_dir} was made with another config ({shown}); resume with the "
                           f"same recipe, or start a new output_dir")
+
+
+class DataChangedError(RunDirError):
+    """A resume would continue a checkpoint on training data other than the data the run started on."""
+
+    exit_code = 2
+
+
+def data_fingerprint(files: Iterable[str | os.PathLike]) -> dict[str, str]:
+    """{file: sha256 of its bytes} for the training files a run reads (a missing file is left out: reading
+    the data reports it)."""
+    out = {}
+    for f in files:
+        if not Path(f).is_file():
+            continue
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        out[str(f)] = h.hexdigest()
+    return out
+
+
+def check_data_fingerprint(run_dir: Path, now: dict[str, str]) -> None:
+    """Refuse to continue a checkpoint of `run_dir` when its training files differ from those it started on
+    (naming the file and both fingerprints). A run made before fingerprints were recorded is not checked."""
+    path = run_dir / DATA_FINGERPRINT
+    if not path.exists():
+        return
+    try:
+        before = json.loads(path.read_text(encoding="utf-8"))["files"]
+        assert isinstance(before, dict)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        raise DataChangedError(f"resume: {path} cannot be read, so the training data cannot be shown to be the data "
+                               f"{run_dir} started on; start a new output_dir") from None
+    for name in sorted(set(before) | set(now)):
+        if before.get(name) != now.get(name):
+            was, is_ = (before.get(name) or "absent")[:16], (now.get(name) or "absent")[:16]
+            raise DataChangedError(f"resume: the training data changed since {run_dir} started: {name} had sha256 "
+                                   f"{was}... then and has {is_}... now; resume with the data the run started on, "
+                                   f"or start a new output_dir")
+
+
+def record_data_fingerprint(run_dir: Path, files: dict[str, str], data_path: str, split: str) -> None:
+    write_json(run_dir / DATA_FINGERPRINT, {"data.path": data_path, "split": split, "files": files})
 
 
 class FiniteMetrics:

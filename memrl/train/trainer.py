@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from memrl.policies.baselines import ORACLE_BASELINES
 from memrl.train import guards
 from memrl.train.builder import build_trainer
 from memrl.train.config import TrainConfig
+from memrl.train.data import split_files
 from memrl.train.run import (
     CheckpointError,
     MetricsLog,
@@ -106,8 +108,18 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
         # config of the run it continues. Both happen before config.yaml is rewritten.
         guards.claim_run_dir(out, resume_requested=resume_requested, overwrite=cfg.overwrite)
         if resume_requested:
-            guards.check_resume_config(out, as_dict(cfg))
+            guards.check_resume_config(out, as_dict(cfg), ignore=TrainConfig.GOVERNED_KEYS)
+        # The sha256 of the training files read: a resume continues its checkpoint only on the same data.
+        read = split_files(cfg.data.path, cfg.data.train_split) if cfg.data.path else []
+        data_files = guards.data_fingerprint(read)
+        ck = _resume_path(cfg, out) if resume_requested else None
+        if ck:
+            guards.check_data_fingerprint(Path(ck).parent, data_files)
+        elif resume_requested:  # resume=true is also how scripts (re)start a run: start fresh, and say so
+            held = "a run without a checkpoint to continue" if guards.run_files(out) else "no run"
+            print(f"resume=true: {out} holds {held}; starting a fresh run from step 0", file=sys.stderr)
         save_resolved(cfg, out)
+        guards.record_data_fingerprint(out, data_files, cfg.data.path, cfg.data.train_split)
     torch.manual_seed(cfg.seed)
     continuing = bool(_resume_path(cfg, out)) if resume_requested else False
     if continuing:
