@@ -102,11 +102,14 @@ def test_outcome_demo_runs_every_stage_and_reports_paired_differences(tmp_path, 
         f"out={tmp_path / 'demo'}", f"model={tiny_model_dir}", "num_conversations=10", "sessions=[2,2]",
         "turns=[6,6]", "questions_per_conversation=4", "eval_questions_per_conversation=3", "grpo_steps=1",
         "ppo_iterations=1", "batch_size=4", "num_generations=2", "max_new_tokens=4", "baselines=[bm25]",
-        "lora_r=4", "seeds=[0]"])
+        "lora_r=4", "seeds=[0]", "curve_every=1", "ceiling_samples=2"])
     s = run_outcome_demo(cfg, progress=False)
     out = tmp_path / "demo"
+    assert s["ceiling"]["samples"] == 2 and s["ceiling"]["best_of_n_f1"] >= s["ceiling"]["mean_sampled_f1"]
+    assert [k for k, _ in s["curves"]["grpo_s0"]["eval_f1"]] == [0, 1, 1] and (out / "curves.png").exists()
+    assert s["curves"]["ppo_s0"]["train_reward"]
     labels = [p["label"] for p in s["policies"]]
-    assert labels == ["start", "grpo_s0", "ppo_s0", "grpo_shuffled_s0", "bm25"]
+    assert labels == ["start", "grpo_s0", "ppo_s0", "grpo_shuffled_s0", "ppo_shuffled_s0", "bm25"]
     start = s["policies"][0]
     assert start["diff_vs_start"] is None
     for p in s["policies"][1:]:

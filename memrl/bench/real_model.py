@@ -18,6 +18,7 @@ import resource
 import time
 from typing import Any
 
+from memrl.bench.cpu_speed import speed_figures
 from memrl.bench.figures import CONV26, Figure, met, rounded
 from memrl.bench.generation import benchmark_generation
 from memrl.bench.rl import grpo_step_ratio
@@ -56,6 +57,7 @@ def bench_real_model(ctx: Any) -> list:
                             f"<= 32 new tokens, {n_q} questions incl. model load, {dt:.1f} s; projected "
                             f"{proj_min:.0f} min for 1,307 questions at 5+5 (30+30 prompts are ~6x longer)"))
     figs.append(_grpo_figure(ctx, model_dir, quick))
+    figs.extend(speed_figures(ctx))  # float32 -> bfloat16 -> bfloat16 + shared prefix (memrl/bench/cpu_speed.py)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figs.append(Figure("real_model.peak_rss_mb", round(rss_mb, 1), "MB",
                        note="peak RSS of the bench process after the real-model figures (model loaded twice)"))

@@ -8,8 +8,8 @@
 3. The start policy is the prompt-only baseline: the prepared instruct model (SmolLM2-135M-Instruct) asked for
    a few-word answer. Its answer is extracted leniently (`memrl.protocol.lenient`).
 4. RL from that start, LoRA, on the outcome reward only (LoCoMo F1 of the answer against the gold answer):
-   GRPO (TRL) and PPO (`memrl.train.ppo`); and the shuffled-reward control: the same GRPO with rewards
-   permuted across each batch (`reward_control=shuffle`).
+   GRPO (TRL) and PPO (`memrl.train.ppo`, GRPO's shape: num_generations samples per prompt); and the
+   shuffled-reward control of each: the same run with rewards permuted across each batch (`reward_control=shuffle`).
 5. Every policy and the baselines (bm25 extractive, bm25_verbatim) answer the same validation questions through
    `memrl eval`; `memrl eval compare` gives each one's difference from the start with a paired bootstrap CI,
    and the output table (the most common answer's share: collapse, mean length, no-answer rate).
@@ -79,6 +79,9 @@ class OutcomeDemoConfig:
     lora_r: int = 16
     ppo_kl_coef: float = 0.05
     baselines: list[str] = field(default_factory=lambda: ["bm25", "bm25_verbatim"])
+    curve_every: int = 0  # learning curves: checkpoint every N steps and evaluate each on the eval split (0 = off)
+    ceiling_samples: int = 0  # best-of-N ceiling: N samples (temperature 1) of the start policy per question, the
+    #                           mean over questions of the best F1 (what any RL could gain with this retrieval)
     torch_threads: int = 0  # 0 = torch's default
 
     def validate(self) -> None:
@@ -115,7 +118,8 @@ def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, contro
         "algo": algo, "role": "answer", "output_dir": str(out), "seed": seed, "init_from": "",
         "max_steps": cfg.grpo_steps if algo == "grpo" else cfg.ppo_iterations, "learning_rate": cfg.learning_rate,
         "batch_size": cfg.batch_size, "num_generations": cfg.num_generations,
-        "max_completion_length": cfg.max_new_tokens, "temperature": 1.0, "logging_steps": 1, "save_steps": 0,
+        "max_completion_length": cfg.max_new_tokens, "temperature": 1.0, "logging_steps": 1,
+        "save_steps": cfg.curve_every,
         "reward_control": control, "overwrite": True,  # the demo owns <out>/train: unfinished stages retrain
         "report_to": ["none"],
         "model": {"path": cfg.model, "lora": True, "lora_r": cfg.lora_r, "lora_alpha": 2 * cfg.lora_r,
@@ -124,7 +128,10 @@ def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, contro
         "answer_env": answer_env(cfg),
         # PPO's iterations, batch, sampling and seed are the top-level keys above (max_steps, batch_size, ...)
         "ppo": {"learning_rate": cfg.learning_rate, "critic_learning_rate": cfg.learning_rate, "critic": "shared",
-                "ppo_epochs": 1, "minibatch_size": max(1, cfg.batch_size // 2), "kl_coef": cfg.ppo_kl_coef},
+                "ppo_epochs": 1, "kl_coef": cfg.ppo_kl_coef,
+                # GRPO's shape: batch_size / num_generations prompts, num_generations samples each, one prompt
+                # group per minibatch (its prompt computed once: memrl.policies.prefix)
+                "samples_per_prompt": cfg.num_generations, "minibatch_size": cfg.num_generations},
     }
     if algo == "grpo":
         raw["trl"] = {"gradient_checkpointing": False}
@@ -153,8 +160,9 @@ def stage_runs(cfg: OutcomeDemoConfig) -> list[tuple[str, str, str, int, str]]:
     for seed in cfg.seeds:
         for algo in cfg.algos:
             runs.append((f"{algo}_s{seed}", algo, algo, seed, "none"))
-        if cfg.shuffled_control:
-            runs.append((f"grpo_shuffled_s{seed}", "grpo_shuffled", "grpo", seed, "shuffle"))
+        if cfg.shuffled_control:  # the same run with rewards permuted across each batch, for each algorithm
+            for algo in cfg.algos:
+                runs.append((f"{algo}_shuffled_s{seed}", f"{algo}_shuffled", algo, seed, "shuffle"))
     return runs
 
 
@@ -255,6 +263,7 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
         timings[f"eval/{label}"] = round(time.time() - t, 1)
         evals[label] = (d, results)
 
+    curves: dict[str, list[int]] = {}  # stage label -> checkpoint steps evaluated
     evaluate("start", cfg.model)  # the start policy = the prompt-only baseline
     runs = stage_runs(cfg)  # (label, group over seeds, algo, seed, control)
     for label, _, algo, seed, control in runs:
@@ -267,19 +276,109 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
             train(tc, progress=progress)
             timings[f"train/{label}"] = round(time.time() - t, 1)
         evaluate(label, str(Path(tc.output_dir) / "final_model"))
+        for step, ck in checkpoints(Path(tc.output_dir), algo):
+            evaluate(f"{label}@{step}", ck)
+            curves.setdefault(label, []).append(step)
     for name in cfg.baselines:
         evaluate(name, name)
+    ceiling = best_of_n(cfg, out, say) if cfg.ceiling_samples else None
 
     order = ["start"] + [r[0] for r in runs] + list(cfg.baselines)
     md, data = compare([str(evals[k][0]) for k in order], metric="locomo_f1", samples=1000)
     groups = {label: group for label, group, *_ in runs}
     summary = _summarize(cfg, order, groups, data, {k: v[1] for k, v in evals.items()}, timings, time.time() - t0)
+    summary["ceiling"] = ceiling
+    summary["curves"] = _curves(cfg, out, runs, curves, {k: v[1] for k, v in evals.items()})
     write_json(out / "summary.json", summary)
+    _plot_curves(summary["curves"], out)
     (out / "report.md").write_text(_report(cfg, summary, md))
     _plot(summary, out)
     say(f"[demo] done in {summary['wall_seconds']:.0f} s: {out / 'report.md'}")
     say(_headline(summary))
     return summary
+
+
+def checkpoints(run_dir: Path, algo: str) -> list[tuple[int, str]]:
+    """(step, policy directory) of a run's intermediate checkpoints, in step order (the final model excluded)."""
+    out = []
+    for d in run_dir.glob("checkpoint-*"):
+        try:
+            step = int(d.name.split("-", 1)[1])
+        except ValueError:
+            continue
+        policy = d / "policy" if algo == "ppo" else d
+        if (policy / "adapter_config.json").is_file() or (policy / "config.json").is_file():
+            out.append((step, str(policy)))
+    return sorted(out)
+
+
+def best_of_n(cfg: OutcomeDemoConfig, out: Path, say) -> dict[str, Any]:
+    """The start policy sampled `ceiling_samples` times per question at temperature 1: the mean sampled F1 and the
+    mean over questions of the best sample's F1 (an upper bound on what reranking its own samples could give)."""
+    import json
+
+    d = out / "eval" / f"start_best_of_{cfg.ceiling_samples}"
+    ec = dataclasses.replace(eval_config(cfg, cfg.model, d), temperature=1.0,
+                             seeds=list(range(cfg.ceiling_samples)), bootstrap_samples=0)
+    say(f"[demo] best-of-{cfg.ceiling_samples} ceiling of the start policy")
+    run_eval(ec)
+    best: dict[str, float] = {}
+    sampled: list[float] = []
+    for line in (d / "predictions.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        f1 = float(r["scores"]["locomo_f1"])
+        sampled.append(f1)
+        best[r["uid"]] = max(best.get(r["uid"], 0.0), f1)
+    return {"samples": cfg.ceiling_samples, "questions": len(best),
+            "best_of_n_f1": statistics.fmean(best.values()) if best else None,
+            "mean_sampled_f1": statistics.fmean(sampled) if sampled else None}
+
+
+def _curves(cfg, out: Path, runs, curves, results) -> dict[str, Any]:
+    """Per stage: training reward per logged step (metrics.jsonl) and eval F1 at start, each checkpoint and the end."""
+    import json
+
+    start = results["start"]["metrics"]["locomo_f1"]["overall"]
+    res: dict[str, Any] = {}
+    for label, _, algo, _, _ in runs:
+        rewards = []
+        f = out / "train" / label / "metrics.jsonl"
+        if f.exists():
+            for line in f.read_text().splitlines():
+                r = json.loads(line)
+                if isinstance(r.get("reward"), (int, float)):
+                    rewards.append((r["step"], r["reward"]))
+        steps = cfg.grpo_steps if algo == "grpo" else cfg.ppo_iterations
+        f1 = [(0, start)] + [(k, results[f"{label}@{k}"]["metrics"]["locomo_f1"]["overall"]) for k in curves.get(label, [])]
+        if label in results:
+            f1.append((steps, results[label]["metrics"]["locomo_f1"]["overall"]))
+        res[label] = {"train_reward": rewards, "eval_f1": f1}
+    return res
+
+
+def _plot_curves(curves: dict[str, Any], out: Path) -> None:
+    """curves.png: training reward (sampled, temperature 1) and eval-split F1 (greedy) per step, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not curves:
+        return
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for label, c in curves.items():
+        style = "--" if "shuffled" in label else "-"
+        if c["train_reward"]:
+            a.plot(*zip(*c["train_reward"]), style, label=label, lw=1)
+        b.plot(*zip(*c["eval_f1"]), style + "o", label=label, lw=1, ms=3)
+    a.set_xlabel("step")
+    a.set_ylabel("training reward (sampled)")
+    b.set_xlabel("step")
+    b.set_ylabel("eval F1 (greedy)")
+    b.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=110)
+    plt.close(fig)
 
 
 def _summarize(cfg, order, groups, data, results, timings, wall) -> dict[str, Any]:
@@ -312,16 +411,21 @@ def _headline(s: dict[str, Any]) -> str:
     for algo, st in s["diff_vs_start_by_algo"].items():
         sd = "" if st["sd"] is None else f" ± {st['sd']:.3f}"
         lines.append(f"{algo} - start over {st['n_seeds']} seed(s): {st['mean']:+.3f}{sd}")
+    c = s.get("ceiling")
+    if c and c.get("best_of_n_f1") is not None:
+        lines.append(f"start policy, best of {c['samples']} samples (temperature 1): F1 {c['best_of_n_f1']:.3f} "
+                     f"(mean sampled F1 {c['mean_sampled_f1']:.3f}): the ceiling reranking its own samples reaches")
     return "\n".join(lines)
 
 
 def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
-    budgets = []  # only the algorithms that ran (the shuffled control is a GRPO run)
-    if "grpo" in cfg.algos or cfg.shuffled_control:
+    budgets = []  # only the algorithms that ran (each has its shuffled control)
+    if "grpo" in cfg.algos:
         budgets.append(f"GRPO {cfg.grpo_steps} steps")
     if "ppo" in cfg.algos:
         budgets.append(f"PPO {cfg.ppo_iterations} iterations")
-    control = (" `grpo_shuffled` is GRPO with rewards shuffled across each batch (the same compute, no link "
+    labels = " and ".join(f"`{a}_shuffled`" for a in cfg.algos)
+    control = (f" {labels}: the same algorithm with rewards shuffled across each batch (the same compute, no link "
                "between answer and reward)." if cfg.shuffled_control else "")
     head = [
         "# memrl demo: outcome-reward RL for the answer agent", "",

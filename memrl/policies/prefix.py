@@ -84,6 +84,10 @@ def _head_logprobs(head, cfg, hidden: torch.Tensor, targets: torch.Tensor, tempe
     return chosen, ent
 
 
+def _checkpointing(backbone) -> bool:
+    return bool(getattr(backbone, "gradient_checkpointing", False)) and backbone.training
+
+
 def _expand_cache(cache, rows: int):
     cache.batch_repeat_interleave(rows)
     return cache
@@ -103,14 +107,28 @@ def prefix_hidden_logprobs(model: torch.nn.Module, seqs: Sequence[Sequence[int]]
     if not seqs:
         empty = ([],) + (([],) if with_entropy else ()) + (([],) if return_hidden else ())
         return empty if len(empty) > 1 else []
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (s, a) in enumerate(zip(seqs, starts)):
+        groups.setdefault(tuple(s[:a]), []).append(i)
+    if share and 1 < len(groups) < len(seqs):
+        # Repeated prompts (G samples each): one pass per prompt group, its whole prompt shared.
+        parts = {i: None for i in range(len(seqs))}
+        for rows in groups.values():
+            res = prefix_hidden_logprobs(model, [seqs[i] for i in rows], [starts[i] for i in rows], temperature,
+                                         with_entropy, share, min_shared, pad_id, return_hidden)
+            res = res if isinstance(res, tuple) else (res,)
+            for j, i in enumerate(rows):
+                parts[i] = tuple(r[j] for r in res)
+        result = tuple(list(x) for x in zip(*(parts[i] for i in range(len(seqs)))))
+        return result if len(result) > 1 else result[0]
     for s, a in zip(seqs, starts):
         if not 1 <= a <= len(s):
             raise ValueError(f"score start {a} outside 1..{len(s)} for a sequence of {len(s)} tokens")
     backbone, head, cfg = split_model(model)
     dev = head.weight.device
     p = min(common_prefix_len(seqs), min(starts) - 1) if share else 0
-    if p < min_shared:
-        p = 0
+    if p < min_shared or (torch.is_grad_enabled() and _checkpointing(backbone)):
+        p = 0  # gradient checkpointing in training keeps no KV cache to share: every row runs in full
     cache = None
     if p:
         pre = torch.tensor([list(seqs[0][:p])], dtype=torch.long, device=dev)

@@ -26,6 +26,8 @@ class PPOSettings:
 
     ppo_epochs: int = 2  # passes over each rollout batch
     minibatch_size: int = 8  # completions (steps) per gradient step
+    samples_per_prompt: int = 1  # single-step tasks: completions sampled per drawn prompt (batch_size / this
+    #                              prompts per iteration; GRPO's shape with 8): a group's prompt is computed once
     # --- optimisation ---
     learning_rate: float = 1e-6  # actor lr; Memory-R1 uses 1e-6 on 3B-8B models, tiny models need ~1e-3
     critic_learning_rate: float = 1e-5  # critic lr; Memory-R1: 1e-5
@@ -178,6 +180,9 @@ class TrainConfig:
                              f"({self.num_generations}): TRL groups completions by prompt")
         if not self.learning_rate > 0:  # also catches NaN
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.algo == "ppo" and (self.ppo.samples_per_prompt < 1 or self.batch_size % self.ppo.samples_per_prompt):
+            raise ValueError(f"ppo.samples_per_prompt ({self.ppo.samples_per_prompt}) must be >= 1 and divide "
+                             f"batch_size ({self.batch_size})")
         for name in ("learning_rate", "critic_learning_rate"):
             if not getattr(self.ppo, name) > 0:
                 raise ValueError(f"ppo.{name} must be > 0, got {getattr(self.ppo, name)}")

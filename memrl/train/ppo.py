@@ -223,17 +223,23 @@ FULL_SOFTMAX = dict(top_k=0, top_p=1.0, min_p=None, typical_p=1.0, epsilon_cutof
 def generate(policy, tokenizer, prompt_ids: list[list[int]], cfg: PPOConfig) -> list[list[int]]:
     """Sample one response per prompt (left-padded batch). Returns response ids, EOS included."""
     pad = tokenizer.pad_token_id
-    # the batch's common prompt prefix is prefilled once (memrl.policies.prefix)
-    out, L = generate_shared_prefix(policy, prompt_ids, pad, do_sample=True, temperature=cfg.temperature,
-                                    max_new_tokens=cfg.max_new_tokens, pad_token_id=pad,
-                                    eos_token_id=tokenizer.eos_token_id, **FULL_SOFTMAX)
-    responses = []
-    for row in out[:, L:].tolist():
-        if tokenizer.eos_token_id in row:
-            row = row[: row.index(tokenizer.eos_token_id) + 1]
-        else:
-            row = [t for t in row if t != pad] or row[:1]
-        responses.append(row)
+    # A repeated prompt (samples_per_prompt > 1) is prefilled once for its samples; distinct prompts share their
+    # common prefix (system prompt, instructions). memrl.policies.prefix.
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, p in enumerate(prompt_ids):
+        groups.setdefault(tuple(p), []).append(i)
+    batches = list(groups.values()) if len(groups) < len(prompt_ids) else [list(range(len(prompt_ids)))]
+    responses: list[list[int]] = [[] for _ in prompt_ids]
+    for rows in batches:
+        out, L = generate_shared_prefix(policy, [prompt_ids[i] for i in rows], pad, do_sample=True,
+                                        temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+                                        pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, **FULL_SOFTMAX)
+        for i, row in zip(rows, out[:, L:].tolist()):
+            if tokenizer.eos_token_id in row:
+                row = row[: row.index(tokenizer.eos_token_id) + 1]
+            else:
+                row = [t for t in row if t != pad] or row[:1]
+            responses[i] = row
     return responses
 
 
@@ -259,13 +265,15 @@ class RowRollouts:
 
     def collect(self, policy, tokenizer, cfg: PPOConfig, iteration: int) -> tuple[list[Segment], dict]:
         n = len(self.rows)
-        start = iteration * cfg.batch_size
+        k = cfg.samples_per_prompt  # each drawn row is sampled k times (batch_size / k distinct prompts)
+        per_iter = cfg.batch_size // k
+        start = iteration * per_iter
         idx = []
-        for j in range(start, start + cfg.batch_size):  # epoch-wise permutations fixed by the seed
+        for j in range(start, start + per_iter):  # epoch-wise permutations fixed by the seed
             epoch, pos = divmod(j, n)
             perm = list(range(n))
             random.Random(cfg.seed * 1_000_003 + epoch).shuffle(perm)
-            idx.append(perm[pos])
+            idx.extend([perm[pos]] * k)
         rows = [self.rows[i] for i in idx]
         prompts = [r["prompt"] for r in rows]
         prompt_ids = [_render(tokenizer, p) for p in prompts]
@@ -407,10 +415,16 @@ class PPOTrainer:
 
         self.policy.train()
         stats: dict[str, list[float]] = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approx_kl": [], "entropy": []}
-        order = list(range(len(segs)))
+        # Minibatches are drawn from shuffled prompt groups (a group = one prompt's samples, kept together so its
+        # prompt is computed once); with one sample per prompt this is a plain shuffle of the completions.
+        group_of: dict[tuple, list[int]] = {}
+        for i, s in enumerate(segs):
+            group_of.setdefault((s.step, tuple(s.prompt_ids)), []).append(i)
+        groups = list(group_of.values())
         rng = random.Random(cfg.seed * 31 + self.iteration)
         for _ in range(cfg.ppo_epochs):
-            rng.shuffle(order)
+            rng.shuffle(groups)
+            order = [i for g in groups for i in g]
             for mb in _chunks(order, cfg.minibatch_size):
                 chunk = [segs[i] for i in mb]
                 new_lp, new_v, ent = self._logprobs_values(chunk, with_entropy=True)

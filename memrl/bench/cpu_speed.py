@@ -1,0 +1,180 @@
+"""The CPU-speed figures of the real model (part of `memrl bench --only real_model`): float32 -> bfloat16 ->
+bfloat16 + one prefill per prompt group, side by side in one run, for what the learning experiments spend.
+
+- GRPO step and PPO step of the demo's shape: SmolLM2-135M-Instruct with LoRA r 16 (q/k/v/o), short-answer mode
+  with 3+3 memories on LoCoMo conv-26's train questions, 16 completions (2 prompts x 8; PPO: samples_per_prompt 8,
+  shared critic, one epoch of two minibatches), <= 16 new tokens
+  forced to the cap (min_new_tokens) so every variant does the same model work; median of the timed steps after
+  one warm-up step; peak RSS of the process that ran it.
+- Evaluation seconds per question, short mode, at 3+3, 5+5 and 30+30 memories (greedy, <= 16 new tokens, batch
+  16), with the projection to Memory-R1's 1,307 test questions.
+
+Each variant runs in its own child process (`python -m memrl.bench.cpu_speed VARIANT JSON`), so its peak RSS is
+its own and one variant's allocator state cannot slow the next. Variants run one after another: the ratios are
+of the same run on the same machine, and the load average is recorded beside them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+VARIANTS = {  # name -> (dtype, shared_prefix)
+    "float32": ("float32", False),
+    "bfloat16": ("bfloat16", False),
+    "bfloat16+shared": ("bfloat16", True),
+}
+MEMORY_BUDGETS = (3, 5, 30)
+TEST_SPLIT_QUESTIONS = 1307
+
+
+def _split_dir(work: Path) -> Path:
+    from memrl.data.loaders import load_locomo
+    from memrl.data.question_split import write_question_split
+    from memrl.bench.figures import CONV26
+
+    d = work / "conv26_split"
+    if not (d / "train.jsonl").exists():
+        write_question_split(load_locomo(CONV26), d, {"train": 0.6, "validation": 0.4}, seed=0,
+                             skip_categories=["5"])
+    return d
+
+
+def _rl_step(algo: str, dtype: str, shared: bool, data: str, out: str, steps: int, threads: int) -> dict[str, Any]:
+    import torch
+
+    from memrl.config import load_config
+    from memrl.train import ppo as ppo_module
+    from memrl.train.builder import build_trainer
+    from memrl.train.config import TrainConfig
+
+    if threads:
+        torch.set_num_threads(threads)
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "train" / "grpo_answer_short_smollm2.yaml"
+    overrides = [f"algo={algo}", f"output_dir={out}", f"max_steps={steps}", "save_steps=0", "overwrite=true",
+                 f"model.dtype={dtype}", f"shared_prefix={str(shared).lower()}", f"data.path={data}",
+                 "max_completion_length=16", "batch_size=16"]
+    if algo == "grpo":
+        overrides += ["num_generations=8", "trl.generation_kwargs.min_new_tokens=16"]
+    else:  # the demo's PPO: shared critic, one epoch, minibatches of 8
+        overrides += ["ppo.critic=shared", "ppo.ppo_epochs=1", "ppo.minibatch_size=8", "ppo.samples_per_prompt=8",
+                      "ppo.learning_rate=2e-4", "ppo.critic_learning_rate=2e-4"]
+        ppo_module.FULL_SOFTMAX["min_new_tokens"] = 16  # the same forced length as GRPO (bench only)
+    cfg = load_config(TrainConfig, str(recipe), overrides)
+    trainer, _, _ = build_trainer(cfg, Path(out))
+    times: list[float] = []
+    if algo == "grpo":
+        from transformers import TrainerCallback
+
+        class _Times(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                self.t = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kw):
+                times.append(time.perf_counter() - self.t)
+
+        trainer.add_callback(_Times())
+        trainer.train()
+    else:
+        for _ in range(steps):
+            times.append(trainer.step()["step_seconds"])
+    return {"step_seconds": times, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _eval_seconds(dtype: str, shared: bool, data: str, k: int, n: int, threads: int) -> dict[str, Any]:
+    from memrl.eval import EvalConfig, evaluate
+    from memrl.data.loaders import load_conversations
+
+    convs = load_conversations(Path(data) / "validation.jsonl")
+    cfg = EvalConfig(benchmark="locomo", answer_mode="short", candidates="memories", top_k_per_speaker=k,
+                     max_new_tokens=16, batch_size=16, max_questions=n, skip_categories=["5"], bootstrap_samples=0,
+                     progress=False, torch_threads=threads, metrics=["locomo_f1"], dtype=dtype, share_prefix=shared,
+                     default_manager="add_only")
+    # warm-up: model load, first batches (the loaded model is cached in the process and reused below)
+    evaluate(convs, "transformers:smollm2-135m-instruct", config=dataclasses.replace(cfg, max_questions=2))
+    t0 = time.perf_counter()
+    res = evaluate(convs, "transformers:smollm2-135m-instruct", config=cfg)
+    dt = time.perf_counter() - t0
+    q = res["counts"]["questions"]
+    return {"seconds_per_question": dt / q, "questions": q, "f1": res["metrics"]["locomo_f1"]["overall"],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _child(job: dict[str, Any]) -> dict[str, Any]:
+    if job["kind"] == "eval":
+        return _eval_seconds(job["dtype"], job["shared"], job["data"], job["k"], job["n"], job["threads"])
+    return _rl_step(job["kind"], job["dtype"], job["shared"], job["data"], job["out"], job["steps"], job["threads"])
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One measurement in a fresh interpreter; its result is the last stdout line (JSON)."""
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    p = subprocess.run([sys.executable, "-m", "memrl.bench.cpu_speed", json.dumps(job)], capture_output=True,
+                       text=True, env=env)
+    if p.returncode != 0:
+        raise RuntimeError(f"bench child {job['kind']} {job.get('dtype')} failed:\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def speed_figures(ctx: Any) -> list:
+    from memrl.bench.figures import Figure, rounded
+
+    quick = bool(getattr(ctx, "quick", False))
+    threads = ctx.threads or 0
+    data = str(_split_dir(ctx.work))
+    figs: list = []
+    steps = 2 if quick else 4  # one warm-up + the timed ones
+    rl: dict[str, dict[str, dict]] = {"grpo": {}, "ppo": {}}
+    for algo in ("grpo", "ppo"):
+        for name, (dtype, shared) in VARIANTS.items():
+            rl[algo][name] = run_job({"kind": algo, "dtype": dtype, "shared": shared, "data": data, "steps": steps,
+                                      "out": str(ctx.work / f"{algo}_{name}"), "threads": threads})
+        med = {k: statistics.median(v["step_seconds"][1:]) for k, v in rl[algo].items()}
+        base = med["float32"]
+        for name in VARIANTS:
+            r = rl[algo][name]
+            figs.append(Figure(
+                f"real_model.{algo}_step_seconds.{name}", rounded(med[name]), "s",
+                reference=None if name == "float32" else f"float32 unshared, same run: {base:.2f} s/step",
+                ratio=None if name == "float32" else rounded(base / med[name]),
+                target=None if name != "bfloat16+shared" else ">= 5x faster than float32",
+                met=None if name != "bfloat16+shared" or quick else base / med[name] >= 5,
+                note=f"speedup = float32 time / this time; SmolLM2-135M LoRA r 16, 16 completions x 16 tokens (forced), "
+                     f"short mode 3+3 memories, conv-26 train; steps {[round(x, 1) for x in r['step_seconds']]} "
+                     f"(first = warm-up); peak RSS {r['peak_rss_mb']:.0f} MB"))
+        figs.append(Figure(f"real_model.{algo}_peak_rss_mb", rounded(rl[algo]["bfloat16+shared"]["peak_rss_mb"], 0),
+                           "MB", reference=f"float32 unshared: {rl[algo]['float32']['peak_rss_mb']:.0f} MB",
+                           target="<= 6 GB" if algo == "grpo" else None,
+                           met=None if algo != "grpo" else rl[algo]["bfloat16+shared"]["peak_rss_mb"] <= 6144,
+                           note="peak resident memory of the process that built the trainer and ran the steps"))
+    n = 8 if quick else 16
+    for k in MEMORY_BUDGETS:
+        ev = {name: run_job({"kind": "eval", "dtype": dtype, "shared": shared, "data": data, "k": k, "n": n,
+                             "threads": threads}) for name, (dtype, shared) in VARIANTS.items()}
+        base = ev["float32"]["seconds_per_question"]
+        for name in VARIANTS:
+            spq = ev[name]["seconds_per_question"]
+            proj = TEST_SPLIT_QUESTIONS * spq / 60
+            tgt = {5: 15, 30: 45}.get(k)
+            figs.append(Figure(
+                f"real_model.eval_seconds_per_question.{k}+{k}.{name}", rounded(spq), "s/question",
+                reference=None if name == "float32" else f"float32 unshared, same run: {base:.3f} s/question",
+                ratio=None if name == "float32" else rounded(base / spq),
+                target=f"1,307 questions <= {tgt} min" if tgt and name == "bfloat16+shared" else None,
+                met=None if not (tgt and name == "bfloat16+shared") or quick else proj <= tgt,
+                note=f"memrl eval, short mode, {k}+{k} memories, greedy <= 16 new tokens, batch 16, "
+                     f"{ev[name]['questions']} conv-26 validation questions after a warm-up pass; projected "
+                     f"{proj:.1f} min for 1,307 questions; F1 {ev[name]['f1']:.3f}"))
+    return figs
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(json.loads(sys.argv[1]))))
