@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import typing
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
@@ -77,6 +78,42 @@ def _check_keys(schema: DictConfig, data: Any, source: str, prefix: str = "") ->
         child = node[str(k)] if not OmegaConf.is_missing(node, str(k)) else None
         if isinstance(child, DictConfig) and isinstance(v, dict):
             _check_keys(schema, v, source, prefix=f"{full}.")
+
+
+def _nested_schemas(schema_cls: type) -> dict[str, type]:
+    """{field name: dataclass type} of the fields of `schema_cls` that are themselves schemas."""
+    try:
+        hints = typing.get_type_hints(schema_cls)
+    except Exception:  # noqa: BLE001 - an unresolvable annotation: fall back to the defaults' types
+        hints = {}
+    out = {}
+    for f in dataclasses.fields(schema_cls):
+        t = hints.get(f.name)
+        if not (isinstance(t, type) and dataclasses.is_dataclass(t)) and f.default_factory is not dataclasses.MISSING:
+            t = type(f.default_factory())
+        if isinstance(t, type) and dataclasses.is_dataclass(t):
+            out[f.name] = t
+    return out
+
+
+def renamed_keys(schema_cls: type, data: Any, source: str = "", _prefix: str = "") -> Any:
+    """`data` (a config mapping) with every key a schema renamed under its new name: a schema lists
+    `RENAMED_KEYS = {old: new}` (a ClassVar), and nested schemas are followed, so configs written before a
+    rename still load. Giving a key under both names is a ConfigError."""
+    if not isinstance(data, dict) or not dataclasses.is_dataclass(schema_cls):
+        return data
+    out = dict(data)
+    for old, new in getattr(schema_cls, "RENAMED_KEYS", {}).items():
+        if old in out:
+            if new in out:
+                where = f" (in {source})" if source else ""
+                raise ConfigError(f"config keys '{_prefix}{old}' and '{_prefix}{new}'{where} name the same setting "
+                                  f"('{old}' is its earlier name); give '{_prefix}{new}' only")
+            out[new] = out.pop(old)
+    for name, sub in _nested_schemas(schema_cls).items():
+        if isinstance(out.get(name), dict):
+            out[name] = renamed_keys(sub, out[name], source, f"{_prefix}{name}.")
+    return out
 
 
 def _dotlist_to_dict(overrides: Sequence[str]) -> dict:
@@ -158,10 +195,10 @@ def load_config(schema_cls: type[T], config_file: str | os.PathLike | None = Non
     layers = []
     if config_file is not None:
         path = Path(config_file)
-        data = read_config_file(path)
+        data = renamed_keys(schema_cls, read_config_file(path), str(path))
         _check_keys(schema, data or {}, str(path))
         layers.append((_create(data or {}, str(path)), str(path)))
-    over = _dotlist_to_dict(overrides)
+    over = renamed_keys(schema_cls, _dotlist_to_dict(overrides), "command line")
     _check_keys(schema, over, "command line")
     layers.append((_create(over, "command line"), "command line"))
     cfg = schema

@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterable
 
-from memrl.config import ConfigError
+from memrl.config import ConfigError, renamed_keys
 from memrl.errors import MemrlError
 from memrl.files import write_json
 
@@ -98,9 +98,11 @@ def config_differences(saved: dict, current: dict, ignore: Collection[str] = ())
     return diffs
 
 
-def check_resume_config(run_dir: Path, current: dict, ignore: Collection[str] = ()) -> None:
+def check_resume_config(run_dir: Path, current: dict, ignore: Collection[str] = (),
+                        schema: type | None = None) -> None:
     """A resume continues only the run it was given the config of. A run directory without a config.yaml
-    cannot show that its checkpoints belong to this recipe, so it is refused too."""
+    cannot show that its checkpoints belong to this recipe, so it is refused too. With `schema`, keys the
+    schema renamed since the run was saved are read under their new names."""
     from omegaconf import OmegaConf
 
     saved_path = run_dir / "config.yaml"
@@ -113,6 +115,8 @@ def check_resume_config(run_dir: Path, current: dict, ignore: Collection[str] = 
         saved = OmegaConf.to_container(OmegaConf.load(saved_path))
     except Exception as e:  # yaml's errors come in several types
         raise RunDirError(f"resume: {saved_path} cannot be read ({type(e).__name__}: {e})") from None
+    if schema is not None:
+        saved = renamed_keys(schema, saved)
     diffs = config_differences(saved or {}, current, ignore)
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")

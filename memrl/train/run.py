@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from omegaconf import OmegaConf
 
-from memrl.config import as_dict
+from memrl.config import as_dict, renamed_keys
 from memrl.errors import MemrlError
 
 
@@ -225,7 +225,7 @@ def finished_run(cfg: Any) -> dict[str, Any] | None:
     if not (summary.exists() and saved.exists() and (out / "final_model" / weights).exists()):
         return None
     try:
-        before = OmegaConf.to_container(OmegaConf.load(saved), resolve=True)
+        before = renamed_keys(type(cfg), OmegaConf.to_container(OmegaConf.load(saved), resolve=True))
         result = json.loads(summary.read_text())
     except Exception:  # noqa: BLE001 - an unreadable run is retrained, not trusted
         return None

@@ -108,7 +108,7 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
         # config of the run it continues. Both happen before config.yaml is rewritten.
         guards.claim_run_dir(out, resume_requested=resume_requested, overwrite=cfg.overwrite)
         if resume_requested:
-            guards.check_resume_config(out, as_dict(cfg), ignore=TrainConfig.GOVERNED_KEYS)
+            guards.check_resume_config(out, as_dict(cfg), ignore=TrainConfig.GOVERNED_KEYS, schema=TrainConfig)
         # The sha256 of the training files read: a resume continues its checkpoint only on the same data.
         read = split_files(cfg.data.path, cfg.data.train_split) if cfg.data.path else []
         data_files = guards.data_fingerprint(read)
