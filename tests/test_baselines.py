@@ -44,7 +44,7 @@ def conv26(conv26_path):
 @pytest.fixture(scope="module")
 def conv26_requests(conv26):
     # Memories: the add-only manager over the turns (LoCoMo has no extracted facts), 30 + 30 per speaker.
-    return build_requests([conv26], AnswerEnvConfig(mode="compact"), bank_builder())
+    return build_requests([conv26], AnswerEnvConfig(answer_mode="compact"), bank_builder())
 
 
 @pytest.fixture(scope="module")
@@ -214,8 +214,8 @@ def test_llm_policies_run_on_the_tiny_model(tiny_backend):
     texts = manager.decide(steps)
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
 
-    (req, _), = build_requests([conv], AnswerEnvConfig(mode="compact"), bank_builder())
-    for policy in (LLMAnswerer(tiny_backend, mode="compact", sampling=sampling), LLMPicker(tiny_backend, sampling=sampling)):
+    (req, _), = build_requests([conv], AnswerEnvConfig(answer_mode="compact"), bank_builder())
+    for policy in (LLMAnswerer(tiny_backend, answer_mode="compact", sampling=sampling), LLMPicker(tiny_backend, sampling=sampling)):
         (parse,) = policy.answer([req])
         assert parse.ok in (True, False) and (parse.ok or parse.error)
     gens = LLMAnswerer(tiny_backend, sampling=SamplingParams(n=3, temperature=1.0, max_tokens=6, seed=0)).generate([req])

@@ -62,7 +62,7 @@ def test_manager_op_accuracy_counts_format_failures_as_noops():
     convs = [synthesize_conversation(SynthConfig(seed=5, sessions_per_conversation=[3, 4],
                                                  turns_per_session=[8, 10]), i) for i in range(2)]
     env_cfg = ManagerEnvConfig(probes="none")
-    reader_cfg = AnswerEnvConfig(mode="compact", bank=ManagerEnvConfig(probes="none"))
+    reader_cfg = AnswerEnvConfig(answer_mode="compact", bank=ManagerEnvConfig(probes="none"))
 
     class Garbage:
         name = "garbage"

@@ -113,7 +113,7 @@ def test_manager_env_passes_check_env(synth_convs, config):
 
 @pytest.mark.parametrize("mode", ["compact", "memory_r1", "picker", "select", "memory_t1"])
 def test_answer_env_passes_check_env(synth_convs, mode):
-    env = gym.make("memrl/Answer-v0", conversations=synth_convs[:2], config={"mode": mode}, manager=bank_builder())
+    env = gym.make("memrl/Answer-v0", conversations=synth_convs[:2], config={"answer_mode": mode}, manager=bank_builder())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(env.unwrapped)
@@ -150,7 +150,7 @@ def test_manager_episodes_reproduce_from_a_seed(synth_convs):
 
 
 def test_answer_env_seed_controls_the_candidate_order(synth_convs):
-    env = AnswerEnv(synth_convs, {"mode": "picker", "shuffle": True}, manager=bank_builder())
+    env = AnswerEnv(synth_convs, {"answer_mode": "picker", "shuffle": True}, manager=bank_builder())
     o1, i1 = env.reset(seed=5)
     o2, i2 = env.reset(seed=5)
     assert o1 == o2 and i1["row"] == i2["row"]
@@ -174,7 +174,7 @@ def test_gold_ops_manager_is_perfect_and_beats_add_only_on_knowledge_updates(syn
     assert all(ep.summary()["op"] < 1.0 for ep in add_eps)
 
     def ku_f1(manager):
-        reqs = build_requests(synth_convs, AnswerEnvConfig(mode="compact"), manager=manager)
+        reqs = build_requests(synth_convs, AnswerEnvConfig(answer_mode="compact"), manager=manager)
         ku = [(r, a) for (r, _), a in zip(reqs, BM25Answerer().answer([r for r, _ in reqs]))
               if r.question.category == "knowledge_update"]
         assert ku, "the synthetic data should have knowledge-update questions"
@@ -357,7 +357,7 @@ def test_answer_modes_reward_gold_output(synth_convs):
         ("memory_t1", lambda row: json.dumps({"selected_memory": [f"<{s}>" for s in row["evidence_session_ids"]],
                                               "answer": row["answer"]})),
     ]:
-        cfg = AnswerEnvConfig(mode=mode, include_gold=True, metric="locomo_f1")
+        cfg = AnswerEnvConfig(answer_mode=mode, include_gold=True, metric="locomo_f1")
         env = AnswerEnv(convs, cfg, manager=bank_builder(cfg.manager))
         reward_fn = make_answer_reward({"compact": "memory_r1"}.get(mode, mode), metric="locomo_f1")
         for seed in range(4):
@@ -383,10 +383,10 @@ def test_select_mode_scores_what_the_frozen_reader_answers_from_the_chosen_memor
     from memrl.policies.llm import read_selected
     from memrl.protocol.reader import extract_answer
 
-    cfg = AnswerEnvConfig(mode="select", manager="add_only", order="bank", k_per_speaker=3)
+    cfg = AnswerEnvConfig(answer_mode="select", manager="add_only", order="bank", k_per_speaker=3)
     pairs = build_requests(synth_convs, cfg, bank_builder(cfg.manager))
     reward_fn = make_reward(cfg)
-    assert reward_fn.mode == "select"
+    assert reward_fn.answer_mode == "select"
     best_beats_first = 0
     for req, row in pairs:
         assert "write its id" in req.messages[0]["content"]
@@ -405,7 +405,7 @@ def test_select_mode_scores_what_the_frozen_reader_answers_from_the_chosen_memor
 
 
 def test_answer_dataset_rows_feed_trl_reward_functions(synth_convs):
-    ds = answer_dataset(synth_convs[:2], {"mode": "picker", "budget": 8, "include_gold": True}, manager=bank_builder())
+    ds = answer_dataset(synth_convs[:2], {"answer_mode": "picker", "budget": 8, "include_gold": True}, manager=bank_builder())
     assert len(ds) == sum(len(c.questions) for c in synth_convs[:2])
     assert max(ds["num_candidates"]) <= 8
     reward_fn = make_answer_reward("picker")
@@ -417,7 +417,7 @@ def test_answer_dataset_rows_feed_trl_reward_functions(synth_convs):
 
 
 def test_memory_candidates_respect_question_time(synth_convs):
-    reqs = build_requests(synth_convs, AnswerEnvConfig(mode="memory_r1"), bank_builder())
+    reqs = build_requests(synth_convs, AnswerEnvConfig(answer_mode="memory_r1"), bank_builder())
     checked = 0
     for req, row in reqs:
         qt = req.question.question_time
@@ -474,8 +474,8 @@ def test_configs_are_omegaconf_structured():
 
     cfg = load_config(ManagerEnvConfig, overrides=["unit=session", "probe_skip_categories=[adversarial,5]"])
     assert cfg.unit == "session" and cfg.probe_skip_categories == ["adversarial", "5"]
-    a = load_config(AnswerEnvConfig, overrides=["mode=picker", "bank.facts=turn", "weights.coverage=1.0"])
-    assert a.bank.facts == "turn" and a.weights == {"coverage": 1.0}
+    a = load_config(AnswerEnvConfig, overrides=["answer_mode=picker", "bank.facts=turn", "weights.coverage=1.0"])
+    assert a.answer_mode == "picker" and a.bank.facts == "turn" and a.weights == {"coverage": 1.0}
     with pytest.raises(ConfigError, match="did you mean 'unit'"):
         load_config(ManagerEnvConfig, overrides=["unt=session"])
     with pytest.raises(ConfigError, match="unit"):
@@ -523,7 +523,7 @@ def test_default_manager_env_shows_a_deployed_agents_view_and_rewards_outcomes(s
 
 def test_short_answer_mode_scores_the_answer_a_model_gives(synth_convs):
     """Mode "short" (issue #18's answer agent): free text, lenient extraction, LoCoMo F1; dates as answers are."""
-    env = AnswerEnv(synth_convs, {"mode": "short", "k_per_speaker": 3}, manager=bank_builder("add_only"))
+    env = AnswerEnv(synth_convs, {"answer_mode": "short", "k_per_speaker": 3}, manager=bank_builder("add_only"))
     obs, info = env.reset(seed=0)
     assert "Reply with the answer only" in obs and "**Answer:**" not in obs
     assert re.search(r"\(\d{1,2} (January|February|March|April|May|June|July|August|September|October|November|"

@@ -72,7 +72,7 @@ def _held_out_reward(model_dir, convs, samples: int = 4) -> float:
     acfg = AnswerEnvConfig(**{k: v for k, v in ENV.items() if k != "bank"})
     pairs = build_requests(convs, acfg, bank_builder("add_only"))
     reward = make_reward(acfg)
-    policy = make_policy(str(model_dir), "answer", mode="select")
+    policy = make_policy(str(model_dir), "answer", answer_mode="select")
     gens = policy.generate([r for r, _ in pairs], SamplingParams(n=samples, temperature=1.0, max_tokens=6, seed=0))
     scores = [reward.score(g.text, row).value for gs, (_, row) in zip(gens, pairs) for g in gs]
     return sum(scores) / len(scores)

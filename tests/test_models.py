@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from memrl.protocol.lenient import lenient_answer, scored_answer
+from memrl.protocol.lenient import lenient_answer
 from memrl.models import REGISTRY, ModelError, convert_gguf, list_models, resolve_model
-from memrl.protocol.parsing import parse_answer_output
+from memrl.protocol.modes import parse_answer_output, scored_answer
 
 NAME = "smollm2-135m-instruct"
 

@@ -8,12 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memrl.memory.ops import Op
-from memrl.protocol.parsing import (
-    ANSWER_PARSE_MODES,
-    parse_answer_output,
-    parse_json_lenient,
-    parse_manager_output,
-)
+from memrl.protocol import modes
+from memrl.protocol.modes import parse_answer_output
+from memrl.protocol.parsing import parse_json_lenient, parse_manager_output
 
 # ---- manager: accepted shapes -----------------------------------------------------------------------------
 MEM0_PAPER_EXAMPLE = """{"memory": [
@@ -215,7 +212,7 @@ def test_parsers_never_raise(text):
     assert m.ok == (m.error is None)
     assert all(isinstance(o, Op) and o.op in ("ADD", "UPDATE", "DELETE", "NOOP") for o in m.ops)
     assert all(o.id is None or isinstance(o.id, str) for o in m.ops)
-    for mode in ANSWER_PARSE_MODES:
+    for mode in modes.names():
         a = parse_answer_output(text, mode)
         assert a.ok == (a.error is None)
         assert all(isinstance(i, str) for i in a.selected_ids)

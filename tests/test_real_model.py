@@ -58,9 +58,8 @@ def test_prepared_weights_match_the_gguf_logits(real_model_dir, model_and_tok):
 
 
 def test_backend_generation_is_scored_leniently(real_model_dir):
-    from memrl.protocol.lenient import scored_answer
     from memrl.policies.backends import SamplingParams, make_backend
-    from memrl.protocol.parsing import parse_answer_output
+    from memrl.protocol.modes import parse_answer_output, scored_answer
 
     backend = make_backend(f"transformers:{NAME}", device="cpu", batch_size=2)  # the name resolves
     assert Path(backend.model.name_or_path) == Path(real_model_dir)

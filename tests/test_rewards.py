@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from memrl.data.schema import ABSTAIN_ANSWER, GoldOp
 from memrl.memory.ops import ApplyResult, Op, RejectedOp
-from memrl.protocol.parsing import parse_answer_output
+from memrl.protocol.modes import parse_answer_output
 from memrl.rewards import (
     MEMORY_T1_UNKNOWN_DEFAULTS,
     CompositeReward,

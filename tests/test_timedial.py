@@ -290,7 +290,7 @@ def test_llm_answerer_records_the_official_parse():
     from memrl.policies.llm import LLMAnswerer
 
     ans = LLMAnswerer.__new__(LLMAnswerer)
-    ans.mode = "memory_t1"
+    ans.answer_mode = "memory_t1"
     outputs = ['{"selected_memory": ["<session_1>"], "answer": "C",}', '```json\n{"answer": "B A"}\n```']
     ans.generate = lambda requests, sampling=None: [[SimpleNamespace(text=t)] for t in outputs]
     p1, p2 = ans.answer([None, None])

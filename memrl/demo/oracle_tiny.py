@@ -14,7 +14,7 @@ from outcomes (issue #18; `memrl demo` without a config runs the outcome-reward 
 4. From each SFT start, train with GRPO (TRL) and with PPO (memrl.train.ppo):
    - manager: snapshot rows, reward = op agreement + downstream QA by a frozen answer agent + validity +
      write-side temporal + size terms (memrl.envs.manager_env);
-   - answer agent ("select" mode, memrl.envs.answer_env): the policy picks one memory id from banks that keep
+   - answer agent (the select answer mode, memrl.protocol.modes.select): the policy picks one memory id from banks that keep
      every version of a fact (add-only manager); a frozen extractive reader answers from it; reward = F1.
 5. Evaluate on the held-out test conversations against the baselines:
    - managers: the bank each builds over the test conversations is read by the same frozen answer agent
@@ -45,6 +45,7 @@ from memrl.eval.engine import BankStats
 from memrl.eval.metrics import op_metrics
 from memrl.policies.baselines import bank_builder, make_baseline
 from memrl.policies.llm import LLMAnswerer, LLMManager
+from memrl.protocol import modes
 from memrl.protocol.parsing import AnswerParse
 from memrl.rewards.accuracy import exact_match, locomo_f1
 from memrl.train.config import DataConfig, ModelConfig, PPOSettings, TrainConfig
@@ -89,9 +90,9 @@ class DemoConfig:
     teacher_error_rate: float = 0.75  # share of UPDATE/DELETE ops the manager's teacher gets wrong ...
     teacher_wrong_id_share: float = 0.0  # ... as stale duplicates (UPDATE written as ADD) and skipped DELETEs
     answer_teacher: str = "bm25"
-    # -- the answer agent: a picker with a frozen extractive reader ("select" mode) over banks that keep every
+    # -- the answer agent: a picker with a frozen extractive reader (the select mode) over banks that keep every
     #    version of a fact (built by the add-only manager), so choosing the current memory is its decision.
-    answer_mode: str = "select"
+    answer_mode: str = modes.SELECT.name
     answer_bank: str = "add_only"
     answer_order: str = "bank"  # candidates in write order: the newest version of a fact is listed last
     # -- training
@@ -140,18 +141,18 @@ class DemoConfig:
 
 
 # ---------------------------------------------------------------------------------------------------------
-def _llm(spec_dir: str, role: str, answer_mode: str = "select"):
+def _llm(spec_dir: str, role: str, answer_mode: str):
     from memrl.policies.backends import SamplingParams, TransformersBackend  # deferred: imports torch
 
     backend = TransformersBackend(spec_dir, device="cpu", batch_size=32)
     sampling = SamplingParams(n=1, temperature=0.0, max_tokens=24 if role == "manager" else _answer_tokens(answer_mode))
     if role == "manager":
         return LLMManager(backend, prompt="compact_sim", sampling=sampling)
-    return LLMAnswerer(backend, mode=answer_mode, sampling=sampling)
+    return LLMAnswerer(backend, answer_mode=answer_mode, sampling=sampling)
 
 
-def _answer_tokens(mode: str) -> int:
-    return 6 if mode == "select" else 20  # "[12]" vs ids + **Answer:** + a short answer
+def _answer_tokens(answer_mode: str) -> int:
+    return 6 if modes.get(answer_mode).reader else 20  # "[12]" vs ids + **Answer:** + a short answer
 
 
 def evaluate_manager(manager, convs, env_cfg, reader_cfg) -> dict[str, float]:
@@ -189,7 +190,7 @@ def evaluate_answerer(answerer, pairs) -> dict[str, float]:
 
 
 def best_pick(pairs) -> list:
-    """"select" mode's oracle: for each question, the reader's answer from the candidate that scores best
+    """The oracle of a mode with a frozen reader (select): for each question, the reader's answer from the candidate that scores best
     against the gold (what a perfect picker reaches with this reader and these candidates)."""
 
     out = []
@@ -245,11 +246,11 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     env_cfg = ManagerEnvConfig.oracle(related_k=cfg.related_k, max_related=2 * cfg.related_k, max_probes=4,
                                       memory_order="relevance", prompt="compact_sim")
     # How a manager's bank is read when the manager is scored: top-k per speaker, BM25 extractive answers.
-    reader_cfg = AnswerEnvConfig(mode="compact", k_per_speaker=cfg.answer_k, metric="locomo_f1", order="relevance",
+    reader_cfg = AnswerEnvConfig(answer_mode="compact", k_per_speaker=cfg.answer_k, metric="locomo_f1", order="relevance",
                                  bank=ManagerEnvConfig(probes="none", related_k=cfg.related_k,
                                                        max_related=2 * cfg.related_k, memory_order="relevance"))
     # The answer agent's environment (training and evaluation): banks built by `answer_bank`.
-    answer_cfg = AnswerEnvConfig(mode=cfg.answer_mode, k_per_speaker=cfg.answer_k, metric="locomo_f1",
+    answer_cfg = AnswerEnvConfig(answer_mode=cfg.answer_mode, k_per_speaker=cfg.answer_k, metric="locomo_f1",
                                  order=cfg.answer_order, manager=cfg.answer_bank, bank=reader_cfg.bank)
     answer_pairs = build_requests(test_convs, answer_cfg, bank_builder(answer_cfg.manager))  # every answer agent is scored on these, built once
 
@@ -338,7 +339,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     for name in ("bm25", "oracle_evidence", "gold_answer"):
         m = evaluate_answerer(make_baseline(name), answer_pairs)
         results.append({"name": name, "role": "answer", "stage": "baseline", "seed": None, **m})
-    if cfg.answer_mode == "select":  # the ceiling of picking: the candidate whose reader answer scores best
+    if modes.get(cfg.answer_mode).reader:  # the ceiling of picking: the candidate whose reader answer scores best
         m = {**_qa_scores(best_pick(answer_pairs), answer_pairs), "op_accuracy": None}
         results.append({"name": "best_pick", "role": "answer", "stage": "baseline", "seed": None, **m})
 
@@ -402,8 +403,8 @@ def _report(s: dict[str, Any], cfg: DemoConfig) -> str:
              "conversations. Managers are scored by the QA F1 a frozen BM25 answer agent reaches on the bank they "
              "built (LoCoMo official F1), and by op accuracy against gold operations; answer agents answer from "
              f"banks built by the {cfg.answer_bank} manager ({cfg.answer_mode} mode"
-             + (": the policy picks one memory, a frozen extractive reader answers from it" if cfg.answer_mode == "select"
-                else "") + ").", "",
+             + (": the policy picks one memory, a frozen extractive reader answers from it"
+                if modes.get(cfg.answer_mode).reader else "") + ").", "",
              "Op accuracy counts an unparsable completion as NOOPs (it changed nothing); format failures are "
              "the share of manager steps whose output did not parse.", "",
              "| policy | role | stage | QA F1 | QA EM | op accuracy | format failures | memory size |",

@@ -109,7 +109,7 @@ class OutcomeDemoConfig:
 
 
 def answer_env(cfg: OutcomeDemoConfig) -> dict[str, Any]:
-    return {"mode": "short", "k_per_speaker": cfg.k_per_speaker, "metric": "locomo_f1", "manager": "add_only",
+    return {"answer_mode": "short", "k_per_speaker": cfg.k_per_speaker, "metric": "locomo_f1", "manager": "add_only",
             "include_gold": False, "skip_categories": ["adversarial", "5"], "bank": {"probes": "none"}}
 
 

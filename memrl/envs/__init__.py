@@ -9,7 +9,7 @@ are passed in (environments never look up a policy):
     import gymnasium as gym, memrl.envs
     from memrl.policies.baselines import BM25Answerer, bank_builder
     env = gym.make("memrl/MemoryManager-v0", conversations=convs, config={"unit": "turn"}, answerer=BM25Answerer())
-    env = gym.make("memrl/Answer-v0", conversations=convs, config={"mode": "picker"}, manager=bank_builder("auto"))
+    env = gym.make("memrl/Answer-v0", conversations=convs, config={"answer_mode": "memory_r1"}, manager=bank_builder("auto"))
 
 Observations and actions are text (the prompt; the completion); `info` carries the structured state.
 """

@@ -11,15 +11,15 @@ from memrl.config import ConfigError
 from memrl.data.io import DataError
 from memrl.data.loaders import LOADERS, load_conversations
 from memrl.data.schema import Conversation
-from memrl.envs.answer.config import CANDIDATE_SOURCES
 from memrl.eval.metrics import (
     ALL_METRICS,
     JUDGE_METRIC,
     MIN_TAIL_RESAMPLES,
     min_bootstrap_samples,
 )
+from memrl.protocol import modes
 from memrl.protocol.generation import resolve_chat_template
-from memrl.protocol.steps import ANSWER_ENV_MODES
+from memrl.protocol.modes import CANDIDATE_SOURCES
 
 CACHE_FORMAT = "memrl-eval-cache/1"
 RESULTS_FORMAT = "memrl-eval-results/1"
@@ -62,8 +62,8 @@ class EvalConfig:
     exclude_from_overall: list[str] = field(default_factory=lambda: ["adversarial"])  # left out of `overall` (names, ids, "abstention")
     adversarial_categories: list[str] = field(default_factory=lambda: ["adversarial"])  # left out of `overall_excl_adversarial`
     # ---- answering ---------------------------------------------------------------------------------------
-    answer_mode: str = "compact"  # LLM answer prompt: compact | memory_r1 | picker | select | memory_t1
-    candidates: str = "auto"  # memories | turns | sessions | auto (memory_t1: sessions, picker: turns, else memories)
+    answer_mode: str = "compact"  # a prompted mode of memrl.protocol.modes: compact | memory_r1 | picker | select | memory_t1 | short
+    candidates: str = "auto"  # memories | turns | sessions | auto (the mode's own: memory_t1 sessions, picker turns, else memories)
     top_k_per_speaker: int = 30  # retrieval budget per speaker (Memory-R1 / Mem0: 30 + 30)
     top_k_sessions: int = 10  # Memory-T1: BM25 top-k sessions after the time filter
     time_filter: bool = True  # Memory-T1: keep sessions inside the question's time range
@@ -103,7 +103,7 @@ class EvalConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not one of {list(allowed)}")
 
-        one_of("answer_mode", ANSWER_ENV_MODES)
+        one_of("answer_mode", modes.names(prompted=True))
         one_of("dtype", ("auto", "float32", "bfloat16"))
         one_of("candidates", CANDIDATE_SOURCES)
         one_of("category_key", ("auto", "category_id", "category"))
@@ -121,8 +121,7 @@ class EvalConfig:
         if JUDGE_METRIC in self.metrics and not self.judge:
             raise ValueError("metrics: 'judge' needs a judge model (judge=transformers:PATH); there is no default "
                              "judge, and J is never reported as 0 without one")
-        if self.answer_mode == "memory_t1" and self.candidates not in ("auto", "sessions"):
-            raise ValueError("answer_mode 'memory_t1' selects sessions: candidates must be 'sessions' or 'auto'")
+        modes.get(self.answer_mode).check_candidates(self.candidates)
         resolve_chat_template(self.chat_template)  # ValueError naming the name or file
         if not self.seeds:
             raise ValueError("seeds: give at least one seed")
@@ -147,9 +146,7 @@ class EvalConfig:
         return self
 
     def source(self) -> str:
-        if self.candidates != "auto":
-            return self.candidates
-        return {"memory_t1": "sessions", "picker": "turns"}.get(self.answer_mode, "memories")
+        return modes.get(self.answer_mode).candidate_source(self.candidates)
 
 
 # ---- data --------------------------------------------------------------------------------------------------

@@ -73,10 +73,8 @@ from memrl.eval.realmodel import answer_with_progress
 from memrl.eval.report import write_report
 from memrl.hardware import dtype_rule
 from memrl.policies.baselines import GoldOpsManager, make_baseline
+from memrl.protocol import modes
 from memrl.protocol.generation import PLAIN_PROMPT
-from memrl.protocol.lenient import scored_answer
-from memrl.protocol.prompts import PROMPTS
-from memrl.protocol.steps import ANSWER_PROMPT
 from memrl.rewards.temporal import session_proximity
 
 log = logging.getLogger(__name__)
@@ -133,7 +131,7 @@ def _gold_memory_size(conv: Conversation, bank_cfg: Any) -> int | None:
 def _answer_env_config(cfg: EvalConfig, seed: int):
 
     return AnswerEnvConfig(
-        mode=cfg.answer_mode, candidates=cfg.candidates, k_per_speaker=cfg.top_k_per_speaker,
+        answer_mode=cfg.answer_mode, candidates=cfg.candidates, k_per_speaker=cfg.top_k_per_speaker,
         top_k_sessions=cfg.top_k_sessions, time_filter=cfg.time_filter, include_gold=False,
         shuffle=cfg.shuffle_candidates, budget=0, manager=cfg.default_manager,
         bank=ManagerEnvConfig(unit=cfg.manager_unit, prompt=cfg.manager_prompt, probes="none"),
@@ -196,6 +194,7 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
     pos, cumulative = _positions(conv)
     dialogue_tokens = sum(len(t.text.split()) for _, t in conv.turns())
     turns = conv.turn_index()
+    mode = modes.get(cfg.answer_mode)
     records = []
     for (req, row), p in zip(pairs, parses):
         q = req.question
@@ -213,9 +212,9 @@ def _run_seed(conv: Conversation, cfg: EvalConfig, answerer: Any, manager: Any |
             ev_of = lambda c: list(c.source_ids)
         gold_set = set(gold)
         ok = bool(getattr(p, "ok", False))
-        prediction, rule = scored_answer(p, cfg.answer_mode, cfg.answer_extraction)
+        prediction, rule = mode.scored_answer(p, cfg.answer_extraction)
         scores: dict[str, float | None] = {}
-        if cfg.answer_mode != "picker":
+        if mode.answers:
             scores.update(score_answer(prediction, q.answer, q.category_id, q.category,
                                        official_prediction=getattr(p, "official_answer", None)))
         scores.update(evidence_scores(
@@ -388,9 +387,10 @@ def evaluate(conversations: list[Conversation], answerer: Any, manager: Any = No
 
 def _run_judge(judge: Any, records: list[dict[str, Any]], cfg: EvalConfig) -> dict[str, Any]:
     """Judge every parsed answer (batched, cached); an unparsable answer scores 0 without asking."""
-    todo = [r for r in records if r["prediction"] is not None and cfg.answer_mode != "picker"]
+    answers = modes.get(cfg.answer_mode).answers  # a picker gives no answer to judge
+    todo = [r for r in records if r["prediction"] is not None and answers]
     for r in records:
-        if r["prediction"] is None and cfg.answer_mode != "picker":
+        if r["prediction"] is None and answers:
             r["scores"][JUDGE_METRIC] = 0.0
     scores = judge.judge([r["question"] for r in todo], [r["gold"] for r in todo],
                          [r["prediction"] or "" for r in todo]) if todo else []
@@ -487,7 +487,7 @@ def build_protocol(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, convs
     else:
         bank = f"no memory bank: the answerer reads {source} directly"
 
-    answer_prompt = ANSWER_PROMPT[cfg.answer_mode]
+    answer_prompt = modes.get(cfg.answer_mode).prompt_id
     hashes = conv_hashes or {}
     sha = hashlib.sha256("".join(hashes.get(c.conversation_id) or conversation_hash(c) for c in convs)
                          .encode()).hexdigest()[:16]
@@ -512,7 +512,7 @@ def build_protocol(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, convs
         "exclude_from_overall": excluded,
         "adversarial_categories": [str(x) for x in cfg.adversarial_categories],
         "answerer": {**ans.describe(), "mode": cfg.answer_mode,
-                     "prompt": f"{answer_prompt}@{PROMPTS[answer_prompt].version}" if ans.kind != "baseline" else None,
+                     "prompt": answer_prompt if ans.kind != "baseline" else None,
                      "frozen_during_eval": True, "trained": cfg.reader_trained},
         "manager": ({**man.describe(), "prompt": f"{'compact_manager' if cfg.manager_prompt == 'compact' else 'memory_r1_manager'}"}
                     if man is not None else {"spec": None, "name": cfg.default_manager if source == "memories" else None,

@@ -203,7 +203,7 @@ def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
         backend = make_backend(f"{ref.backend}:{ref.path}", **kwargs)
         if ref.role == "answerer":
             sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_new_tokens)
-            _LOADED[key] = LLMAnswerer(backend, mode=cfg.answer_mode, sampling=sampling, name=ref.name)
+            _LOADED[key] = LLMAnswerer(backend, answer_mode=cfg.answer_mode, sampling=sampling, name=ref.name)
         else:
             sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.manager_max_new_tokens)
             _LOADED[key] = LLMManager(backend, prompt=cfg.manager_prompt, sampling=sampling, name=ref.name)

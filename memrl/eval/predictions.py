@@ -21,14 +21,15 @@ from typing import Any
 
 from memrl.data.io import DataError
 from memrl.data.loaders.timedial_results import check_unique, question_key, read_results, stem_key
-from memrl.protocol.parsing import AnswerParse, parse_answer_output
+from memrl.protocol import modes
+from memrl.protocol.parsing import AnswerParse
 from memrl.rewards.timedial_official import official_answer
 
 
 def interpret(pred: dict[str, Any]) -> dict[str, Any]:
     """{answer, official_answer, selected_memory} of one raw released prediction."""
     parsed = pred.get("parsed_output") or {}
-    lenient = parse_answer_output(pred.get("model_output") or "", "memory_t1")
+    lenient = modes.MEMORY_T1.parse(pred.get("model_output") or "")  # the released files are Memory-T1's output
     selected = parsed.get("selected_memory") if isinstance(parsed, dict) else None
     return {
         "official_answer": official_answer(parsed),

@@ -18,17 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from memrl.models import resolve_model
 from memrl.policies.baselines import ANSWER_BASELINES, MANAGER_BASELINES, make_baseline
+from memrl.protocol import modes
 from memrl.protocol.generation import SamplingParams
-from memrl.protocol.memory_t1_official import official_answer, official_parse
-from memrl.protocol.parsing import AnswerParse, parse_answer_output
+from memrl.protocol.parsing import AnswerParse
 from memrl.protocol.reader import extract_answer
 from memrl.protocol.steps import (
+    DEFAULT_ANSWER_MODE,
     MANAGER_PROMPTS,
-    PARSER_MODE,
     ROLES,
     AnswerRequest,
     ManagerStep,
-    render_answer_prompt,
     render_manager_prompt,
 )
 
@@ -69,22 +68,21 @@ class LLMManager:
 
 
 class LLMAnswerer:
-    """An answer agent on a backend: mode "compact" | "memory_r1" | "memory_t1" | "picker" | "select"."""
+    """An answer agent on a backend, in an answer mode of `memrl.protocol.modes` (compact, memory_r1, memory_t1,
+    picker, select, short, or a registered one): the mode renders the prompt and parses the completion."""
 
     kind = "answer"
 
-    def __init__(self, backend: GenerationBackend, mode: str = "compact", sampling: SamplingParams | None = None,
-                 name: str = "llm_answerer"):
-        if mode not in PARSER_MODE:
-            raise ValueError(f"unknown answer mode {mode!r}; choose one of {sorted(PARSER_MODE)}")
+    def __init__(self, backend: GenerationBackend, answer_mode: str = DEFAULT_ANSWER_MODE,
+                 sampling: SamplingParams | None = None, name: str = "llm_answerer"):
         self.backend = backend
-        self.mode = mode
+        self.answer_mode = modes.get(answer_mode, prompted=True).name
         self.sampling = sampling if sampling is not None else _default_sampling(128)
         self.name = name
 
     def prompts(self, requests: Sequence[AnswerRequest]) -> list[list[dict[str, str]]]:
-        return [r.messages if r.messages and r.mode == self.mode else render_answer_prompt(r, self.mode)
-                for r in requests]
+        mode = modes.get(self.answer_mode)
+        return [r.messages if r.messages and r.answer_mode == mode.name else mode.render(r) for r in requests]
 
     def generate(self, requests: Sequence[AnswerRequest],
                  sampling: SamplingParams | None = None) -> list[list[Generation]]:
@@ -93,14 +91,15 @@ class LLMAnswerer:
         return self.backend.generate(self.prompts(requests), sampling or self.sampling)
 
     def answer(self, requests: Sequence[AnswerRequest]) -> list[AnswerParse]:
+        mode = modes.get(self.answer_mode)
         gens_all = self.generate(requests)
-        parses = [parse_answer_output(gens[0].text, PARSER_MODE[self.mode]) for gens in gens_all]
+        parses = [mode.parse(gens[0].text) for gens in gens_all]
         for p, gens in zip(parses, gens_all):
             p.raw = gens[0].text  # evaluation keeps the raw completion and scores it leniently
-        if self.mode == "memory_t1":  # timedial_official reads the answer as Memory-T1's own parse finds it
+        if mode.official_answer is not None:  # timedial_official reads the answer as Memory-T1's parse finds it
             for p, gens in zip(parses, gens_all):
-                p.official_answer = official_answer(official_parse(gens[0].text))
-        if self.mode == "select":  # the frozen reader answers from the first selected memory
+                p.official_answer = mode.official_answer(gens[0].text)
+        if mode.reader:  # the frozen reader answers from the first selected memory
             for r, p in zip(requests, parses):
                 p.answer = read_selected(r, p.selected_ids) if p.ok else None
         return parses
@@ -117,16 +116,17 @@ class LLMPicker(LLMAnswerer):
     """Context-Picker: a rationale and the minimal evidence subset (no answer)."""
 
     def __init__(self, backend: GenerationBackend, sampling: SamplingParams | None = None, name: str = "llm_picker"):
-        super().__init__(backend, mode="picker", sampling=sampling, name=name)
+        super().__init__(backend, answer_mode=modes.PICKER.name, sampling=sampling, name=name)
 
 
 def make_policy(spec: str, role: str, **kwargs: Any):
     """A policy from a name or a backend spec: a baseline name ("bm25", "rule_based", ...) or
-    "transformers:PATH" / "vllm:PATH" / a checkpoint directory, as a manager or an answer agent (`role`: "manager" | "answer" | "picker").
-    kwargs go to the LLM policy (prompt / mode / sampling)."""
+    "transformers:PATH" / "vllm:PATH" / a checkpoint directory, as a manager or an answer agent (`role`: "manager" |
+    "answer"; a Context-Picker is an answer agent in the picker answer mode).
+    kwargs go to the LLM policy (prompt / answer_mode / sampling)."""
 
-    if role not in (*ROLES, "picker"):
-        raise ValueError(f"role must be 'manager', 'answer' or 'picker', got {role!r}")
+    if role not in ROLES:
+        raise ValueError(f"role must be 'manager' or 'answer', got {role!r}")
     table = MANAGER_BASELINES if role == "manager" else ANSWER_BASELINES
     if spec in table:
         return make_baseline(spec)
@@ -140,8 +140,6 @@ def make_policy(spec: str, role: str, **kwargs: Any):
     backend = make_backend(spec)
     if role == "manager":
         return LLMManager(backend, **kwargs)
-    if role == "picker":
-        return LLMPicker(backend, **kwargs)
     return LLMAnswerer(backend, **kwargs)
 
 

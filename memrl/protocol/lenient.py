@@ -19,13 +19,13 @@ no marker) would otherwise score 0 on every question, which measures the format,
 
 The extracted answer is capped at 64 words. `answer_extraction=strict` scores only rule 1 (the old behaviour).
 Every record in predictions.jsonl keeps the raw completion (`raw_completion`), the strict result (`parse_ok`,
-`parse_error`) and the rule used (`answer_rule`).
+`parse_error`) and the rule used (`answer_rule`). Which modes are scored leniently is the mode's to say
+(`AnswerMode.lenient`, `memrl.protocol.modes.scored_answer`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from memrl.protocol.json_repair import parse_json_lenient
 
@@ -88,14 +88,4 @@ def lenient_answer(raw: str | None, strict_ok: bool = False, strict_answer: str 
     return (ans, "first_sentence") if ans else (None, None)
 
 
-def scored_answer(parse: Any, mode: str, extraction: str = "lenient") -> tuple[str | None, str | None]:
-    """The answer evaluation scores for one AnswerParse of an answer `mode` (picker: none; select: the reader's
-    answer from the selected id, never lenient: the reader, not the model, answers)."""
-    ok = bool(getattr(parse, "ok", False))
-    answer = getattr(parse, "answer", None)
-    if mode in ("picker", "select") or extraction == "strict":
-        return (answer, "format") if ok and answer is not None else (None, None)
-    return lenient_answer(getattr(parse, "raw", None), ok, answer)
-
-
-__all__ = ["EXTRACTION_MODES", "RULES", "lenient_answer", "scored_answer"]
+__all__ = ["EXTRACTION_MODES", "RULES", "lenient_answer"]

@@ -1,7 +1,7 @@
 """The extractive reader: the answer a memory (or turn) gives to a question, without a model.
 
 `extract_answer(question, text)` keeps the words of `text` that are neither stopwords nor (stemmed) words of
-the question. It is the BM25 answerers' reader and the "select" answer mode's frozen reader: the environment
+the question. It is the BM25 answerers' reader and the select answer mode's frozen reader: the environment
 precomputes what it answers from each candidate (`candidate_answers`, which the select reward looks up) and the
 LLM answerer in select mode reads the memory its policy chose with it, so the two cannot disagree. It lives in
 the protocol layer because both the environments and the policies use it.

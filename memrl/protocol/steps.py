@@ -3,8 +3,8 @@
 - Manager side: `ManagerStep` (one unit of dialogue, its candidate facts, the related memories as
   `MemoryView`s with per-prompt ids), `render_manager_prompt`, and the `Manager` protocol
   (`decide(steps) -> completions`).
-- Answer side: `AnswerRequest` (a question and its `Candidate`s), `render_answer_prompt`, and the `Answerer`
-  protocol (`answer(requests) -> AnswerParse`s).
+- Answer side: `AnswerRequest` (a question and its `Candidate`s, in an answer mode of `memrl.protocol.modes`,
+  which renders it) and the `Answerer` protocol (`answer(requests) -> AnswerParse`s).
 
 Environments build these, policies consume them, rewards score what the policies return: all three import
 this module, it imports none of them.
@@ -22,26 +22,13 @@ from memrl.data.schema import Conversation, GoldOp, Question, Session
 from memrl.memory.bank import IdMap, MemoryBank
 from memrl.memory.index import TextIndex
 from memrl.protocol.facts import CandidateFact
-from memrl.protocol.prompts import (
-    format_candidates,
-    format_memories_compact,
-    format_memories_mem0,
-    format_memories_timestamped,
-    format_sessions_t1,
-    locomo_time,
-    render,
-)
+from memrl.protocol.prompts import format_memories_compact, format_memories_mem0, render
 
 # The two policies, by the one name each has everywhere (recipes, make_policy, a policy's `kind`, reports).
 ROLES = ("manager", "answer")
 MANAGER_PROMPTS = ("compact", "compact_sim", "memory_r1")
-ANSWER_ENV_MODES = ("memory_r1", "compact", "picker", "select", "memory_t1", "short")
-# The parser (and reward preset) each mode uses: compact output has the Memory-R1 shape.
-PARSER_MODE = {"memory_r1": "memory_r1", "compact": "memory_r1", "picker": "picker", "select": "select",
-               "memory_t1": "memory_t1", "short": "short"}
-# The prompt template each mode renders (memrl.protocol.prompts.PROMPTS).
-ANSWER_PROMPT = {"memory_r1": "memory_r1_answer", "compact": "compact_answer", "picker": "context_picker",
-                 "select": "compact_select", "memory_t1": "memory_t1", "short": "short_answer"}
+# The answer mode a request is in when nobody says otherwise (what each mode means: memrl.protocol.modes).
+DEFAULT_ANSWER_MODE = "compact"
 
 
 # ---- observations -----------------------------------------------------------------------------------------
@@ -220,7 +207,7 @@ class AnswerRequest:
     question: Question
     candidates: list[Candidate]
     conversation: Conversation | None = None  # full-context and oracle answerers read the dialogue
-    mode: str = "compact"
+    answer_mode: str = DEFAULT_ANSWER_MODE  # a name in memrl.protocol.modes
     messages: list[dict[str, str]] | None = None  # the rendered prompt (LLM answerers)
 
 
@@ -236,36 +223,6 @@ def memory_candidates(bank: MemoryBank, index: TextIndex, query: str, k: int) ->
 # ---- prompts ------------------------------------------------------------------------------------------------
 def as_memory_fields(c: Candidate) -> dict[str, Any]:
     return {"text": c.text, "event_time": c.event_time, "observed_at": c.time}
-
-
-def render_answer_prompt(request: AnswerRequest, mode: str | None = None) -> list[dict[str, str]]:
-    """Chat messages for a request in `mode` (default: the request's)."""
-    mode = mode or request.mode
-    q, cands = request.question, request.candidates
-    if mode in ("compact", "select", "short"):
-        # "short" writes dates as the answers are written ("8 May 2023"), chosen on conv-26's validation slice
-        # (docs/TRAINING.md); compact and select keep ISO dates (their results predate it).
-        memories = format_memories_compact([as_memory_fields(c) for c in cands], [c.id for c in cands],
-                                           long_dates=mode == "short")
-        return render(ANSWER_PROMPT[mode], memories=memories, question=q.question)
-    if mode == "memory_r1":
-        speakers = list(request.conversation.speakers) if request.conversation is not None else []
-        first = speakers[0] if speakers else (cands[0].owner if cands and cands[0].owner else "speaker 1")
-        others = [s for s in speakers[1:]] or ["speaker 2"]
-        mine = [as_memory_fields(c) for c in cands if c.owner == first]
-        rest = [as_memory_fields(c) for c in cands if c.owner != first]
-        return render(ANSWER_PROMPT[mode], speaker_1=first, speaker_1_memories=format_memories_timestamped(mine),
-                      speaker_2=" / ".join(others), speaker_2_memories=format_memories_timestamped(rest),
-                      question=q.question)
-    if mode == "picker":
-        return render(ANSWER_PROMPT[mode], question=q.question,
-                      candidates=format_candidates([as_memory_fields(c) for c in cands], [c.id for c in cands]))
-    if mode == "memory_t1":
-        sessions = sessions_by_id(request.conversation)
-        chosen = [sessions[c.doc_id] for c in cands if c.doc_id in sessions]
-        now = locomo_time(q.question_time) if q.question_time else "Now"
-        return render(ANSWER_PROMPT[mode], now=now, question=q.question, sessions=format_sessions_t1(chosen))
-    raise ValueError(f"unknown answer mode {mode!r}; choose one of {list(ANSWER_ENV_MODES)}")
 
 
 def sessions_by_id(conv: Conversation | None) -> dict[str, Session]:

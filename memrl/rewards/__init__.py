@@ -12,8 +12,8 @@ Conventions (every docstring states its range):
 Modules: `accuracy` (EM, LoCoMo's official F1, A-Mem F1, BLEU-1, TIME-Dial task accuracy, judge hook),
 `evidence` (Memory-T1 set match, Context-Picker coverage, id P/R/F1), `temporal` (Memory-T1 R_s / R_f,
 write-side temporal term, date parsing), `format` (format penalty, length/redundancy/invalid-op costs,
-Mem-alpha compression), `composite` (weighted sums and the Memory-T1 / Memory-R1 / Context-Picker presets),
-`trl_adapters` (TRL reward-function signature).
+Mem-alpha compression), `composite` (weighted sums and one reward function per reward kind; each answer mode's
+default preset lives with the mode, `memrl.protocol.modes`), `trl_adapters` (TRL reward-function signature).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from memrl.rewards.accuracy import (
 )
 from memrl.rewards.base import RewardResult
 from memrl.rewards.composite import (
-    PRESETS,
     CompositeReward,
     RewardPreset,
     context_picker_reward,
@@ -61,7 +60,7 @@ from memrl.rewards.temporal import (
 )
 
 __all__ = [
-    "MEMORY_T1_UNKNOWN_DEFAULTS", "METRICS", "PRESETS", "CompositeReward", "RewardPreset", "RewardResult",
+    "MEMORY_T1_UNKNOWN_DEFAULTS", "METRICS", "CompositeReward", "RewardPreset", "RewardResult",
     "accuracy", "amem_f1", "bleu1", "compression_reward", "context_picker_reward", "event_fidelity",
     "exact_match", "format_reward", "id_prf", "interval_relation", "invalid_op_penalty", "judge_scores",
     "length_cost", "locomo_f1", "memory_r1_answer_reward", "memory_t1_reward", "normalize_answer",

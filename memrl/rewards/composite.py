@@ -1,23 +1,25 @@
-"""Weighted combinations of reward terms, and the per-mode answer rewards of the systems we reproduce.
+"""Weighted combinations of reward terms, and the answer rewards of the systems we reproduce.
 
 `CompositeReward(weights)` sums `weight * term` over the terms that apply (a term given as None does not
 apply and is left out, not counted as 0) and returns the total with a breakdown of every raw term, so a
 config can reweight without code. Output that did not parse short-circuits to `parse_failure`.
 
-Presets (`PRESETS[mode]`):
-- "memory_t1": 0.6 accuracy + 0.2 evidence (set match) + 0.2 temporal (R_s/R_f); -1 on parse failure.
-  Range [-0.65, 1] for parsed output (0.6 * -0.5 + 0.2 * -1 + 0.2 * -0.75), so [-1, 1] overall.
-- "memory_r1": the answer agent's outcome reward, EM (or any accuracy metric); Memory-R1 has no format
-  term, so an output without `**Answer:**` scores 0 like a wrong answer. Range [0, 1].
-- "picker": Context-Picker's redundancy-aware coverage; -1 on parse failure. Range [-1, 1].
-- "select": a picker with a frozen reader (ours, Context-Picker's division of labour at tiny scale): the
-  policy selects memory ids, a frozen extractive reader answers from the first one, and the reader's answer is
-  scored (LoCoMo F1 by default); -1 on parse failure or an id that was not offered. Range [-1, 1].
-- "plain": accuracy of the whole completion. Range [0, 1].
-- "short": the outcome reward of a free-text answer agent: LoCoMo F1 of the answer extracted leniently
-  (`memrl.protocol.lenient`), 0 for empty output. Range [0, 1].
+One function per reward kind (`RewardPreset.kind`); each answer mode names its kind and its default weights,
+parse-failure value and metric in its `RewardPreset` (`memrl.protocol.modes`), and a call may override any:
+- `memory_t1_reward` ("temporal"): 0.6 accuracy + 0.2 evidence (set match) + 0.2 temporal (R_s/R_f); -1 on
+  parse failure. Range [-0.65, 1] for parsed output (0.6 * -0.5 + 0.2 * -1 + 0.2 * -0.75), so [-1, 1] overall.
+- `memory_r1_answer_reward` ("answer"): the answer agent's outcome reward, EM (or any accuracy metric);
+  Memory-R1 has no format term, so an output without `**Answer:**` scores 0 like a wrong answer. Range [0, 1].
+- `context_picker_reward` ("coverage"): Context-Picker's redundancy-aware coverage; -1 on parse failure.
+  Range [-1, 1].
+- `select_answer_reward` ("reader"): a picker with a frozen reader (ours, Context-Picker's division of labour
+  at tiny scale): the policy selects memory ids, a frozen extractive reader answers from the first one, and
+  the reader's answer is scored (LoCoMo F1 by default); -1 on parse failure or an id that was not offered.
+  Range [-1, 1].
+- `plain_answer_reward` ("accuracy"): accuracy of the parsed answer: the whole completion (EM), or the
+  few-word answer extracted leniently (`memrl.protocol.lenient`; LoCoMo F1), 0 for empty output. Range [0, 1].
 
-The mode functions take a parse result by duck typing (`ok`, `answer`, `selected_ids`: the fields of
+The functions take a parse result by duck typing (`ok`, `answer`, `selected_ids`: the fields of
 `memrl.protocol.parsing.AnswerParse`), so this module does not import the policies layer.
 """
 
@@ -25,9 +27,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from memrl.protocol import modes
+from memrl.protocol.modes import RewardPreset
 from memrl.protocol.parsing import normalize_session_id
 from memrl.rewards.accuracy import accuracy
 from memrl.rewards.base import RewardResult
@@ -67,25 +70,8 @@ class CompositeReward:
         return f"CompositeReward(weights={self.weights}, parse_failure={self.parse_failure})"
 
 
-@dataclass(frozen=True)
-class RewardPreset:
-    weights: dict[str, float] = field(default_factory=dict)
-    parse_failure: float = -1.0
-    metric: str | None = None  # accuracy metric name (memrl.rewards.accuracy.METRICS)
-
-
-PRESETS: dict[str, RewardPreset] = {
-    "memory_t1": RewardPreset({"accuracy": 0.6, "evidence": 0.2, "temporal": 0.2}, -1.0, "timedial"),
-    "memory_r1": RewardPreset({"accuracy": 1.0}, 0.0, "em"),
-    "picker": RewardPreset({"coverage": 1.0}, -1.0, None),
-    "select": RewardPreset({"accuracy": 1.0}, -1.0, "locomo_f1"),
-    "plain": RewardPreset({"accuracy": 1.0}, 0.0, "em"),
-    "short": RewardPreset({"accuracy": 1.0}, 0.0, "locomo_f1"),
-}
-
-
-def _composite(mode: str, weights: Mapping[str, float] | None, parse_failure: float | None) -> CompositeReward:
-    preset = PRESETS[mode]
+def _composite(preset: RewardPreset, weights: Mapping[str, float] | None,
+               parse_failure: float | None) -> CompositeReward:
     return CompositeReward(
         preset.weights if weights is None else weights,
         preset.parse_failure if parse_failure is None else parse_failure,
@@ -116,6 +102,7 @@ def memory_t1_reward(
     parse_failure: float | None = None,
     unknown_defaults: Sequence[str] | None = None,
     open_range_days: float = 30.0,
+    preset: RewardPreset | None = None,
 ) -> RewardResult:
     """Memory-T1's reward R = 0.6 R_acc + 0.2 R_ground + 0.2 R_temporal (-1 if the JSON did not parse).
 
@@ -123,13 +110,14 @@ def memory_t1_reward(
     R_ground: `set_match` of selected vs gold session ids (ids normalized to "session_<n>"); left out when
     `gold_sessions` is None. R_temporal: `temporal_consistency`; left out when `sessions` is None.
     """
-    comp = _composite("memory_t1", weights, parse_failure)
+    preset = preset or modes.MEMORY_T1.reward
+    comp = _composite(preset, weights, parse_failure)
     if not getattr(parse, "ok", False):
         return comp({}, ok=False)
     selected = _sessions(getattr(parse, "selected_ids", None))
     terms: dict[str, float | RewardResult | None] = {
         "accuracy": accuracy(
-            getattr(parse, "answer", None), gold_answer, metric or PRESETS["memory_t1"].metric or "timedial",
+            getattr(parse, "answer", None), gold_answer, metric or preset.metric or "timedial",
             category_id=category_id, task=task,
         ),
         "evidence": set_match(selected, _sessions(gold_sessions)) if gold_sessions is not None else None,
@@ -163,17 +151,19 @@ def memory_r1_answer_reward(
     gold_ids: Sequence[Any] | None = None,
     weights: Mapping[str, float] | None = None,
     parse_failure: float | None = None,
+    preset: RewardPreset | None = None,
 ) -> RewardResult:
     """Memory-R1's answer-agent reward: accuracy of the text after `**Answer:**` (EM by default).
 
     With an "evidence" weight and `gold_ids`, the F1 of the selected memory ids is added (ours; Memory-R1
     rewards the outcome only).
     """
-    comp = _composite("memory_r1", weights, parse_failure)
+    preset = preset or modes.MEMORY_R1.reward
+    comp = _composite(preset, weights, parse_failure)
     if not getattr(parse, "ok", False):
         return comp({}, ok=False)
     return comp(_answer_terms(getattr(parse, "answer", None), getattr(parse, "selected_ids", []) or [], gold_answer,
-                              metric or PRESETS["memory_r1"].metric or "em", category_id, gold_ids))
+                              metric or preset.metric or "em", category_id, gold_ids))
 
 
 def context_picker_reward(
@@ -185,13 +175,14 @@ def context_picker_reward(
     candidates: Sequence[Any] | None = None,
     weights: Mapping[str, float] | None = None,
     parse_failure: float | None = None,
+    preset: RewardPreset | None = None,
 ) -> RewardResult:
     """Context-Picker's reward over a parsed picker output: `picker_coverage_reward` of the selected ids.
 
     Duplicate or unknown ids are a format failure (`parse_failure`, -1), as the paper's format penalty.
     Returns value 0 with an empty breakdown part when `minimal` is None (no mined set: nothing to score).
     """
-    comp = _composite("picker", weights, parse_failure)
+    comp = _composite(preset or modes.PICKER.reward, weights, parse_failure)
     if not getattr(parse, "ok", False):
         return comp({}, ok=False)
     if minimal is None:
@@ -216,20 +207,22 @@ def select_answer_reward(
     gold_ids: Sequence[Any] | None = None,
     weights: Mapping[str, float] | None = None,
     parse_failure: float | None = None,
+    preset: RewardPreset | None = None,
 ) -> RewardResult:
-    """"select" mode: the reader's answer from the first selected candidate, scored against the gold.
+    """A picker with a frozen reader: the reader's answer from the first selected candidate, scored against the gold.
 
     `candidate_answers[i]` is what the frozen reader answers from candidate `candidate_ids[i]` (precomputed
     when the row is built, so scoring is a lookup). An id that was not offered is a format failure. With an
     "evidence" weight and `gold_ids`, the F1 of the selected ids is added.
     """
-    comp = _composite("select", weights, parse_failure)
+    preset = preset or modes.SELECT.reward
+    comp = _composite(preset, weights, parse_failure)
     ids = [str(i) for i in candidate_ids]
     chosen = list(getattr(parse, "selected_ids", []) or [])
     if not getattr(parse, "ok", False) or not chosen or str(chosen[0]) not in ids:
         return comp({}, ok=False)
     answer = candidate_answers[ids.index(str(chosen[0]))]
-    return comp(_answer_terms(answer, chosen, gold_answer, metric or PRESETS["select"].metric or "locomo_f1",
+    return comp(_answer_terms(answer, chosen, gold_answer, metric or preset.metric or "locomo_f1",
                               category_id, gold_ids))
 
 
@@ -242,16 +235,17 @@ def plain_answer_reward(
     task: Any = None,
     weights: Mapping[str, float] | None = None,
     parse_failure: float | None = None,
-    preset: str = "plain",
+    preset: RewardPreset | str | None = None,
 ) -> RewardResult:
-    """Accuracy of the parsed answer: the whole completion ("plain", EM by default) or the leniently extracted
-    few-word answer ("short", LoCoMo F1 by default)."""
+    """Accuracy of the parsed answer, with the preset of an answer mode (a `RewardPreset` or a mode's name;
+    default: the whole completion, EM)."""
+    preset = modes.get(preset).reward if isinstance(preset, str) else (preset or modes.PLAIN.reward)
     comp = _composite(preset, weights, parse_failure)
     if not getattr(parse, "ok", False):
         return comp({}, ok=False)
     return comp({
         "accuracy": accuracy(
-            getattr(parse, "answer", None), gold_answer, metric or PRESETS[preset].metric or "em",
+            getattr(parse, "answer", None), gold_answer, metric or preset.metric or "em",
             category_id=category_id, task=task,
         )
     })

@@ -6,17 +6,19 @@ dataset column as a keyword (one value per completion), and `trainer_state`, `lo
 that sample". Completions are strings, or (conversational datasets) lists of messages whose assistant
 contents we join. Prompts are never parsed: dialogue that looks like an op or an answer is data.
 
-Columns read, per mode (missing optional columns just turn the term off for that row):
-- all modes: `answer` (gold; rows without it get None), `category_id` (LoCoMo per-category F1), `task` or
-  `ability` (TIME-Dial task type).
-- "memory_t1": `evidence_session_ids` (or `gold_sessions` / `gold_selected_sessions`) for R_ground;
-  `sessions` (or `all_sessions`: session dicts with times and events, or an id -> time mapping, or
+Columns read, per reward kind (the answer mode's `RewardPreset.kind`; missing optional columns just turn the
+term off for that row):
+- every kind but "coverage": `answer` (gold; rows without it get None), `category_id` (LoCoMo per-category
+  F1), `task` or `ability` (TIME-Dial task type).
+- "temporal" (memory_t1): `evidence_session_ids` (or `gold_sessions` / `gold_selected_sessions`) for
+  R_ground; `sessions` (or `all_sessions`: session dicts with times and events, or an id -> time mapping, or
   `session_times`) for R_temporal; `time_range` (or `question_time_range`); `question`.
-- "memory_r1": `evidence_ids` (or `gold_ids`): prompt-local ids of the gold memories, used only when the
-  weights include "evidence".
-- "picker": `minimal_evidence` (falls back to `evidence_ids` / `gold_ids`; rows with neither get None),
-  `candidate_ids` (ids shown in the prompt; naming another id is a format failure). No `answer` needed.
-- "plain": `answer`.
+- "answer" (memory_r1, compact) and "reader" (select): `evidence_ids` (or `gold_ids`): prompt-local ids of
+  the gold memories, used only when the weights include "evidence"; "reader" also `candidate_ids` and
+  `candidate_answers` (what the frozen reader answers from each candidate).
+- "coverage" (picker): `minimal_evidence` (falls back to `evidence_ids` / `gold_ids`; rows with neither get
+  None), `candidate_ids` (ids shown in the prompt; naming another id is a format failure). No `answer` needed.
+- "accuracy" (short, plain): `answer`.
 
 `AnswerReward.margin` may be changed between steps (Context-Picker's stage switch); the object is picklable.
 """
@@ -27,10 +29,10 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memrl.protocol.parsing import parse_answer_output
+from memrl.protocol import modes
+from memrl.protocol.modes import AnswerMode
 from memrl.rewards.base import RewardResult
 from memrl.rewards.composite import (
-    PRESETS,
     context_picker_reward,
     memory_r1_answer_reward,
     memory_t1_reward,
@@ -77,12 +79,72 @@ def _first(row: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
+# ---- one scoring function per reward kind (RewardPreset.kind) ------------------------------------------------
+def _coverage(reward: AnswerReward, parse: Any, row: Mapping[str, Any], common: dict[str, Any]) -> RewardResult | None:
+    minimal = _first(row, "minimal_evidence", "evidence_ids", "gold_ids")
+    if minimal is None:
+        return None
+    return context_picker_reward(
+        parse, list(minimal), margin=reward.margin, redundancy_coef=reward.redundancy_coef,
+        candidates=row.get("candidate_ids"), **common,
+    )
+
+
+def _temporal(reward: AnswerReward, parse: Any, row: Mapping[str, Any], common: dict[str, Any]) -> RewardResult | None:
+    gold = _first(row, "answer", "gold_answer")
+    if gold is None:
+        return None
+    return memory_t1_reward(
+        parse, gold,
+        gold_sessions=_first(row, "evidence_session_ids", "gold_sessions", "gold_selected_sessions"),
+        sessions=_first(row, "sessions", "all_sessions", "session_times"),
+        question=str(row.get("question") or ""),
+        time_range=_first(row, "time_range", "question_time_range"),
+        task=_first(row, "task", "ability"), metric=reward.metric, category_id=row.get("category_id"),
+        unknown_defaults=reward.unknown_defaults, open_range_days=reward.open_range_days, **common,
+    )
+
+
+def _reader(reward: AnswerReward, parse: Any, row: Mapping[str, Any], common: dict[str, Any]) -> RewardResult | None:
+    gold = _first(row, "answer", "gold_answer")
+    if gold is None:
+        return None
+    return select_answer_reward(
+        parse, gold, row.get("candidate_ids") or [], row.get("candidate_answers") or [],
+        metric=reward.metric, category_id=row.get("category_id"),
+        gold_ids=_first(row, "evidence_ids", "gold_ids"), **common,
+    )
+
+
+def _answer(reward: AnswerReward, parse: Any, row: Mapping[str, Any], common: dict[str, Any]) -> RewardResult | None:
+    gold = _first(row, "answer", "gold_answer")
+    if gold is None:
+        return None
+    return memory_r1_answer_reward(
+        parse, gold, metric=reward.metric, category_id=row.get("category_id"),
+        gold_ids=_first(row, "evidence_ids", "gold_ids"), **common,
+    )
+
+
+def _accuracy(reward: AnswerReward, parse: Any, row: Mapping[str, Any], common: dict[str, Any]) -> RewardResult | None:
+    gold = _first(row, "answer", "gold_answer")
+    if gold is None:
+        return None
+    return plain_answer_reward(parse, gold, metric=reward.metric, category_id=row.get("category_id"),
+                               task=_first(row, "task", "ability"), **common)
+
+
+REWARD_KINDS = {"coverage": _coverage, "temporal": _temporal, "reader": _reader, "answer": _answer,
+                "accuracy": _accuracy}
+
+
 class AnswerReward:
-    """One TRL reward function for an answer / picker mode (see `make_answer_reward`)."""
+    """One TRL reward function for an answer mode (see `make_answer_reward`): the mode's parser, then the reward
+    function of its preset's kind, with the preset's weights / metric unless given."""
 
     def __init__(
         self,
-        mode: str,
+        answer_mode: str | AnswerMode,
         weights: Mapping[str, float] | None = None,
         metric: str | None = None,
         *,
@@ -94,9 +156,12 @@ class AnswerReward:
         open_range_days: float = 30.0,
         name: str | None = None,
     ):
-        if mode not in PRESETS:
-            raise ValueError(f"unknown answer mode {mode!r}; choose one of {sorted(PRESETS)}")
-        self.mode = mode
+        mode = modes.get(answer_mode)
+        if mode.reward.kind not in REWARD_KINDS:
+            raise ValueError(f"answer mode {mode.name!r}: reward kind {mode.reward.kind!r} is not one of "
+                             f"{sorted(REWARD_KINDS)}")
+        self.answer_mode = mode.name
+        self._mode = mode  # kept, so a reward built from an AnswerMode object needs no registration
         self.weights = dict(weights) if weights is not None else None
         self.metric = metric
         self.term = term
@@ -105,50 +170,16 @@ class AnswerReward:
         self.parse_failure = parse_failure
         self.unknown_defaults = tuple(unknown_defaults) if unknown_defaults is not None else None
         self.open_range_days = open_range_days
-        self.__name__ = name or (f"{mode}_{term}" if term else f"{mode}_reward")
+        base = mode.reward_name
+        self.__name__ = name or (f"{base}_{term}" if term else f"{base}_reward")
 
     # -- one sample --------------------------------------------------------------------------------------
     def score(self, completion: Any, row: Mapping[str, Any]) -> RewardResult | None:
         """The full reward with breakdown for one completion and its dataset row; None if it does not apply."""
-
-        parse = parse_answer_output(completion_text(completion), self.mode)
-        common = {"weights": self.weights, "parse_failure": self.parse_failure}
-        category_id = row.get("category_id")
-        task = _first(row, "task", "ability")
-        if self.mode == "picker":
-            minimal = _first(row, "minimal_evidence", "evidence_ids", "gold_ids")
-            if minimal is None:
-                return None
-            return context_picker_reward(
-                parse, list(minimal), margin=self.margin, redundancy_coef=self.redundancy_coef,
-                candidates=row.get("candidate_ids"), **common,
-            )
-        gold = _first(row, "answer", "gold_answer")
-        if gold is None:
-            return None
-        if self.mode == "memory_t1":
-            return memory_t1_reward(
-                parse, gold,
-                gold_sessions=_first(row, "evidence_session_ids", "gold_sessions", "gold_selected_sessions"),
-                sessions=_first(row, "sessions", "all_sessions", "session_times"),
-                question=str(row.get("question") or ""),
-                time_range=_first(row, "time_range", "question_time_range"),
-                task=task, metric=self.metric, category_id=category_id,
-                unknown_defaults=self.unknown_defaults, open_range_days=self.open_range_days, **common,
-            )
-        if self.mode == "select":
-            return select_answer_reward(
-                parse, gold, row.get("candidate_ids") or [], row.get("candidate_answers") or [],
-                metric=self.metric, category_id=category_id,
-                gold_ids=_first(row, "evidence_ids", "gold_ids"), **common,
-            )
-        if self.mode == "memory_r1":
-            return memory_r1_answer_reward(
-                parse, gold, metric=self.metric, category_id=category_id,
-                gold_ids=_first(row, "evidence_ids", "gold_ids"), **common,
-            )
-        return plain_answer_reward(parse, gold, metric=self.metric, category_id=category_id, task=task,
-                                   preset="short" if self.mode == "short" else "plain", **common)
+        mode = self._mode
+        parse = mode.parse(completion_text(completion))
+        common = {"weights": self.weights, "parse_failure": self.parse_failure, "preset": mode.reward}
+        return REWARD_KINDS[mode.reward.kind](self, parse, row, common)
 
     def _value(self, result: RewardResult | None) -> float | None:
         if result is None:
@@ -175,20 +206,21 @@ class AnswerReward:
         return [self._value(r) for r in results]
 
     def __repr__(self) -> str:
-        return (f"AnswerReward(mode={self.mode!r}, weights={self.weights}, metric={self.metric!r}, "
+        return (f"AnswerReward(answer_mode={self.answer_mode!r}, weights={self.weights}, metric={self.metric!r}, "
                 f"term={self.term!r}, margin={self.margin})")
 
 
 def make_answer_reward(
-    mode: str, weights: Mapping[str, float] | None = None, metric: str | None = None, **options: Any
+    answer_mode: str | AnswerMode, weights: Mapping[str, float] | None = None, metric: str | None = None,
+    **options: Any
 ) -> AnswerReward:
-    """A TRL reward function for an answer/picker mode: "memory_t1", "memory_r1", "picker", "select", "plain" or
-    "short".
+    """A TRL reward function for an answer mode (a name in `memrl.protocol.modes`, or an `AnswerMode`).
 
-    weights default to the mode's preset (`memrl.rewards.composite.PRESETS`); metric to the preset's
-    ("timedial" for memory_t1, "em" for memory_r1 / plain). options: `term` (return one breakdown term
-    unweighted, e.g. "accuracy", "evidence", "temporal", "coverage", "format", named "<mode>_<term>"),
-    `margin`, `redundancy_coef`, `parse_failure`, `unknown_defaults`, `open_range_days`, `name`.
+    weights default to the mode's preset (`AnswerMode.reward`); metric to the preset's ("timedial" for
+    memory_t1, "em" for memory_r1 / compact / plain, "locomo_f1" for select / short). options: `term` (return
+    one breakdown term unweighted, e.g. "accuracy", "evidence", "temporal", "coverage", "format", named
+    "<reward name>_<term>"), `margin`, `redundancy_coef`, `parse_failure`, `unknown_defaults`,
+    `open_range_days`, `name`.
     """
-    return AnswerReward(mode, weights, metric, **options)
+    return AnswerReward(answer_mode, weights, metric, **options)
 

@@ -21,7 +21,8 @@ from memrl.envs.answer.candidates import answer_dataset, build_requests
 from memrl.envs.manager.episode import ManagerEpisode
 from memrl.policies.baselines import bank_builder, make_baseline
 from memrl.policies.llm import make_policy
-from memrl.protocol.steps import render_answer_prompt, render_manager_prompt
+from memrl.protocol import modes
+from memrl.protocol.steps import render_manager_prompt
 from memrl.train.snapshots import snapshot_dataset
 
 
@@ -91,27 +92,17 @@ def manager_sft_rows(convs: Sequence[Conversation], env_cfg, teacher, short_ops:
     return rows
 
 
-def answer_text(parse, mode: str) -> str:
-    """An answerer's output rendered in the completion format of `mode` (what the policy must write)."""
-    ids = " ".join(f"[{i}]" for i in (parse.selected_ids or []))
-    answer = parse.answer or ""
-    if mode in ("compact", "memory_r1"):
-        return f"{ids}\n**Answer:** {answer}" if ids else f"**Answer:** {answer}"
-    if mode == "memory_t1":
-        return json.dumps({"selected_memory": [f"<{s}>" for s in parse.selected_ids or []], "answer": answer})
-    if mode == "picker":
-        return json.dumps({"rationale": parse.rationale or "", "selected": list(parse.selected_ids or [])})
-    if mode == "select":  # the id only: the frozen reader answers
-        return ids
-    return answer
+def answer_text(parse, answer_mode: str) -> str:
+    """An answerer's output rendered in the completion format of `answer_mode` (what the policy must write)."""
+    return modes.get(answer_mode).target(parse)
 
 
 def answer_sft_rows(convs: Sequence[Conversation], env_cfg, teacher, manager=None) -> list[dict]:
 
     pairs = build_requests(convs, env_cfg, manager if manager is not None else bank_builder(env_cfg.manager))
     parses = teacher.answer([r for r, _ in pairs])
-    return [{"prompt": render_answer_prompt(r, env_cfg.mode),
-             "completion": [{"role": "assistant", "content": answer_text(p, env_cfg.mode)}]}
+    mode = modes.get(env_cfg.answer_mode, prompted=True)
+    return [{"prompt": mode.render(r), "completion": [{"role": "assistant", "content": mode.target(p)}]}
             for (r, _), p in zip(pairs, parses)]
 
 

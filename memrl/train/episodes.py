@@ -49,6 +49,7 @@ from memrl.policies.baselines import (
     make_baseline,
 )
 from memrl.policies.llm import make_policy
+from memrl.protocol import modes
 from memrl.protocol.generation import SamplingParams
 from memrl.protocol.steps import messages_text
 from memrl.train.data import load_split
@@ -82,8 +83,9 @@ def probe_answerer(cfg: Any):
     if spec in ANSWER_BASELINES:
         return make_baseline(spec)
 
-    mode = cfg.answer_env.mode if cfg.answer_env.mode != "picker" else "compact"  # a picker gives no answer
-    return make_policy(_backend_spec(spec), "answer", mode=mode,
+    mode = modes.get(cfg.answer_env.answer_mode)
+    mode = mode if mode.answers else modes.DEFAULT  # a picker gives no answer: probes are read in the default mode
+    return make_policy(_backend_spec(spec), "answer", answer_mode=mode.name,
                        sampling=SamplingParams(temperature=0.0, max_tokens=PROBE_MAX_TOKENS))
 
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from memrl.config import ConfigError
 from memrl.data.io import write_json
+from memrl.protocol import modes
 from memrl.train.run import MetricsLog, resuming
 from memrl.train.trainer import train
 
@@ -131,9 +132,11 @@ def _write_summary(out: Path, summary: dict[str, Any]) -> None:
 def run_two_stage(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Stage I (recall, margin `stage1_margin`) then stage II (precision, `stage2_margin`) from stage I's model."""
     sch = cfg.schedule
-    if cfg.role != "answer" or cfg.answer_env.mode != "picker":
+    if cfg.role != "answer" or modes.get(cfg.answer_env.answer_mode).answers:
+        pickers = " | ".join(n for n in modes.names(prompted=True) if not modes.get(n).answers)
         raise ConfigError("schedule.kind=two_stage trains the Context-Picker: set role=answer and "
-                         f"answer_env.mode=picker (got role={cfg.role!r}, answer_env.mode={cfg.answer_env.mode!r})")
+                         f"answer_env.answer_mode={pickers} (got role={cfg.role!r}, "
+                         f"answer_env.answer_mode={cfg.answer_env.answer_mode!r})")
     if cfg.algo == "sft":
         raise ConfigError("schedule.kind=two_stage is an RL schedule: algo must be grpo or ppo")
     if sch.plateau_patience and cfg.algo != "grpo":
@@ -199,9 +202,10 @@ def _check_pair(cfg_manager: TrainConfig, cfg_answer: TrainConfig) -> None:
     for c in (cfg_manager, cfg_answer):
         if c.algo == "sft":
             raise ConfigError(f"{c.role}: alternation trains with RL (algo grpo or ppo), got sft")
-    if cfg_answer.answer_env.mode == "picker":
-        raise ConfigError("alternation needs an answer agent that answers (answer_env.mode compact | memory_r1 | "
-                         "memory_t1), not the picker")
+    if not modes.get(cfg_answer.answer_env.answer_mode).answers:
+        answering = " | ".join(n for n in modes.names(prompted=True) if modes.get(n).answers)
+        raise ConfigError(f"alternation needs an answer agent that answers (answer_env.answer_mode {answering}), "
+                          f"not {cfg_answer.answer_env.answer_mode!r}")
     if os.path.abspath(cfg_manager.output_dir) == os.path.abspath(cfg_answer.output_dir):
         raise ConfigError("the manager and the answer agent need different output_dir")
 

@@ -153,7 +153,7 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     }
     reward_desc = ("teacher traces (" + cfg.teacher + ")" if cfg.algo == "sft" else
                    "manager snapshot reward: " + json.dumps(cfg.manager_env.weights()) if cfg.role == "manager"
-                   else f"answer reward ({cfg.answer_env.mode} preset {cfg.answer_env.weights or 'default'})")
+                   else f"answer reward ({cfg.answer_env.answer_mode} preset {cfg.answer_env.weights or 'default'})")
     write_model_card(final, algo=cfg.algo, role=cfg.role, base=base, data=cfg.data.path, reward=reward_desc,
                      results={k: v for k, v in summary.items() if isinstance(v, (int, float))},
                      config_yaml=to_yaml(cfg))

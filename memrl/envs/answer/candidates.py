@@ -1,22 +1,10 @@
 """The answer / context-picker environment: one step over a question and its candidates.
 
-Modes (prompt -> parser -> reward):
-- "memory_r1": Memory-R1's answer agent ("memory distillation"). Candidates are memories of a bank built by
-  a manager, retrieved top-k per speaker (30 + 30) and listed in bank order under each speaker with their
-  timestamps; the policy selects the relevant ones, then answers after `**Answer:**`. Reward: accuracy
-  (EM by default, Memory-R1's choice), plus the F1 of selected ids if a "evidence" weight is set.
-- "compact": the same task for tiny models: memories listed `[i] text (date)`, ids then `**Answer:**`.
-- "picker": Context-Picker. Candidates are turns (default) or memories; the policy outputs a rationale and
-  the minimal evidence subset, no answer. Reward: coverage of the minimal sufficient set (LOO-mined
-  `minimal_evidence`, else the gold evidence) with a redundancy margin; -1 for malformed output.
-- "select": a picker with a frozen reader (ours; Context-Picker's division of labour, sized for tiny models):
-  memories listed `[i] text (date)`; the policy writes the id of the memory that answers (`[2]`), and a
-  frozen extractive reader (`memrl.protocol.reader.extract_answer`) answers from it. Reward: LoCoMo F1 of the
-  reader's answer; -1 if no offered id is written. Over banks that keep stale versions (an add-only
-  manager), choosing the current memory is the policy's decision.
-- "memory_t1": Memory-T1. Sessions are filtered to the question's time window, ranked with BM25 (top 10),
-  and rendered with `<session_k>` ids; the policy outputs JSON `selected_memory` + `answer`. Reward:
-  0.6 accuracy + 0.2 evidence set match + 0.2 temporal consistency (R_s, R_f); -1 if unparsable.
+The answer mode (`AnswerEnvConfig.answer_mode`, a mode of `memrl.protocol.modes`) decides the prompt, the
+parser, what candidates="auto" means and the reward preset; each mode's file there describes its task
+(memory_r1, compact, picker, select, memory_t1, short). This module builds the candidates the mode reads:
+memories of a bank built by the manager passed in (top-k per speaker, bank order or by relevance), turns, or
+sessions filtered to the question's time window and ranked with BM25.
 
 Candidate construction is configurable and seeded: top-k per speaker, time filter, `include_gold` (make
 sure the gold evidence is offered, for training), `shuffle`, and a `budget` (gold kept first when the list
@@ -35,17 +23,10 @@ from memrl.envs.answer.config import AnswerEnvConfig, as_answer_config
 from memrl.envs.manager.episode import drive_manager, plan_episode
 from memrl.memory.bank import MemoryBank
 from memrl.memory.index import TextIndex
+from memrl.protocol import modes
 from memrl.protocol.add_only import AddOnlyManager
 from memrl.protocol.reader import extract_answer
-from memrl.protocol.steps import (
-    PARSER_MODE,
-    AnswerRequest,
-    Candidate,
-    Manager,
-    memory_candidates,
-    render_answer_prompt,
-    sessions_by_id,
-)
+from memrl.protocol.steps import AnswerRequest, Candidate, Manager, memory_candidates, sessions_by_id
 from memrl.rewards.temporal import MEMORY_T1_UNKNOWN_DEFAULTS, parse_date_span
 from memrl.rewards.trl_adapters import make_answer_reward
 
@@ -272,11 +253,12 @@ class CandidateBuilder:
             evidence_ids = [c.id for c in cands if evidence_turns & set(c.source_ids)]
             minimal = ([c.id for c in cands if set(q.minimal_evidence) & set(c.source_ids)]
                        if q.minimal_evidence is not None else None)
-        req = AnswerRequest(q, cands, conv, cfg.mode)
-        req.messages = render_answer_prompt(req)
+        mode = modes.get(cfg.answer_mode, prompted=True)
+        req = AnswerRequest(q, cands, conv, mode.name)
+        req.messages = mode.render(req)
         row = {
             "prompt": [dict(m) for m in req.messages],
-            "mode": cfg.mode,
+            "mode": mode.name,
             "conversation_id": conv.conversation_id,
             "question_id": q.question_id,
             "question": q.question,
@@ -296,7 +278,7 @@ class CandidateBuilder:
             "num_candidates": len(cands),
             "gold_in_candidates": bool(evidence_ids),
         }
-        if cfg.mode == "select":  # what the frozen reader answers from each candidate: scoring is a lookup
+        if mode.reader:  # what the frozen reader answers from each candidate: scoring is a lookup
             row["candidate_answers"] = [extract_answer(q.question, c.text, c.owner) for c in cands]
         row.update(notes)
         return req, row
@@ -310,7 +292,7 @@ class CandidateBuilder:
 def make_reward(config: AnswerEnvConfig):
     """The TRL-signature reward object the mode uses (also what the env scores with)."""
     return make_answer_reward(
-        PARSER_MODE[config.mode], dict(config.weights) or None, config.metric or None,
+        config.answer_mode, dict(config.weights) or None, config.metric or None,
         margin=config.picker_margin, redundancy_coef=config.redundancy_coef,
         unknown_defaults=MEMORY_T1_UNKNOWN_DEFAULTS if config.t1_unknown_defaults else None,
     )
@@ -327,7 +309,7 @@ def build_requests(conversations: Sequence[Conversation], config: AnswerEnvConfi
 def answer_dataset(conversations: Sequence[Conversation], config: AnswerEnvConfig | dict | None = None,
                    manager: Manager | Callable[[Conversation], Manager] | None = None):
     """A `datasets.Dataset` of single-turn answer/picker rows (columns: see `CandidateBuilder.request`),
-    ready for GRPO with `memrl.rewards.trl_adapters.make_answer_reward(PARSER_MODE[mode])`."""
+    ready for GRPO with `memrl.rewards.trl_adapters.make_answer_reward(answer_mode)`."""
     import datasets  # deferred: Arrow is only needed for dataset export
 
     rows = [row for _, row in build_requests(conversations, config, manager)]

@@ -1,9 +1,9 @@
 """`memrl/Answer-v0`: the answer agent / context picker as a single-step gymnasium env.
 
 - Observation: the prompt text of one question with its candidates (memories of a bank built by the manager
-  passed in, turns, or time-filtered sessions), rendered by `memrl.protocol.steps.render_answer_prompt`.
+  passed in, turns, or time-filtered sessions), rendered by the answer mode (`memrl.protocol.modes`).
   `info["request"]` is the structured `AnswerRequest`, `info["row"]` the dataset row.
-- Action: the completion text (ids, optional rationale, answer; parsed by `memrl.protocol.parsing`).
+- Action: the completion text (ids, optional rationale, answer; parsed by the answer mode).
 - Reward: the mode's preset from `memrl.envs.answer.candidates.make_reward` (accuracy, evidence set match or
   Context-Picker coverage, temporal consistency; -1 for malformed output), on the same row GRPO scores.
 - Termination: after one step (one question per episode).
@@ -19,8 +19,8 @@ import gymnasium as gym
 from memrl.envs.answer.candidates import CandidateBuilder, make_reward
 from memrl.envs.answer.config import AnswerEnvConfig, as_answer_config
 from memrl.envs.common import UnicodeText, as_conversations
-from memrl.protocol.parsing import parse_answer_output
-from memrl.protocol.steps import PARSER_MODE, Manager, messages_text
+from memrl.protocol import modes
+from memrl.protocol.steps import Manager, messages_text
 from memrl.rewards.trl_adapters import completion_text
 
 
@@ -74,7 +74,7 @@ class AnswerEnv(gym.Env):
             raise RuntimeError("step() called before reset() or after the episode ended")
         text = completion_text(action)
         result = self.reward_fn.score(text, self._row)
-        parse = parse_answer_output(text, PARSER_MODE[self.config.mode])
+        parse = modes.get(self.config.answer_mode).parse(text)
         self._done = True
         self._last_obs = ""
         reward = 0.0 if result is None else float(result.value)

@@ -64,6 +64,7 @@ from memrl.protocol.json_repair import parse_json_lenient
 from memrl.protocol.parsing import ManagerParse, parse_manager_output
 from memrl.protocol.prompts import format_turns
 from memrl.protocol.steps import (
+    DEFAULT_ANSWER_MODE,
     Answerer,
     AnswerRequest,
     Manager,
@@ -315,7 +316,8 @@ def apply_completion(
         if answerer is None:
             raise ValueError("probe questions need a frozen answerer: pass answerer= (e.g. "
                              "memrl.policies.baselines.BM25Answerer()), or probes='none'")
-        requests = [AnswerRequest(q, memory_candidates(bank, index, q.question, config.probe_k), mode="compact")
+        requests = [AnswerRequest(q, memory_candidates(bank, index, q.question, config.probe_k),
+                                  answer_mode=DEFAULT_ANSWER_MODE)
                     for q in step.probes]
         parses = answerer.answer(requests)
         scores = []
