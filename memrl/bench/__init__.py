@@ -60,7 +60,7 @@ BENCHES: dict[str, Callable[[Context], list[Figure]]] = {
 OPTIONAL_GROUPS = ("real_model",)  # only with --only / only=[...]: loads SmolLM2-135M (memrl/bench/real_model.py)
 
 
-# ---- machine info and output ---------------------------------------------------------------------------------
+# ---- machine info and output --------------------------------------------------------------------------------------
 def _version(mod: str) -> str | None:
     try:
         return importlib.import_module(mod).__version__
@@ -181,7 +181,7 @@ def run_bench(quick: bool = False, out: str | os.PathLike = "runs/bench", only: 
     return result
 
 
-# ---- command line --------------------------------------------------------------------------------------------
+# ---- command line -------------------------------------------------------------------------------------------------
 @dataclass
 class BenchConfig:
     """`memrl bench [--config FILE] [key=value ...]`; the flags below override the file and the overrides."""

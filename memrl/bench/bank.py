@@ -15,7 +15,7 @@ from memrl.memory.ops import Op
 MEMORY_R1_SEARCH_P50_MS = 350.0  # Memory-R1's reported memory-search p50 (full system); quoted, not measured
 
 
-# ---- memory bank (issue 2) -----------------------------------------------------------------------------------
+# ---- memory bank --------------------------------------------------------------------------------------------------
 def _bank_corpus(n_texts: int, seed: int = 0) -> tuple[list[tuple[str, str]], list[str]]:
     """(owner, text) memory entries and question texts from synthetic 20x20 conversations.
 

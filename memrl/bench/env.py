@@ -15,7 +15,7 @@ from memrl.protocol.steps import Manager, ManagerStep
 from memrl.train.snapshots import score_manager_completion, snapshot_dataset
 
 
-# ---- environment + reward (issue 4) --------------------------------------------------------------------------
+# ---- environment + reward -----------------------------------------------------------------------------------------
 def _first_sessions(conv, k: int):
 
     d = conv.to_dict()

@@ -39,7 +39,7 @@ def benchmark_eval_throughput(conversation: Conversation | str | Path, policy: s
             "bank": res["protocol"]["memory_bank"], "metrics": list(cfg.metrics)}
 
 
-# ---- evaluation (issue 7) ------------------------------------------------------------------------------------
+# ---- evaluation ---------------------------------------------------------------------------------------------------
 def bench_eval(ctx: Context) -> list[Figure]:
 
     r = benchmark_eval_throughput(ctx.conv26(), policy="bm25", copies=ctx.sizes.eval_copies)

@@ -13,7 +13,7 @@ from memrl.protocol.generation import SamplingParams
 from memrl.protocol.prompts import format_memories_compact, format_turns, render
 
 
-# ---- generation backends (issue 5) ---------------------------------------------------------------------------
+# ---- generation backends ------------------------------------------------------------------------------------------
 def bench_generation(ctx: Context) -> list[Figure]:
     sz = ctx.sizes
     r = benchmark_generation(ctx.tiny_model(), num_prompts=sz.gen_prompts, max_tokens=sz.gen_tokens,
@@ -26,7 +26,7 @@ def bench_generation(ctx: Context) -> list[Figure]:
                         f"new tokens, batch {r['batch_size']}, {r['torch_threads']} torch thread(s), {r['device']}")]
 
 
-# ---- the batching benchmark (real_model.py measures the real model with it) ---------------------------
+# ---- the batching benchmark (real_model.py measures the real model with it) ---------------------------------------
 def benchmark_generation(
     model_dir: str | os.PathLike,
     num_prompts: int = 32,

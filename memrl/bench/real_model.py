@@ -52,7 +52,7 @@ def bench_real_model(ctx: Any) -> list:
     qps = res["counts"]["questions"] / dt
     proj_min = TEST_SPLIT_QUESTIONS / qps / 60
     figs.append(Figure("real_model.eval_questions_per_s", round(qps, 4), "questions/s",
-                       target="1,307 questions in <= 15 min at 30+30 (issue 16)", met=None,
+                       target="1,307 questions in <= 15 min at 30+30", met=None,
                        note=f"memrl eval, {NAME} as memory_r1 answer agent on conv-26, 5+5 memories (add_only bank), "
                             f"<= 32 new tokens, {n_q} questions incl. model load, {dt:.1f} s; projected "
                             f"{proj_min:.0f} min for 1,307 questions at 5+5 (30+30 prompts are ~6x longer)"))

@@ -15,7 +15,7 @@ from memrl.train.config import TrainConfig
 from memrl.train.snapshots import ManagerSnapshotReward, snapshot_dataset
 
 
-# ---- GRPO: memrl's environment and rewards vs plain TRL (issues 4 and 6) -------------------------------------
+# ---- GRPO: memrl's environment and rewards vs plain TRL -----------------------------------------------------------
 class _TimedReward:
     """Wraps a TRL reward function and accumulates the seconds spent inside it."""
 

@@ -12,7 +12,7 @@ from memrl.data_synth.config import SynthConfig
 from memrl.data_synth.synth import conversation_line, make_executor_for, synthesize_conversation
 
 
-# ---- the throughput benchmark -----------------------------------------------------------------------
+# ---- the throughput benchmark -------------------------------------------------------------------------------------
 def _bench_shard(task: dict[str, Any]) -> dict[str, Any]:
     """Synthesize and serialize a range of conversations without writing them (executor task)."""
     cfg = SynthConfig(**task["config"])
@@ -58,7 +58,7 @@ def benchmark_synthesis(num_conversations: int = 200, workers: int = 1, executor
             "mb_per_s": round(sum(r["bytes"] for r in results) / wall / 1e6, 2)}
 
 
-# ---- synthesis (issue 3) -------------------------------------------------------------------------------------
+# ---- synthesis ----------------------------------------------------------------------------------------------------
 def bench_synth(ctx: Context) -> list[Figure]:
 
     n = ctx.sizes.synth_single

@@ -1,6 +1,6 @@
 """`memrl demo`: the end-to-end CPU demo.
 
-- `outcome.py` (the default, `make demo`): issue #18's protocol for the answer agent on a real model: raw
+- `outcome.py` (the default, `make demo`): the outcome-reward protocol for the answer agent on a real model: raw
   dialogue in, outcome reward only, GRPO and PPO against the start policy, baselines and the shuffled-reward
   control, with paired CIs (`configs/demo/default.yaml` reduced, `configs/demo/full.yaml` full).
 - `oracle_tiny.py` (`memrl demo --config configs/demo/oracle_tiny.yaml`): the earlier tiny-model demo of both

@@ -2,7 +2,7 @@
 
 ORACLE: the manager's prompt holds gold facts and similarity tags computed from gold world keys, and its reward
 is mostly agreement with gold ops (ManagerEnvConfig.oracle); results here show the machinery, not learning
-from outcomes (issue #18; `memrl demo` without a config runs the outcome-reward protocol in `outcome.py`).
+from outcomes (the outcome protocol; `memrl demo` without a config runs the outcome-reward protocol in `outcome.py`).
 
 1. Synthesize a dataset offline (memrl.data_synth), split by conversation.
 2. Build a tiny Llama and a byte-level BPE tokenizer trained on the prompts it will see.

@@ -1,4 +1,4 @@
-"""`memrl demo` (`make demo`): issue #18's protocol for the answer agent, end to end on CPU with a real model.
+"""`memrl demo` (`make demo`): the outcome-reward protocol for the answer agent, end to end on CPU with a real model.
 
 1. Data: synthetic conversations with raw dialogue (`memrl.data_synth`), split by conversation; or `data=<dir>`
    holding `<train_split>.jsonl` and `<eval_split>.jsonl` (e.g. LoCoMo conv-26's questions dealt into train /

@@ -418,7 +418,7 @@ def compare(paths: Sequence[str | Path], metric: str | None = None, out: str | P
             body.append(row)
         data["metrics"][m] = mdata
         lines += [f"## {m}", ""] + _table(header, body) + [""]
-    # Collapse check: does a run say one thing to every question? (issue #18: no single output above 80%)
+    # Collapse check: does a run say one thing to every question? (the outcome protocol: no single output above 80%)
     if all(r["records"] is not None for r in runs):
         data["outputs"] = {r["label"]: output_stats(r["records"]) for r in runs}
         body = [[label, fmt(st["n"]), fmt(st["top_share"]), str(st["top"])[:40], fmt(st["distinct"]),

@@ -3,7 +3,7 @@
 Why not `MemoryBank.search`: the bank indexes with bm25s, whose index build has a fixed cost of ~2 ms even
 for one document (measured here: 1.9 ms for 1 doc, 21 ms for 100, 57 ms for 400). An environment writes
 to the bank at every step and then queries it, so every query after a write pays a (delta) rebuild; that
-alone is above the 1 ms/step budget of issue 4. This index is a plain inverted index updated per op
+alone is above the 1 ms/step budget of an environment step. This index is a plain inverted index updated per op
 (add / update / remove in O(tokens)), scored with the same BM25 variant and the same tokenizer as the bank
 (bm25s's default "lucene" scoring, k1 = 1.5, b = 0.75; stopwords removed, Porter stems; ties broken by
 creation order, oldest first), so rankings agree with `MemoryBank.search` up to float rounding.

@@ -449,7 +449,7 @@ PROMPTS: dict[str, PromptTemplate] = {
             version="1",
             system=SHORT_ANSWER_SYSTEM,
             user_template=COMPACT_ANSWER_USER,
-            source="memrl (ours): the instruct model asked for a few-word answer (issue #18's prompt-only answer agent)",
+            source="memrl (ours): the instruct model asked for a few-word answer (the outcome protocol's prompt-only answer agent)",
         ),
         PromptTemplate(
             name="memory_t1",

@@ -77,7 +77,7 @@ def fit(cfg: TrainConfig, trainer: Any, out: Path) -> Any:
 
 
 def oracle_inputs(cfg: TrainConfig) -> list[str]:
-    """What of the run reads gold labels (issue #18: a headline result has none): the manager env's oracle
+    """What of the run reads gold labels (the outcome protocol: a headline result has none): the manager env's oracle
     inputs and reward terms, a gold teacher, gold evidence added to the answer candidates, an oracle bank."""
     out = list(cfg.manager_env.oracle_inputs()) if cfg.role == "manager" else []
     if cfg.algo == "sft" and cfg.teacher in ORACLE_BASELINES:

@@ -76,7 +76,7 @@ class ManagerEnvConfig:
 
     @classmethod
     def oracle(cls, **overrides) -> "ManagerEnvConfig":
-        """ORACLE preset (the defaults before issue #18): gold facts, gold-key recall, and the gold-op reward
+        """ORACLE preset (the defaults before the outcome protocol): gold facts, gold-key recall, and the gold-op reward
         terms. For upper bounds and labeled ablations only; never a headline result."""
         base = dict(facts="auto", include_key_matches=True, w_op=1.0, w_temporal=0.5)
         base.update(overrides)
