@@ -173,6 +173,15 @@ def speed_figures(ctx: Any) -> list:
                 note=f"memrl eval, short mode, {k}+{k} memories, greedy <= 16 new tokens, batch 16, "
                      f"{ev[name]['questions']} conv-26 validation questions after a warm-up pass; projected "
                      f"{proj:.1f} min for 1,307 questions; F1 {ev[name]['f1']:.3f}"))
+    # torch threads under bfloat16: 1 vs 2 on the same 5+5 questions (a shared 2-core box can favour 1)
+    one, two = (run_job({"kind": "eval", "dtype": "bfloat16", "shared": True, "data": data, "k": 5, "n": n,
+                         "threads": t}) for t in (1, 2))
+    figs.append(Figure("real_model.eval_seconds_per_question.5+5.bfloat16+shared.1_thread",
+                       rounded(one["seconds_per_question"]), "s/question",
+                       reference=f"2 torch threads, same run: {two['seconds_per_question']:.3f} s/question",
+                       ratio=rounded(two["seconds_per_question"] / one["seconds_per_question"]),
+                       note="ratio > 1: one thread is faster here; memrl keeps torch's default unless torch_threads= "
+                            "is set"))
     return figs
 
 
