@@ -5,18 +5,20 @@ Usage (every command does this):
     cfg = load_config(TrainConfig, "configs/train/demo.yaml", ["trainer.lr=1e-3", "seed=1"])
 
 A misspelt key is an error that names the key and the closest valid one; a value of the wrong type names the
-key and the expected type. `ConfigError` carries that message; the CLI prints it and exits with code 2.
+key and the expected type. A key a schema has moved (its `MOVED_KEYS`: former name -> new name or names) is read
+under its new name, so recipes written before the move keep working. `ConfigError` carries that message; the CLI prints it and exits with code 2.
 Hydra is not used: it caps omegaconf below 2.4.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
 import typing
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -116,6 +118,39 @@ def renamed_keys(schema_cls: type, data: Any, source: str = "", _prefix: str = "
     return out
 
 
+def move_keys(data: Any, moved: Mapping[str, str | Sequence[str]], source: str = "") -> Any:
+    """`data` (a config mapping) with every key a schema has moved (`MOVED_KEYS`: former dotted key -> the dotted
+    key or keys that replace it) written under its new name: a recipe, a command line or a run directory's
+    config.yaml from before the move reads as it did. A former key and its new key set to different values in
+    one file or one command line is an error naming both."""
+    if not moved or not isinstance(data, dict):
+        return data
+    where = f" (in {source})" if source else ""
+    out = copy.deepcopy(data)
+    for old, new_keys in moved.items():
+        parent, _, leaf = old.rpartition(".")
+        holder: Any = out
+        for part in parent.split(".") if parent else ():
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict) or leaf not in holder:
+            continue
+        value = holder.pop(leaf)
+        for new in ([new_keys] if isinstance(new_keys, str) else new_keys):
+            *path, last = new.split(".")
+            node = out
+            for part in path:
+                if node.get(part) is None:  # absent, or an empty section (`grpo:`)
+                    node[part] = {}
+                node = node[part]
+                if not isinstance(node, dict):
+                    raise ConfigError(f"config key '{old}'{where} is now '{new}', but '{part}' is not a mapping")
+            if last in node and node[last] != value:
+                raise ConfigError(f"config key '{old}'{where} is now '{new}', which is also set (to {node[last]!r}); "
+                                  f"set only '{new}'")
+            node[last] = value
+    return out
+
+
 def _dotlist_to_dict(overrides: Sequence[str]) -> dict:
     out: dict = {}
     for item in overrides:
@@ -192,13 +227,14 @@ def load_config(schema_cls: type[T], config_file: str | os.PathLike | None = Non
                 overrides: Sequence[str] = ()) -> T:
     """Merge defaults <- YAML file <- `key=value` overrides and return a validated dataclass instance."""
     schema = OmegaConf.structured(schema_cls)
+    moved = getattr(schema_cls, "MOVED_KEYS", {})
     layers = []
     if config_file is not None:
         path = Path(config_file)
-        data = renamed_keys(schema_cls, read_config_file(path), str(path))
+        data = renamed_keys(schema_cls, move_keys(read_config_file(path), moved, str(path)), str(path))
         _check_keys(schema, data or {}, str(path))
         layers.append((_create(data or {}, str(path)), str(path)))
-    over = renamed_keys(schema_cls, _dotlist_to_dict(overrides), "command line")
+    over = renamed_keys(schema_cls, move_keys(_dotlist_to_dict(overrides), moved, "command line"), "command line")
     _check_keys(schema, over, "command line")
     layers.append((_create(over, "command line"), "command line"))
     cfg = schema

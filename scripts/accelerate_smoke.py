@@ -114,7 +114,8 @@ def distribute_ppo(trainer) -> None:
 
 
 def run_ppo(args, state, model, tok, rows, out: Path) -> dict:
-    from memrl.train.ppo import PPOConfig, PPOTrainer, RowRollouts
+    from memrl.train.algorithms.ppo import PPOConfig
+    from memrl.train.ppo import PPOTrainer, RowRollouts
 
     world, rank = state.num_processes, state.process_index
     if args.batch % world:

@@ -104,7 +104,8 @@ def test_ppo_two_processes(tmp_path):
     # The checkpoint is memrl's usual PPO checkpoint: it loads into a single-process trainer and resumes there.
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memrl.train.ppo import PPOConfig, PPOTrainer, RowRollouts
+    from memrl.train.algorithms.ppo import PPOConfig
+    from memrl.train.ppo import PPOTrainer, RowRollouts
 
     ckpt = out / "checkpoint-2"
     assert (ckpt / "policy" / "model.safetensors").exists() and (ckpt / "critic.safetensors").exists()

@@ -168,7 +168,8 @@ def test_truncated_jsonl_names_file_and_line(tmp_path, capsys):
 def ppo_checkpoint(tmp_path_factory, tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memrl.train.ppo import PPOConfig, PPOTrainer, RowRollouts
+    from memrl.train.algorithms.ppo import PPOConfig
+    from memrl.train.ppo import PPOTrainer, RowRollouts
 
     def make(out):
         return PPOTrainer(AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir),

@@ -45,7 +45,7 @@ def test_ppo_key_in_a_yaml_file_is_refused_too(tmp_path):
 
 def test_ppo_runs_with_the_top_level_settings():
     from memrl.config import load_config
-    from memrl.train.builder import ppo_config
+    from memrl.train.algorithms.ppo import ppo_config
     from memrl.train.config import TrainConfig
 
     cfg = load_config(TrainConfig, ROOT / "configs/train/ppo_manager_tiny.yaml",
@@ -58,11 +58,13 @@ def test_ppo_runs_with_the_top_level_settings():
 
 def test_outcome_demo_ppo_stage_sets_only_ppo_own_keys(tmp_path):
     from memrl.demo.outcome import OutcomeDemoConfig, train_config
-    from memrl.train.builder import ppo_config
+    from memrl.train.algorithms.ppo import ppo_config
 
     cfg = OutcomeDemoConfig(ppo_iterations=3, batch_size=6, num_generations=2, max_new_tokens=7)
     p = ppo_config(train_config(cfg, "ppo", 4, tmp_path / "r"))
-    assert (p.total_iterations, p.batch_size, p.max_new_tokens, p.seed, p.minibatch_size) == (3, 6, 7, 4, 3)
+    # GRPO's shape: num_generations samples per prompt, one prompt group per minibatch
+    assert (p.total_iterations, p.batch_size, p.max_new_tokens, p.seed, p.minibatch_size, p.samples_per_prompt) \
+        == (3, 6, 7, 4, 2, 2)
 
 
 def test_resume_of_a_run_saved_with_the_old_ppo_keys_is_not_refused_for_them():

@@ -97,7 +97,7 @@ def test_grpo_on_the_outcome_reward_beats_its_start_and_shuffled_rewards_do_not(
     from memrl.train.trainer import train
 
     data, held_out = select_data
-    sft = _cfg(tmp_path / "sft", data=data, algo="sft", teacher="random_pick", max_steps=60, learning_rate=3e-3,
+    sft = _cfg(tmp_path / "sft", data=data, algo="sft", sft={"teacher": "random_pick"}, max_steps=60, learning_rate=3e-3,
                batch_size=16, max_completion_length=8)
     train(sft, progress=False)
     start = tmp_path / "sft" / "final_model"
@@ -105,7 +105,7 @@ def test_grpo_on_the_outcome_reward_beats_its_start_and_shuffled_rewards_do_not(
     for control in ("none", "shuffle"):
         out = tmp_path / f"grpo_{control}"
         rl = _cfg(out, data=data, algo="grpo", init_from=str(start), reward_control=control, max_steps=40,
-                  learning_rate=1e-3, batch_size=32, num_generations=8, max_completion_length=6, temperature=1.0)
+                  learning_rate=1e-3, batch_size=32, grpo={"num_generations": 8}, max_completion_length=6, temperature=1.0)
         train(rl, progress=False)
         finals[control] = out / "final_model"
     r_start = _held_out_reward(start, held_out)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from datasets import Dataset
 
+from memrl.train.algorithms.ppo import PPOConfig
 from memrl.train.ppo import (
     CheckpointError,
-    PPOConfig,
     PPOTrainer,
     RowRollouts,
     Segment,

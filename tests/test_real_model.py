@@ -101,7 +101,8 @@ def test_one_lora_grpo_step_changes_the_adapter(real_model_and_tok_fresh, tmp_pa
     reward is 0 everywhere, which gives GRPO no gradient; issue 17)."""
     from datasets import Dataset
 
-    from memrl.train.builder import grpo_trainer, log_callback
+    from memrl.train.algorithms.grpo import grpo_trainer
+    from memrl.train.common import log_callback
     from memrl.train.run import MetricsLog
     from memrl.train.trainer import fit
     from tests.test_train import _train_cfg
@@ -113,7 +114,7 @@ def test_one_lora_grpo_step_changes_the_adapter(real_model_and_tok_fresh, tmp_pa
 
     rows = [{"prompt": [{"role": "user", "content": f"Name a colour. ({i})"}]} for i in range(2)]
     cfg = _train_cfg(algo="grpo", role="answer", output_dir=str(tmp_path), max_steps=1, learning_rate=1e-3,
-                     batch_size=4, num_generations=4, max_completion_length=8, seed=0,
+                     batch_size=4, grpo={"num_generations": 4}, max_completion_length=8, seed=0,
                      model={"path": NAME, "lora": True})
     log = log_callback(MetricsLog(tmp_path / "m.jsonl"), cfg.role)
     trainer = fit(cfg, grpo_trainer(cfg, model, tok, Dataset.from_list(rows), [length_reward], tmp_path,

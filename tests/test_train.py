@@ -59,7 +59,7 @@ def test_recipe_parses_and_its_header_says_how_to_run_it(path):
     else:
         # CPU recipes train on the synthetic data of the header's `memrl synth` line, or on conv-26's question
         # split, whose `memrl data split-questions` line the header gives
-        assert cfg.data.path in ("runs/data/synth", "runs/data/conv26_split") and not cfg.use_vllm
+        assert cfg.data.path in ("runs/data/synth", "runs/data/conv26_split") and not cfg.grpo.use_vllm
         if cfg.data.path.endswith("conv26_split"):
             assert any("memrl data split-questions" in line for line in header)
     assert (answer is not None) == (cfg.schedule.kind in ("alternate", "joint"))
@@ -77,7 +77,7 @@ def test_real_recipes_carry_the_papers_hyperparameters():
         if cfg.algo == "ppo":
             assert (cfg.ppo.learning_rate, cfg.ppo.critic_learning_rate) == (1e-6, 1e-5), path.name
         elif cfg.algo == "grpo":
-            assert cfg.use_vllm and cfg.learning_rate == (1e-5 if cfg.model.lora else 1e-6), path.name
+            assert cfg.grpo.use_vllm and cfg.learning_rate == (1e-5 if cfg.model.lora else 1e-6), path.name
     models = {load_recipe(str(p))[0].model.path for p in REAL}
     assert {"/models/Qwen2.5-3B-Instruct", "/models/Qwen2.5-7B-Instruct", "/models/Llama-3.1-8B-Instruct"} <= models
 
@@ -141,7 +141,8 @@ def _chat_rows(n: int = 64):
 def test_sft_loss_drops(tiny_model_dir, tmp_path, torch_one_thread):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memrl.train.builder import log_callback, sft_trainer
+    from memrl.train.algorithms.sft import sft_trainer
+    from memrl.train.common import log_callback
     from memrl.train.run import MetricsLog
     from memrl.train.trainer import fit
 
@@ -162,7 +163,8 @@ def test_grpo_reward_rises_on_a_tiny_task(tiny_model_dir, tmp_path, torch_one_th
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memrl.train.builder import grpo_trainer, log_callback
+    from memrl.train.algorithms.grpo import grpo_trainer
+    from memrl.train.common import log_callback
     from memrl.train.run import MetricsLog
     from memrl.train.trainer import fit
 
@@ -172,7 +174,7 @@ def test_grpo_reward_rises_on_a_tiny_task(tiny_model_dir, tmp_path, torch_one_th
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     cfg = _train_cfg(algo="grpo", role="answer", output_dir=str(tmp_path), max_steps=30, learning_rate=3e-3,
-                     batch_size=32, num_generations=16, max_completion_length=16, seed=0)
+                     batch_size=32, grpo={"num_generations": 16}, max_completion_length=16, seed=0)
     log = MetricsLog(tmp_path / "metrics.jsonl")
     fit(cfg, grpo_trainer(cfg, model, tok, Dataset.from_list(_chat_rows()), [contains_add], tmp_path,
                           callbacks=(log_callback(log, cfg.role),)), tmp_path)
@@ -248,13 +250,14 @@ def test_episode_rollout_masks_env_turns_and_replays_exactly(windows, tiny_model
 def test_episode_mode_runs_grpo_steps(synth_dir, tiny_model_dir, tmp_path, torch_one_thread):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memrl.train.builder import grpo_trainer, log_callback
+    from memrl.train.algorithms.grpo import grpo_trainer
+    from memrl.train.common import log_callback
     from memrl.train.episodes import EpisodeReward, make_episode_rollout, parse_window_prompt
     from memrl.train.run import MetricsLog
     from memrl.train.trainer import fit
 
     cfg = _train_cfg(algo="grpo", role="manager", manager_mode="episode", output_dir=str(tmp_path), max_steps=2,
-                     batch_size=4, num_generations=2, max_completion_length=8, data={"path": str(synth_dir)},
+                     batch_size=4, grpo={"num_generations": 2}, max_completion_length=8, data={"path": str(synth_dir)},
                      manager_env={"related_k": 3, "max_related": 6})
     ds, rollout = make_episode_rollout(cfg)
     assert len(ds) == len(rollout.windows.windows) and parse_window_prompt(ds[0]["prompt"]) == (0, 0)
@@ -277,8 +280,9 @@ def test_episode_mode_runs_grpo_steps(synth_dir, tiny_model_dir, tmp_path, torch
 def test_windowed_env_shares_window_starts_and_truncates(synth_dir, tiny_model_dir, tmp_path, torch_one_thread):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from memrl.train.algorithms.ppo import PPOConfig
     from memrl.train.episodes import make_env_factory
-    from memrl.train.ppo import EnvRollouts, PPOConfig, PPOTrainer
+    from memrl.train.ppo import EnvRollouts, PPOTrainer
 
     cfg = _train_cfg(algo="ppo", role="manager", manager_mode="episode", output_dir=str(tmp_path),
                      data={"path": str(synth_dir)}, manager_env={"related_k": 3, "max_related": 6})

@@ -110,6 +110,7 @@ def test_report_to_a_logger_that_is_not_installed_is_named(capsys):
 def test_runs_record_what_of_them_reads_gold():
     """Issue #18: a run's summary names every gold-derived input; the defaults have none."""
     from memrl.envs.manager.config import ManagerEnvConfig
+    from memrl.train.algorithms.sft import SFTSettings
     from memrl.train.config import TrainConfig
     from memrl.train.trainer import oracle_inputs
 
@@ -117,7 +118,7 @@ def test_runs_record_what_of_them_reads_gold():
     assert oracle_inputs(TrainConfig(role="manager")) == []
     flagged = oracle_inputs(TrainConfig(role="manager", manager_env=ManagerEnvConfig.oracle()))
     assert any("facts=auto" in f for f in flagged) and any("w_op" in f for f in flagged)
-    assert oracle_inputs(TrainConfig(role="manager", algo="sft", teacher="noisy_teacher"))
+    assert oracle_inputs(TrainConfig(role="manager", algo="sft", sft=SFTSettings(teacher="noisy_teacher")))
     from memrl.envs.answer.config import AnswerEnvConfig
 
     assert len(oracle_inputs(TrainConfig(role="answer", answer_env=AnswerEnvConfig(include_gold=True, manager="auto")))) == 2

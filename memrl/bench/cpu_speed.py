@@ -60,10 +60,10 @@ def _rl_step(algo: str, dtype: str, shared: bool, data: str, out: str, steps: in
         torch.set_num_threads(threads)
     recipe = Path(__file__).resolve().parents[2] / "configs" / "train" / "grpo_answer_short_smollm2.yaml"
     overrides = [f"algo={algo}", f"output_dir={out}", f"max_steps={steps}", "save_steps=0", "overwrite=true",
-                 f"model.dtype={dtype}", f"shared_prefix={str(shared).lower()}", f"data.path={data}",
+                 f"model.dtype={dtype}", f"{algo}.shared_prefix={str(shared).lower()}", f"data.path={data}",
                  "max_completion_length=16", "batch_size=16"]
     if algo == "grpo":
-        overrides += ["num_generations=8", "trl.generation_kwargs.min_new_tokens=16"]
+        overrides += ["grpo.num_generations=8", "trl.generation_kwargs.min_new_tokens=16"]
     else:  # the demo's PPO: shared critic, one epoch, minibatches of 8
         overrides += ["ppo.critic=shared", "ppo.ppo_epochs=1", "ppo.minibatch_size=8", "ppo.samples_per_prompt=8",
                       "ppo.learning_rate=2e-4", "ppo.critic_learning_rate=2e-4"]

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from memrl.bench.figures import Context, Figure, median_ci, met, rounded
 from memrl.data_synth.config import SynthConfig
 from memrl.data_synth.synth import synthesize_conversation
-from memrl.train.builder import grpo_args
+from memrl.train.algorithms.grpo import GRPOSettings, grpo_args
+from memrl.train.algorithms.ppo import PPOConfig
 from memrl.train.config import TrainConfig
 from memrl.train.snapshots import ManagerSnapshotReward, snapshot_dataset
 
@@ -119,9 +120,9 @@ def _grpo_trainer(ctx: Context, reward: _TimedReward, tag: str, dataset, baton: 
     # columns); a step's cost depends on the weights only through completion lengths, which this fixes.
     tc = TrainConfig(algo="grpo", role="manager", output_dir=str(ctx.work / run_dir), seed=0,
                      max_steps=sz.rl_warmup + sz.rl_steps, batch_size=sz.rl_completions,
-                     num_generations=sz.rl_generations, max_completion_length=sz.rl_completion_tokens,
-                     learning_rate=0.0, temperature=1.0, beta=0.0, loss_type="dapo", logging_steps=1, report_to=[],
-                     save_steps=0)
+                     max_completion_length=sz.rl_completion_tokens, learning_rate=0.0, temperature=1.0,
+                     grpo=GRPOSettings(num_generations=sz.rl_generations, beta=0.0, loss_type="dapo"),
+                     logging_steps=1, report_to=[], save_steps=0)
     args = grpo_args(tc, ctx.work / run_dir, disable_tqdm=True,
                      # every completion runs to the length cap in both trainers: equal generation work per step
                      generation_kwargs={"min_new_tokens": sz.rl_completion_tokens},
@@ -233,7 +234,7 @@ def bench_grpo(ctx: Context) -> list[Figure]:
 def bench_ppo(ctx: Context) -> list[Figure]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from memrl.train.ppo import PPOConfig, PPOTrainer, RowRollouts  # deferred: imports torch
+    from memrl.train.ppo import PPOTrainer, RowRollouts  # deferred: imports torch
 
     sz = ctx.sizes
     model_dir = ctx.tiny_model()

@@ -48,7 +48,10 @@ from memrl.policies.llm import LLMAnswerer, LLMManager
 from memrl.protocol import modes
 from memrl.protocol.parsing import AnswerParse
 from memrl.rewards.accuracy import exact_match, locomo_f1
-from memrl.train.config import DataConfig, ModelConfig, PPOSettings, TrainConfig
+from memrl.train.algorithms.grpo import GRPOSettings
+from memrl.train.algorithms.ppo import PPOSettings
+from memrl.train.algorithms.sft import SFTSettings
+from memrl.train.config import DataConfig, ModelConfig, TrainConfig
 from memrl.train.data import answer_sft_rows, corpus_from_rows, load_split, make_teacher, manager_sft_rows
 from memrl.train.run import finished_run
 from memrl.train.trainer import train
@@ -272,7 +275,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
             build_tiny_model_dir(base, corpus, vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
                                  layers=cfg.num_layers, seed=seed)
         common = dict(seed=seed, data=DataConfig(path=str(data_dir)), model=ModelConfig(path=str(base)),
-                      manager_env=env_cfg, answer_env=answer_cfg, num_generations=cfg.num_generations,
+                      manager_env=env_cfg, answer_env=answer_cfg, grpo=GRPOSettings(num_generations=cfg.num_generations),
                       max_train_rows=cfg.max_rl_rows, change_focus=cfg.change_focus)
 
         def stage(role, algo, steps, init_from="", lr=None, **kw):
@@ -297,9 +300,10 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
             return train(tc, progress=progress)
 
         say(f"[demo] 3/5 seed {seed}: SFT warm starts on imperfect teachers")
-        m_sft = stage("manager", "sft", cfg.manager_steps.sft, lr=cfg.sft_lr, teacher="noisy_teacher",
-                      teacher_error_rate=cfg.teacher_error_rate, teacher_wrong_id_share=cfg.teacher_wrong_id_share)
-        a_sft = stage("answer", "sft", cfg.answer_steps.sft, lr=cfg.sft_lr, teacher=cfg.answer_teacher)
+        m_sft = stage("manager", "sft", cfg.manager_steps.sft, lr=cfg.sft_lr,
+                      sft=SFTSettings(teacher="noisy_teacher", teacher_error_rate=cfg.teacher_error_rate,
+                                      teacher_wrong_id_share=cfg.teacher_wrong_id_share))
+        a_sft = stage("answer", "sft", cfg.answer_steps.sft, lr=cfg.sft_lr, sft=SFTSettings(teacher=cfg.answer_teacher))
         m_start = m_sft["final_model"] if m_sft else str(base)
         a_start = a_sft["final_model"] if a_sft else str(base)
         say(f"[demo] 4/5 seed {seed}: GRPO and PPO from the SFT starts")

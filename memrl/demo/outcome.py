@@ -117,8 +117,7 @@ def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, contro
     raw = {
         "algo": algo, "role": "answer", "output_dir": str(out), "seed": seed, "init_from": "",
         "max_steps": cfg.grpo_steps if algo == "grpo" else cfg.ppo_iterations, "learning_rate": cfg.learning_rate,
-        "batch_size": cfg.batch_size, "num_generations": cfg.num_generations,
-        "max_completion_length": cfg.max_new_tokens, "temperature": 1.0, "logging_steps": 1,
+        "batch_size": cfg.batch_size, "max_completion_length": cfg.max_new_tokens, "temperature": 1.0, "logging_steps": 1,
         "save_steps": cfg.curve_every,
         "reward_control": control, "overwrite": True,  # the demo owns <out>/train: unfinished stages retrain
         "report_to": ["none"],
@@ -126,6 +125,7 @@ def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, contro
                   "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
         "data": {"path": cfg.data, "train_split": cfg.train_split, "eval_split": cfg.eval_split},
         "answer_env": answer_env(cfg),
+        "grpo": {"num_generations": cfg.num_generations},
         # PPO's iterations, batch, sampling and seed are the top-level keys above (max_steps, batch_size, ...)
         "ppo": {"learning_rate": cfg.learning_rate, "critic_learning_rate": cfg.learning_rate, "critic": "shared",
                 "ppo_epochs": 1, "kl_coef": cfg.ppo_kl_coef,

@@ -4,9 +4,10 @@
     memrl train --config configs/train/grpo_answer_tiny.yaml resume=true          # continue after a crash
     memrl train --config configs/train/alternate_tiny.yaml answer.init_from=runs/train/sft_answer_tiny/final_model
     memrl train --config configs/train/alternate_tiny.yaml --answer-config configs/train/grpo_answer_tiny.yaml
-    memrl train --config configs/train/grpo_manager_qwen2.5-7b.yaml --dry-run model.path=... use_vllm=false
+    memrl train --config configs/train/grpo_manager_qwen2.5-7b.yaml --dry-run model.path=... grpo.use_vllm=false
 
-Keys are TrainConfig fields (memrl/train/config.py); a misspelt key exits with code 2 and names it.
+Keys are TrainConfig fields (memrl/train/config.py; the sft: / grpo: / ppo: sections in memrl/train/algorithms/);
+a misspelt key exits with code 2 and names it.
 `schedule.kind` picks what runs: none (one run), two_stage (Context-Picker), alternate (Memory-R1), joint.
 Alternate / joint train a manager (this recipe) and an answer agent: `--answer-config FILE` is its recipe,
 otherwise it is this recipe with role=answer; `answer.KEY=VALUE` overrides go to it. Their run directories

@@ -22,11 +22,12 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterable
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
-from memrl.config import ConfigError, renamed_keys
+from memrl.config import ConfigError, move_keys, renamed_keys
 from memrl.errors import MemrlError
 from memrl.files import write_json
+from memrl.train import algorithms
 
 # What a run writes into its output_dir (memrl.train.run); anything else there (a user's notes, a
 # prepared base model) does not make the directory "another run".
@@ -99,10 +100,11 @@ def config_differences(saved: dict, current: dict, ignore: Collection[str] = ())
 
 
 def check_resume_config(run_dir: Path, current: dict, ignore: Collection[str] = (),
-                        schema: type | None = None) -> None:
+                        moved: Mapping[str, str | Sequence[str]] | None = None, schema: type | None = None) -> None:
     """A resume continues only the run it was given the config of. A run directory without a config.yaml
-    cannot show that its checkpoints belong to this recipe, so it is refused too. With `schema`, keys the
-    schema renamed since the run was saved are read under their new names."""
+    cannot show that its checkpoints belong to this recipe, so it is refused too. `moved` (the schema's
+    MOVED_KEYS) and `schema` (its RENAMED_KEYS, nested schemas included) read a config.yaml saved before keys
+    moved or were renamed under their new names."""
     from omegaconf import OmegaConf
 
     saved_path = run_dir / "config.yaml"
@@ -115,6 +117,7 @@ def check_resume_config(run_dir: Path, current: dict, ignore: Collection[str] = 
         saved = OmegaConf.to_container(OmegaConf.load(saved_path))
     except Exception as e:  # yaml's errors come in several types
         raise RunDirError(f"resume: {saved_path} cannot be read ({type(e).__name__}: {e})") from None
+    saved = move_keys(saved or {}, moved or {})
     if schema is not None:
         saved = renamed_keys(schema, saved)
     diffs = config_differences(saved or {}, current, ignore)
@@ -196,51 +199,9 @@ def assert_finite_weights(model: Any) -> None:
                                   f"Lower the learning rate")
 
 
-# transformers' `report_to` integrations and the function that says whether each one's package is installed.
-_REPORTERS = {"tensorboard": "is_tensorboard_available", "wandb": "is_wandb_available",
-              "mlflow": "is_mlflow_available", "comet_ml": "is_comet_available",
-              "trackio": "is_trackio_available", "clearml": "is_clearml_available",
-              "dagshub": "is_dagshub_available", "dvclive": "is_dvclive_available",
-              "swanlab": "is_swanlab_available", "codecarbon": "is_codecarbon_available",
-              "neptune": "is_neptune_available", "azure_ml": "is_azureml_available",
-              "flyte": "is_flytekit_available", "kubeflow": "is_kubeflow_available"}
-
-
 def check_recipe(cfg: Any) -> None:
-    """What the dataclass schema cannot see: `report_to` names a logger that exists and is installed, `trl:`
-    names knobs the TRL config of this algorithm has, and PPO (memrl's own trainer) is not handed TRL-only
-    settings that it would silently ignore. Raises ConfigError (a ValueError): the CLI prints it in one line."""
-    reporters = [r for r in cfg.report_to if r != "none"]
-    if cfg.algo == "ppo":
-        if reporters:
-            raise ConfigError(f"report_to={list(cfg.report_to)}: memrl's PPO logs to metrics.jsonl and curves.png "
-                             f"only; use report_to=[none] (TRL's loggers apply to sft and grpo)")
-        if cfg.trl:
-            raise ConfigError(f"trl.{next(iter(cfg.trl))}: trl.* keys are passed to TRL's SFTConfig/GRPOConfig; "
-                             f"PPO is memrl's own trainer and takes ppo.* keys")
-        return
-    from transformers.integrations import integration_utils  # deferred: heavy
-
-    for r in reporters:
-        if r == "all":
-            continue
-        if r not in _REPORTERS:
-            raise ConfigError(f"report_to: unknown logger {r!r}; one of none, all, {', '.join(sorted(_REPORTERS))}")
-        available = getattr(integration_utils, _REPORTERS[r], None)
-        if available is not None and not available():
-            raise ConfigError(f"report_to={r}: the {r} package is not installed (pip install {r}), "
-                             f"or use report_to=[none]")
-    if cfg.trl:
-        import dataclasses
-
-        from trl import GRPOConfig, SFTConfig  # deferred: heavy
-
-        schema = SFTConfig if cfg.algo == "sft" else GRPOConfig
-        known = {f.name for f in dataclasses.fields(schema)}
-        for key in cfg.trl:
-            if key not in known:
-                import difflib
-
-                close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
-                hint = f"; did you mean trl.{close[0]}?" if close else ""
-                raise ConfigError(f"trl.{key}: not a {schema.__name__} field{hint}")
+    """What the dataclass schema cannot see, asked of the recipe's algorithm (memrl.train.algorithms): e.g. that
+    `report_to` names a logger that exists and is installed, that `trl:` names knobs of the TRL config of this
+    algorithm, and that memrl's own trainers are not handed TRL-only settings they would silently ignore. Raises
+    ConfigError (a ValueError): the CLI prints it in one line."""
+    algorithms.get(cfg.algo).check_recipe(cfg)

@@ -32,14 +32,16 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
 
 from memrl.policies.prefix import generate_shared_prefix, prefix_hidden_logprobs
-from memrl.train.config import PPOConfig  # the schema lives with the other run configs (no torch there)
 from memrl.train.run import CheckpointError, latest_checkpoint  # noqa: F401 - PPO resumes through them
+
+if TYPE_CHECKING:  # the schema lives with the algorithm's recipe section (no torch there)
+    from memrl.train.algorithms.ppo import PPOConfig
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -338,7 +340,8 @@ class PPOTrainer:
     """`PPOTrainer(policy, tokenizer, rollouts, cfg, output_dir).train()`; see the module docstring."""
 
     def __init__(self, policy, tokenizer, rollouts, cfg: PPOConfig, output_dir: str | os.PathLike,
-                 ref_policy=None, metrics_logger: Callable[[dict], None] | None = None, share_prefix: bool = True):
+                 ref_policy=None, metrics_logger: Callable[[dict], None] | None = None,
+                 share_prefix: bool | None = None):
         import copy
 
         torch.manual_seed(cfg.seed)
@@ -347,7 +350,7 @@ class PPOTrainer:
         self.tok = tokenizer
         self.rollouts = rollouts
         self.out = Path(output_dir)
-        self.share_prefix = share_prefix
+        self.share_prefix = cfg.shared_prefix if share_prefix is None else share_prefix  # the argument overrides
         if ref_policy is not None:
             self.ref = ref_policy
         elif _fresh_adapter(policy):  # the start policy is the base model: adapter off (see ref_logprobs)

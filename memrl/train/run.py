@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from omegaconf import OmegaConf
 
-from memrl.config import as_dict, renamed_keys
+from memrl.config import as_dict, move_keys, renamed_keys
 from memrl.errors import MemrlError
 
 
@@ -107,7 +107,8 @@ def base_model_license(base: str) -> str:
 
 
 def write_model_card(model_dir: str | os.PathLike, *, algo: str, role: str, base: str, data: str, reward: str,
-                     results: dict[str, Any] | None = None, config_yaml: str = "") -> Path:
+                     implementation: str = "", results: dict[str, Any] | None = None, config_yaml: str = "") -> Path:
+    """final_model/README.md; `implementation` is what ran the algorithm (its `Algorithm.implementation`)."""
     lines = [
         "---",
         "library_name: transformers",
@@ -118,8 +119,7 @@ def write_model_card(model_dir: str | os.PathLike, *, algo: str, role: str, base
         f"# memrl {role} policy ({algo.upper()})",
         "",
         f"- **Role**: {role} ({'memory manager: ADD/UPDATE/DELETE/NOOP' if role == 'manager' else 'answer agent'})",
-        f"- **Algorithm**: {algo.upper()}" + (" (TRL GRPOTrainer)" if algo == "grpo" else
-                                            " (memrl.train.ppo)" if algo == "ppo" else " (TRL SFTTrainer)"),
+        f"- **Algorithm**: {algo.upper()}" + (f" ({implementation})" if implementation else ""),
         f"- **Base model**: {base}",
         f"- **Data**: {data}",
         f"- **Reward**: {reward}",
@@ -225,7 +225,9 @@ def finished_run(cfg: Any) -> dict[str, Any] | None:
     if not (summary.exists() and saved.exists() and (out / "final_model" / weights).exists()):
         return None
     try:
-        before = renamed_keys(type(cfg), OmegaConf.to_container(OmegaConf.load(saved), resolve=True))
+        # a run saved before keys moved into an algorithm's section, or were renamed, reads under the new names
+        before = renamed_keys(type(cfg), move_keys(OmegaConf.to_container(OmegaConf.load(saved), resolve=True),
+                                                   getattr(type(cfg), "MOVED_KEYS", {})))
         result = json.loads(summary.read_text())
     except Exception:  # noqa: BLE001 - an unreadable run is retrained, not trusted
         return None

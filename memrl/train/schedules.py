@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 from memrl.config import ConfigError
 from memrl.data.io import write_json
 from memrl.protocol import modes
+from memrl.train import algorithms
+from memrl.train.algorithms.base import listed
 from memrl.train.run import MetricsLog, resuming
 from memrl.train.trainer import train
 
@@ -127,6 +129,11 @@ def _write_summary(out: Path, summary: dict[str, Any]) -> None:
     write_json(out / "summary.json", summary)
 
 
+def _rl() -> list[str]:
+    """The registered algorithms that learn from a reward (the schedules here are RL schedules)."""
+    return [a.name for a in algorithms.registered() if a.rl]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Context-Picker: two stages
 def run_two_stage(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
@@ -137,11 +144,13 @@ def run_two_stage(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise ConfigError("schedule.kind=two_stage trains the Context-Picker: set role=answer and "
                          f"answer_env.answer_mode={pickers} (got role={cfg.role!r}, "
                          f"answer_env.answer_mode={cfg.answer_env.answer_mode!r})")
-    if cfg.algo == "sft":
-        raise ConfigError("schedule.kind=two_stage is an RL schedule: algo must be grpo or ppo")
-    if sch.plateau_patience and cfg.algo != "grpo":
-        raise ConfigError("schedule.plateau_patience is implemented for GRPO (a TrainerCallback); use "
-                         "schedule.switch_step with algo=ppo")
+    algorithm = algorithms.get(cfg.algo)
+    if not algorithm.rl:
+        raise ConfigError(f"schedule.kind=two_stage is an RL schedule: algo must be {listed(_rl())}")
+    if sch.plateau_patience and not algorithm.trainer_callbacks:
+        takes = listed([a.name for a in algorithms.registered() if a.rl and a.trainer_callbacks])
+        raise ConfigError(f"schedule.plateau_patience stops stage I through a TrainerCallback, which algo={cfg.algo} "
+                          f"does not take (algo {takes} does); use schedule.switch_step with algo={cfg.algo}")
     out = Path(cfg.output_dir)
     stage1_steps = sch.switch_step or max(1, cfg.max_steps // 2)
     if not 0 < stage1_steps < cfg.max_steps:
@@ -200,8 +209,8 @@ def _check_pair(cfg_manager: TrainConfig, cfg_answer: TrainConfig) -> None:
         raise ConfigError(f"alternation needs a manager config and an answer config, got roles "
                          f"{cfg_manager.role!r} and {cfg_answer.role!r}")
     for c in (cfg_manager, cfg_answer):
-        if c.algo == "sft":
-            raise ConfigError(f"{c.role}: alternation trains with RL (algo grpo or ppo), got sft")
+        if not algorithms.get(c.algo).rl:
+            raise ConfigError(f"{c.role}: alternation trains with RL (algo {listed(_rl())}), got {c.algo}")
     if not modes.get(cfg_answer.answer_env.answer_mode).answers:
         answering = " | ".join(n for n in modes.names(prompted=True) if modes.get(n).answers)
         raise ConfigError(f"alternation needs an answer agent that answers (answer_env.answer_mode {answering}), "
@@ -257,9 +266,11 @@ def run_joint(cfg_manager: TrainConfig, cfg_answer: TrainConfig, chunk: int | No
     max_steps / schedule.rounds); see the module doc for what is continuous and what is refreshed."""
     _check_pair(cfg_manager, cfg_answer)
     for c in (cfg_manager, cfg_answer):
-        if c.algo != "grpo":
-            raise ConfigError(f"{c.role}: schedule.kind=joint pauses and resumes TRL runs at chunk boundaries; it "
-                             f"supports algo=grpo (memrl's PPO does not checkpoint its last iteration), got {c.algo}")
+        if not algorithms.get(c.algo).checkpoints_last_step:
+            ok = listed([a.name for a in algorithms.registered() if a.rl and a.checkpoints_last_step])
+            raise ConfigError(f"{c.role}: schedule.kind=joint pauses and resumes runs at chunk boundaries, from a "
+                              f"checkpoint at each chunk's last step; it supports algo={ok} ({c.algo} does not "
+                              f"checkpoint its last step), got {c.algo}")
     root = _common_root(cfg_manager, cfg_answer)
     if root in (Path(os.path.abspath(cfg_manager.output_dir)), Path(os.path.abspath(cfg_answer.output_dir))):
         raise ConfigError("schedule.kind=joint: put the two run directories side by side (e.g. <out>/manager and "

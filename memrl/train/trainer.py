@@ -1,15 +1,15 @@
-"""`memrl train`: setup -> train -> save -> cleanup, for SFT (TRL), GRPO (TRL) and PPO (ours).
+"""`memrl train`: setup -> train -> save -> cleanup, for every registered algorithm (memrl.train.algorithms).
 
     result = train(load_config(TrainConfig, "configs/train/grpo_answer_tiny.yaml", ["max_steps=50"]))
 
 The trainer comes from `memrl.train.builder.build_trainer` (the one place trainers are built); this module
 resumes it (`memrl.train.run.resume_path`: `resume=true` continues from the newest checkpoint in `output_dir`
-with the same data order and optimizer state), trains it, and writes the run directory (memrl.train.run).
+with the same data order and optimizer state; the algorithm's `fit` knows its checkpoints), trains it, and
+writes the run directory (memrl.train.run).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -19,12 +19,11 @@ from typing import Any
 from memrl.config import as_dict, save_resolved, to_yaml
 from memrl.data.io import write_json
 from memrl.policies.baselines import ORACLE_BASELINES
-from memrl.train import guards
+from memrl.train import algorithms, guards
 from memrl.train.builder import build_trainer
 from memrl.train.config import TrainConfig
 from memrl.train.data import split_files
 from memrl.train.run import (
-    CheckpointError,
     MetricsLog,
     plot_curves,
     prepare_resume,
@@ -41,38 +40,9 @@ def _resume_path(cfg: TrainConfig, out: Path) -> str | None:
     return resume_path(cfg.resume, out)
 
 
-def _check_trainer_checkpoint(ck: str) -> None:
-    """Name the bad file instead of letting transformers fail somewhere deep."""
-
-    p = Path(ck)
-    for rel in ("trainer_state.json",):
-        if not (p / rel).exists():
-            raise CheckpointError(f"checkpoint {p} is incomplete: missing {rel}")
-    try:
-        json.loads((p / "trainer_state.json").read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{p / 'trainer_state.json'}: corrupt ({e})") from None
-    weights = list(p.glob("*.safetensors"))
-    if not weights:
-        raise CheckpointError(f"checkpoint {p}: no *.safetensors weights")
-    from memrl.policies.backends import unreadable_safetensors  # deferred: imports torch
-
-    bad = unreadable_safetensors(weights, read_tensors=True)
-    if bad:
-        raise CheckpointError(f"{bad[0]}: cannot be read ({bad[1]})")
-
-
 def fit(cfg: TrainConfig, trainer: Any, out: Path) -> Any:
     """Train a built trainer to cfg.max_steps, from the checkpoint `cfg.resume` names (checked first)."""
-    ck = _resume_path(cfg, out)
-    if cfg.algo == "ppo":
-        if ck:
-            trainer.load_checkpoint(ck)
-        trainer.train()
-        return trainer
-    if ck:
-        _check_trainer_checkpoint(ck)
-    trainer.train(resume_from_checkpoint=ck)
+    algorithms.get(cfg.algo).fit(trainer, _resume_path(cfg, out))
     return trainer
 
 
@@ -80,8 +50,7 @@ def oracle_inputs(cfg: TrainConfig) -> list[str]:
     """What of the run reads gold labels (the outcome protocol: a headline result has none): the manager env's oracle
     inputs and reward terms, a gold teacher, gold evidence added to the answer candidates, an oracle bank."""
     out = list(cfg.manager_env.oracle_inputs()) if cfg.role == "manager" else []
-    if cfg.algo == "sft" and cfg.teacher in ORACLE_BASELINES:
-        out.append(f"teacher={cfg.teacher} (reads gold)")
+    out += algorithms.get(cfg.algo).oracle_inputs(cfg)
     if cfg.role == "answer":
         if cfg.answer_env.include_gold:
             out.append("answer_env.include_gold (gold evidence added to the candidates)")
@@ -108,7 +77,8 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
         # config of the run it continues. Both happen before config.yaml is rewritten.
         guards.claim_run_dir(out, resume_requested=resume_requested, overwrite=cfg.overwrite)
         if resume_requested:
-            guards.check_resume_config(out, as_dict(cfg), ignore=TrainConfig.GOVERNED_KEYS, schema=TrainConfig)
+            guards.check_resume_config(out, as_dict(cfg), ignore=TrainConfig.GOVERNED_KEYS,
+                                       moved=TrainConfig.MOVED_KEYS, schema=TrainConfig)
         # The sha256 of the training files read: a resume continues its checkpoint only on the same data.
         read = split_files(cfg.data.path, cfg.data.train_split) if cfg.data.path else []
         data_files = guards.data_fingerprint(read)
@@ -129,7 +99,8 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     log = guards.FiniteMetrics(metrics if main else (lambda m: None), cfg.learning_rate)
     trainer, tok, base = build_trainer(cfg, out, log, callbacks, model_context=state.main_process_first)
     fit(cfg, trainer, out)
-    model = trainer.policy if cfg.algo == "ppo" else trainer.model
+    algorithm = algorithms.get(cfg.algo)
+    model = algorithm.policy(trainer)
     final = out / "final_model"
     if not main:
         return {"algo": cfg.algo, "role": cfg.role, "final_model": str(final), "main_process": False}
@@ -148,13 +119,11 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
         "reward_control": cfg.reward_control,
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "dtype_rule": getattr(model, "memrl_dtype_reason", None),
-        "shared_prefix": cfg.shared_prefix,
+        "shared_prefix": algorithm.shares_prefix(cfg),
         "oracle_inputs": oracle_inputs(cfg),
     }
-    reward_desc = ("teacher traces (" + cfg.teacher + ")" if cfg.algo == "sft" else
-                   "manager snapshot reward: " + json.dumps(cfg.manager_env.weights()) if cfg.role == "manager"
-                   else f"answer reward ({cfg.answer_env.answer_mode} preset {cfg.answer_env.weights or 'default'})")
-    write_model_card(final, algo=cfg.algo, role=cfg.role, base=base, data=cfg.data.path, reward=reward_desc,
+    write_model_card(final, algo=cfg.algo, implementation=algorithm.implementation, role=cfg.role, base=base,
+                     data=cfg.data.path, reward=algorithm.reward_description(cfg),
                      results={k: v for k, v in summary.items() if isinstance(v, (int, float))},
                      config_yaml=to_yaml(cfg))
     plot_curves(history, out / "curves.png", title=f"{cfg.algo} {cfg.role}")
