@@ -31,7 +31,7 @@ from memrl.train.data import answer_text
 
 pytestmark = pytest.mark.slow
 
-ENV = {"mode": "select", "k_per_speaker": 2, "order": "relevance", "manager": "add_only", "metric": "locomo_f1",
+ENV = {"answer_mode": "select", "k_per_speaker": 2, "order": "relevance", "manager": "add_only", "metric": "locomo_f1",
        "include_gold": False, "bank": {"probes": "none"}}
 MARGIN = 0.1  # RL - start on held-out expected reward; the shuffled control must stay below it. Measured:
 #               start -0.160, GRPO 0.111, shuffled -1.000 (its outputs drift to invalid ids; 110 s on 2 cores)
