@@ -277,6 +277,8 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
             timings[f"train/{label}"] = round(time.time() - t, 1)
         evaluate(label, str(Path(tc.output_dir) / "final_model"))
         for step, ck in checkpoints(Path(tc.output_dir), algo):
+            if step >= tc.max_steps:  # the last checkpoint is the final model, evaluated above
+                continue
             evaluate(f"{label}@{step}", ck)
             curves.setdefault(label, []).append(step)
     for name in cfg.baselines:
