@@ -38,6 +38,7 @@ from typing import Any
 
 from memrl import __version__
 from memrl.bench.bank import bench_bank
+from memrl.bench.cpu_speed import speed_figures
 from memrl.bench.env import bench_env
 from memrl.bench.eval import bench_eval
 from memrl.bench.figures import Context, Figure, Sizes
@@ -55,9 +56,11 @@ GROUPS = ("bank", "synth", "ray", "env", "eval", "generation", "vllm", "grpo", "
 BENCHES: dict[str, Callable[[Context], list[Figure]]] = {
     "bank": bench_bank, "synth": bench_synth, "ray": bench_ray, "env": bench_env, "eval": bench_eval,
     "generation": bench_generation, "vllm": bench_vllm, "grpo": bench_grpo, "ppo": bench_ppo,
-    "real_model": bench_real_model,
+    "real_model": bench_real_model, "cpu_speed": speed_figures,
 }
-OPTIONAL_GROUPS = ("real_model",)  # only with --only / only=[...]: loads SmolLM2-135M (memrl/bench/real_model.py)
+# Only with --only / only=[...]: they load SmolLM2-135M (memrl/bench/real_model.py); cpu_speed is the float32 -> bf16
+# -> shared-prefix part of real_model on its own (memrl/bench/cpu_speed.py).
+OPTIONAL_GROUPS = ("real_model", "cpu_speed")
 
 
 # ---- machine info and output --------------------------------------------------------------------------------------

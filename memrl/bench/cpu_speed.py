@@ -37,9 +37,9 @@ TEST_SPLIT_QUESTIONS = 1307
 
 
 def _split_dir(work: Path) -> Path:
+    from memrl.bench.figures import CONV26
     from memrl.data.loaders import load_locomo
     from memrl.data.question_split import write_question_split
-    from memrl.bench.figures import CONV26
 
     d = work / "conv26_split"
     if not (d / "train.jsonl").exists():
@@ -90,8 +90,8 @@ def _rl_step(algo: str, dtype: str, shared: bool, data: str, out: str, steps: in
 
 
 def _eval_seconds(dtype: str, shared: bool, data: str, k: int, n: int, threads: int) -> dict[str, Any]:
-    from memrl.eval import EvalConfig, evaluate
     from memrl.data.loaders import load_conversations
+    from memrl.eval import EvalConfig, evaluate
 
     convs = load_conversations(Path(data) / "validation.jsonl")
     cfg = EvalConfig(benchmark="locomo", answer_mode="short", candidates="memories", top_k_per_speaker=k,
@@ -119,8 +119,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "TQDM_DISABLE": "1"}
     p = subprocess.run([sys.executable, "-m", "memrl.bench.cpu_speed", json.dumps(job)], capture_output=True,
                        text=True, env=env)
-    if p.returncode != 0:
-        raise RuntimeError(f"bench child {job['kind']} {job.get('dtype')} failed:\n{p.stderr[-2000:]}")
+    if p.returncode != 0:  # e.g. -9: killed by the kernel's OOM killer (float32 TRL GRPO holds ~14 GB here)
+        lines = [x for x in p.stderr.splitlines() if x.strip() and "Warning" not in x and "warnings.warn" not in x]
+        why = "killed (signal 9: out of memory?)" if p.returncode in (-9, 137) else (lines[-1] if lines else "")
+        return {"error": f"exit {p.returncode}: {why}"[:300]}
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -131,43 +133,53 @@ def speed_figures(ctx: Any) -> list:
     threads = ctx.threads or 0
     data = str(_split_dir(ctx.work))
     figs: list = []
-    steps = 2 if quick else 4  # one warm-up + the timed ones
+    steps = 2 if quick else 3  # one warm-up + the timed ones
     rl: dict[str, dict[str, dict]] = {"grpo": {}, "ppo": {}}
     for algo in ("grpo", "ppo"):
         for name, (dtype, shared) in VARIANTS.items():
             rl[algo][name] = run_job({"kind": algo, "dtype": dtype, "shared": shared, "data": data, "steps": steps,
                                       "out": str(ctx.work / f"{algo}_{name}"), "threads": threads})
-        med = {k: statistics.median(v["step_seconds"][1:]) for k, v in rl[algo].items()}
+        med = {k: statistics.median(v["step_seconds"][1:]) if "error" not in v else None for k, v in rl[algo].items()}
         base = med["float32"]
         for name in VARIANTS:
             r = rl[algo][name]
+            if "error" in r:
+                figs.append(Figure(f"real_model.{algo}_step_seconds.{name}", None, "s", note=f"failed: {r['error']}"))
+                continue
             figs.append(Figure(
                 f"real_model.{algo}_step_seconds.{name}", rounded(med[name]), "s",
-                reference=None if name == "float32" else f"float32 unshared, same run: {base:.2f} s/step",
-                ratio=None if name == "float32" else rounded(base / med[name]),
+                reference=None if name == "float32" or base is None else f"float32 unshared, same run: {base:.2f} s/step",
+                ratio=None if name == "float32" or base is None else rounded(base / med[name]),
                 target=None if name != "bfloat16+shared" else ">= 5x faster than float32",
-                met=None if name != "bfloat16+shared" or quick else base / med[name] >= 5,
+                met=None if name != "bfloat16+shared" or quick or base is None else base / med[name] >= 5,
                 note=f"speedup = float32 time / this time; SmolLM2-135M LoRA r 16, 16 completions x 16 tokens (forced), "
                      f"short mode 3+3 memories, conv-26 train; steps {[round(x, 1) for x in r['step_seconds']]} "
                      f"(first = warm-up); peak RSS {r['peak_rss_mb']:.0f} MB"))
-        figs.append(Figure(f"real_model.{algo}_peak_rss_mb", rounded(rl[algo]["bfloat16+shared"]["peak_rss_mb"], 0),
-                           "MB", reference=f"float32 unshared: {rl[algo]['float32']['peak_rss_mb']:.0f} MB",
-                           target="<= 6 GB" if algo == "grpo" else None,
-                           met=None if algo != "grpo" else rl[algo]["bfloat16+shared"]["peak_rss_mb"] <= 6144,
-                           note="peak resident memory of the process that built the trainer and ran the steps"))
-    n = 8 if quick else 16
+        best, f32 = rl[algo]["bfloat16+shared"], rl[algo]["float32"]
+        if "error" not in best:
+            figs.append(Figure(f"real_model.{algo}_peak_rss_mb", rounded(best["peak_rss_mb"], 0), "MB",
+                               reference=(f"float32 unshared: {f32['peak_rss_mb']:.0f} MB" if "error" not in f32
+                                          else f"float32 unshared: {f32['error']}"),
+                               target="<= 6 GB" if algo == "grpo" else None,
+                               met=None if algo != "grpo" else best["peak_rss_mb"] <= 6144,
+                               note="peak resident memory of the process that built the trainer and ran the steps"))
+    n = 8 if quick else 12
     for k in MEMORY_BUDGETS:
         ev = {name: run_job({"kind": "eval", "dtype": dtype, "shared": shared, "data": data, "k": k, "n": n,
                              "threads": threads}) for name, (dtype, shared) in VARIANTS.items()}
-        base = ev["float32"]["seconds_per_question"]
+        base = ev["float32"].get("seconds_per_question")
         for name in VARIANTS:
+            if "error" in ev[name]:
+                figs.append(Figure(f"real_model.eval_seconds_per_question.{k}+{k}.{name}", None, "s/question",
+                                   note=f"failed: {ev[name]['error']}"))
+                continue
             spq = ev[name]["seconds_per_question"]
             proj = TEST_SPLIT_QUESTIONS * spq / 60
             tgt = {5: 15, 30: 45}.get(k)
             figs.append(Figure(
                 f"real_model.eval_seconds_per_question.{k}+{k}.{name}", rounded(spq), "s/question",
-                reference=None if name == "float32" else f"float32 unshared, same run: {base:.3f} s/question",
-                ratio=None if name == "float32" else rounded(base / spq),
+                reference=None if name == "float32" or base is None else f"float32 unshared, same run: {base:.3f} s/question",
+                ratio=None if name == "float32" or base is None else rounded(base / spq),
                 target=f"1,307 questions <= {tgt} min" if tgt and name == "bfloat16+shared" else None,
                 met=None if not (tgt and name == "bfloat16+shared") or quick else proj <= tgt,
                 note=f"memrl eval, short mode, {k}+{k} memories, greedy <= 16 new tokens, batch 16, "
@@ -176,6 +188,8 @@ def speed_figures(ctx: Any) -> list:
     # torch threads under bfloat16: 1 vs 2 on the same 5+5 questions (a shared 2-core box can favour 1)
     one, two = (run_job({"kind": "eval", "dtype": "bfloat16", "shared": True, "data": data, "k": 5, "n": n,
                          "threads": t}) for t in (1, 2))
+    if "error" in one or "error" in two:
+        return figs
     figs.append(Figure("real_model.eval_seconds_per_question.5+5.bfloat16+shared.1_thread",
                        rounded(one["seconds_per_question"]), "s/question",
                        reference=f"2 torch threads, same run: {two['seconds_per_question']:.3f} s/question",

@@ -32,11 +32,13 @@ TEST_SPLIT_QUESTIONS = 1307
 
 def bench_real_model(ctx: Any) -> list:
     model_dir = resolve_model(NAME, "bench real_model")  # one-line error if not prepared
+    # First, while this process holds no model: the float32 TRL GRPO child alone needs ~14 GB on this machine.
+    figs = speed_figures(ctx)  # float32 -> bfloat16 -> bfloat16 + shared prefix (memrl/bench/cpu_speed.py)
     quick = bool(getattr(ctx, "quick", False))
     n_prompts, n_tok = (4, 8) if quick else (16, 24)
     r = benchmark_generation(model_dir, num_prompts=n_prompts, max_tokens=n_tok, batch_size=8,
                              num_threads=ctx.threads)
-    figs = [Figure("real_model.generation_tokens_per_s", r["batched_tokens_per_s"], "tokens/s",
+    figs += [Figure("real_model.generation_tokens_per_s", r["batched_tokens_per_s"], "tokens/s",
                    reference=f"one prompt at a time, same run: {r['sequential_tokens_per_s']} tokens/s",
                    ratio=r["speedup"],
                    note=f"{NAME}, greedy, {r['num_prompts']} compact-manager prompts x {r['max_tokens']} new tokens, "
@@ -57,7 +59,6 @@ def bench_real_model(ctx: Any) -> list:
                             f"<= 32 new tokens, {n_q} questions incl. model load, {dt:.1f} s; projected "
                             f"{proj_min:.0f} min for 1,307 questions at 5+5 (30+30 prompts are ~6x longer)"))
     figs.append(_grpo_figure(ctx, model_dir, quick))
-    figs.extend(speed_figures(ctx))  # float32 -> bfloat16 -> bfloat16 + shared prefix (memrl/bench/cpu_speed.py)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figs.append(Figure("real_model.peak_rss_mb", round(rss_mb, 1), "MB",
                        note="peak RSS of the bench process after the real-model figures (model loaded twice)"))

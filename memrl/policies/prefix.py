@@ -58,7 +58,7 @@ def supports_prefix_sharing(model: torch.nn.Module) -> bool:
     """Plain decoder LMs whose logits are `head(hidden)` (optionally soft-capped / scaled), no sliding window."""
     try:
         _, head, cfg = split_model(model)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any model without the decoder + head layout keeps the plain path
         return False
     if head is None or getattr(cfg, "sliding_window", None) or getattr(cfg, "is_encoder_decoder", False):
         return False
