@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from cli_checks import assert_one_line_error, exit_code, run_cli
+
 from memrl.cli import main as cli_main
 from memrl.data.io import DataError, read_conversations
 from memrl.dist import ShardError, _Carried, _carrying_user_errors, make_executor
@@ -33,25 +35,13 @@ CONV26 = REPO / "data" / "locomo" / "conv-26.json"
 QUIET = ["progress=false", "bootstrap_samples=0"]
 
 
-def _cli(argv: list[str]) -> int:
-    """The exit code of `memrl ARGV` (data subcommands exit through SystemExit)."""
-    try:
-        return cli_main(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-
-
 def _refused(capsys, argv: list[str], expect: str, untouched: Path | None = None) -> str:
     """Run the command; assert exit 2, a single `error:` line containing `expect`, nothing at `untouched`."""
-    rc = _cli(argv)
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err and expect in lines[0], lines[0]
+    rc, _, err = run_cli(argv, capsys)
+    line = assert_one_line_error(rc, err, expect)
     if untouched is not None:
         assert not untouched.exists(), f"{untouched} was written"
-    return lines[0]
+    return line
 
 
 def _records() -> list[dict]:
@@ -146,7 +136,7 @@ def test_predictions_policy_without_a_file(tmp_path, capsys):
 def test_predictions_matched_by_text_still_score(tmp_path):
     """The BM25 layout has no ids: matched by question text, on a subset of the data's conversations."""
     out = tmp_path / "out"
-    assert _cli(["eval", "--config", str(TIMEDIAL), f"data={RESULTS}", f"policy=predictions:{BM25}",
+    assert exit_code(["eval", "--config", str(TIMEDIAL), f"data={RESULTS}", f"policy=predictions:{BM25}",
                  "conversations=[r01,r04,r07]", f"out={out}", *QUIET]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["counts"]["questions"] == 3
@@ -336,7 +326,7 @@ def test_eval_skip_categories_of_the_benchmark_absent_from_the_data_are_accepted
 @pytest.fixture(scope="module")
 def conv26_jsonl(tmp_path_factory):
     out = tmp_path_factory.mktemp("c26") / "conv26.jsonl"
-    assert _cli(["data", "convert", "--format", "locomo", "--input", str(CONV26), "--output", str(out)]) == 0
+    assert exit_code(["data", "convert", "--format", "locomo", "--input", str(CONV26), "--output", str(out)]) == 0
     return out
 
 
@@ -391,7 +381,7 @@ def test_time_ranges_with_list_valued_bounds_are_skipped_not_fatal(tmp_path, cap
     f = _dump(tmp_path / "question_time_range_annotated.json", ranges)
     out = tmp_path / "td.jsonl"
     with caplog.at_level(logging.WARNING):
-        assert _cli(["data", "convert", "--format", "timedial_results", "--input", str(RESULTS),
+        assert exit_code(["data", "convert", "--format", "timedial_results", "--input", str(RESULTS),
                      "--time-ranges", str(f), "--output", str(out)]) == 0
     assert f"skipped 2 of {len(ranges)} time-range entries" in caplog.text and "'x1'" in caplog.text
     r01 = next(c for c in read_conversations(out) if c.conversation_id == "r01").questions[0]
@@ -415,7 +405,7 @@ def test_repeated_session_headers_are_merged_with_a_warning(tmp_path, caplog):
     f = _dump(tmp_path / "bm25_local_infer_results.json", _bm25_with_repeated_sessions())
     out = tmp_path / "bm25.jsonl"
     with caplog.at_level(logging.WARNING):
-        assert _cli(["data", "convert", "--format", "timedial_results", "--input", str(f), "--output", str(out)]) == 0
+        assert exit_code(["data", "convert", "--format", "timedial_results", "--input", str(f), "--output", str(out)]) == 0
     assert "1 of 3 prompts repeat a session header" in caplog.text and "<9>" in caplog.text
     assert "record 0 (question \"Which happened first" in caplog.text  # the file's question, not memrl's hash
     conv = read_conversations(out)[0]

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from memrl import models
+from cli_checks import assert_one_line_error, run_cli
+
 from memrl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,20 +31,6 @@ def tree(root: Path) -> dict[str, str]:
     for p in sorted(root.rglob("*")):
         out[str(p.relative_to(root))] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
     return out
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in argv])
-    return rc, capsys.readouterr().err
-
-
-def assert_one_line_error(rc: int, err: str, needle: str) -> None:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert rc == 2, err
-    assert "Traceback" not in err, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert needle in lines[0], lines[0]
 
 
 def write_gguf(path: Path, file_type: int | None = 15, dtype=np.float32) -> Path:
@@ -131,7 +119,7 @@ def test_convert_reads_the_gguf_first(gguf_name, needle, out_state, gguf_files, 
     if out_state == "converted":  # before: exit 0 without reading the GGUF at all
         fake_converted_dir(out)
     before = tree(tmp_path)
-    rc, err = run_cli(["models", "convert", "--gguf", gguf_files / gguf_name, "--out", out], capsys)
+    rc, _, err = run_cli(["models", "convert", "--gguf", gguf_files / gguf_name, "--out", out], capsys)
     assert_one_line_error(rc, err, needle)
     assert tree(tmp_path) == before and not stub_build
 
@@ -174,26 +162,26 @@ def test_convert_refuses_an_output_it_cannot_or_must_not_write(case, needle, ggu
             (out / "model.safetensors").write_bytes((out / "model.safetensors").read_bytes()[:100])
     before = tree(tmp_path)
     argv = ["models", "convert", "--gguf", gguf_files / "good.gguf", "--out", out] + (["--force"] if force else [])
-    rc, err = run_cli(argv, capsys)
+    rc, _, err = run_cli(argv, capsys)
     assert_one_line_error(rc, err, needle)
     assert tree(tmp_path) == before and not stub_build  # nothing converted, written or deleted
 
 
 def test_force_replaces_only_a_directory_of_memrls_own_files(gguf_files, tmp_path, stub_build, capsys):
     out = fake_converted_dir(tmp_path / "conv")
-    rc, err = run_cli(["models", "convert", "--gguf", gguf_files / "good.gguf", "--out", out, "--force"], capsys)
+    rc, _, err = run_cli(["models", "convert", "--gguf", gguf_files / "good.gguf", "--out", out, "--force"], capsys)
     assert rc == 0, err
     marker = json.loads((out / models.MARKER).read_text())
     assert marker["source"]["gguf_sha256"] == models.sha256_file(gguf_files / "good.gguf")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conv", "in"]  # no .tmp / .old left beside it
     # the same GGUF again, without --force: a no-op that says so (before: exit 0 whatever the GGUF)
-    rc, err = run_cli(["models", "convert", "--gguf", gguf_files / "good.gguf", "--out", out], capsys)
+    rc, _, err = run_cli(["models", "convert", "--gguf", gguf_files / "good.gguf", "--out", out], capsys)
     assert rc == 0 and "already converted from this GGUF file" in err and len(stub_build) == 1
 
 
 def test_convert_into_an_empty_existing_directory(gguf_files, tmp_path, stub_build, capsys):
     (tmp_path / "empty").mkdir()
-    rc, err = run_cli(["models", "convert", "--gguf", gguf_files / "good.gguf", "--out", tmp_path / "empty"], capsys)
+    rc, _, err = run_cli(["models", "convert", "--gguf", gguf_files / "good.gguf", "--out", tmp_path / "empty"], capsys)
     assert rc == 0, err
     assert (tmp_path / "empty" / models.MARKER).is_file() and len(stub_build) == 1
 
@@ -281,7 +269,7 @@ def test_output_paths_are_checked_before_any_work(tmp_path, capsys):
         (["eval", "compare", tmp_path / "runA", tmp_path / "runB", "--out", foreign], "is a directory; give a file"),
     ]
     for argv, needle in cases:
-        rc, err = run_cli(argv, capsys)
+        rc, _, err = run_cli(argv, capsys)
         assert_one_line_error(rc, err, needle)
     assert tree(tmp_path) == before
 
@@ -295,7 +283,7 @@ def test_output_paths_are_checked_before_any_work(tmp_path, capsys):
 def test_demo_config_errors_are_one_line(text, needle, tmp_path, capsys):
     cfg = tmp_path / "demo.yaml"
     cfg.write_text(text)
-    rc, err = run_cli(["demo", "--config", cfg, f"out={tmp_path / 'out'}"], capsys)
+    rc, _, err = run_cli(["demo", "--config", cfg, f"out={tmp_path / 'out'}"], capsys)
     assert_one_line_error(rc, err, needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.yaml"]
 
@@ -360,7 +348,7 @@ def test_chat_template_option(base_model_dir, tiny_model_dir, tmp_path, capsys):
     jinja.write_text("{% for m in messages %}{{ m.content }{% endfor %}")  # a syntax error
     for value, needle in [("nope", "neither a registered template (plain, chatml) nor a file"),
                           (jinja, "not a valid Jinja chat template")]:
-        rc, err = run_cli(["eval", "--config", ROOT / "configs/eval/locomo.yaml", f"data={CONV26}",
+        rc, _, err = run_cli(["eval", "--config", ROOT / "configs/eval/locomo.yaml", f"data={CONV26}",
                            f"policy=transformers:{base_model_dir}", f"chat_template={value}"], capsys)
         assert_one_line_error(rc, err, needle)
 
@@ -380,11 +368,11 @@ def test_backend_applies_chat_template_option(base_model_dir):
 
 # ---- a misspelt model name ------------------------------------------------------------------------------------
 def test_misspelt_model_name_lists_registered_models_and_suggests(tmp_path, capsys):
-    rc, err = run_cli(["eval", "--config", ROOT / "configs/eval/locomo.yaml", f"data={CONV26}",
+    rc, _, err = run_cli(["eval", "--config", ROOT / "configs/eval/locomo.yaml", f"data={CONV26}",
                        "policy=transformers:smollm2-135m-instrct", f"out={tmp_path / 'o'}"], capsys)
     assert_one_line_error(rc, err, f"a registered model ({NAME}")
     assert err.rstrip().endswith(f"did you mean {NAME}?")
-    rc, err = run_cli(["eval", "--config", ROOT / "configs/eval/locomo.yaml", f"data={CONV26}", "policy=bm52"],
+    rc, _, err = run_cli(["eval", "--config", ROOT / "configs/eval/locomo.yaml", f"data={CONV26}", "policy=bm52"],
                       capsys)
     assert_one_line_error(rc, err, "did you mean bm25?")
     assert not (tmp_path / "o").exists()

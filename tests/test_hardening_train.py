@@ -10,16 +10,9 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_checks import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _cli(argv, capsys):
-    from memrl.cli import main
-
-    rc = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
 
 
 # ---- one source of truth for PPO's shared settings ----------------------------------------------------------
@@ -28,7 +21,7 @@ def _cli(argv, capsys):
                                            ("ppo.max_new_tokens=9", "max_completion_length"), ("ppo.seed=4", "seed"),
                                            ("ppo.save_every=2", "save_steps"), ("ppo.log_every=2", "logging_steps")])
 def test_ppo_keys_that_the_top_level_governs_are_refused_naming_both(key, governing, capsys):
-    rc, out, err = _cli(["train", "--config", ROOT / "configs/train/ppo_manager_tiny.yaml", key, "--dry-run"], capsys)
+    rc, out, err = run_cli(["train", "--config", ROOT / "configs/train/ppo_manager_tiny.yaml", key, "--dry-run"], capsys)
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and key.split("=")[0] in err and f"'{governing}'" in err and "no effect" in err
 
@@ -185,7 +178,7 @@ def test_every_writing_command_is_refused_on_a_directory_another_process_holds(h
         ["demo", "--config", ROOT / "configs/demo/oracle_tiny.yaml", f"out={d}"],
     ]
     for argv in commands:
-        rc, out, err = _cli(argv, capsys)
+        rc, out, err = run_cli(argv, capsys)
         assert rc == 2, (argv[0], err)
         assert err.count("\n") == 1 and f"pid {pid}, memrl train" in err and str(d) in err, (argv[0], err)
         assert not d.exists(), argv[0]  # nothing was written
@@ -269,7 +262,7 @@ def no_expensive_steps(monkeypatch):
 def test_demo_refuses_bad_input_before_its_first_expensive_step(bad, expected, tmp_path, tiny_model_dir,
                                                                no_expensive_steps, capsys):
     out = tmp_path / "demo"
-    rc, stdout, err = _cli(["demo", f"out={out}", f"model={tiny_model_dir}", *bad], capsys)
+    rc, stdout, err = run_cli(["demo", f"out={out}", f"model={tiny_model_dir}", *bad], capsys)
     assert rc == 2 and expected in err and err.count("\n") == 1, err
     assert not out.exists()
 
@@ -280,10 +273,10 @@ def test_demo_checks_given_data_files_and_stage_labels(tmp_path, synth_dir, tiny
     data = tmp_path / "data"
     shutil.copytree(synth_dir, data)
     (data / "validation.jsonl").unlink()
-    rc, _, err = _cli(["demo", f"out={tmp_path / 'o'}", f"model={tiny_model_dir}", f"data={data}"], capsys)
+    rc, _, err = run_cli(["demo", f"out={tmp_path / 'o'}", f"model={tiny_model_dir}", f"data={data}"], capsys)
     assert rc == 2 and f"{data / 'validation.jsonl'} does not exist" in err
     (data / "validation.jsonl").write_text("")
-    rc, _, err = _cli(["demo", f"out={tmp_path / 'o'}", f"model={tiny_model_dir}", f"data={data}"], capsys)
+    rc, _, err = run_cli(["demo", f"out={tmp_path / 'o'}", f"model={tiny_model_dir}", f"data={data}"], capsys)
     assert rc == 2 and "holds no conversation" in err and not (tmp_path / "o").exists()
 
 
