@@ -43,6 +43,14 @@ def common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
     return n
 
 
+def group_rows(keys) -> dict:
+    """{key: [row indices]} in first-seen order: the rows that share a prompt (or any hashable key)."""
+    out: dict = {}
+    for i, k in enumerate(keys):
+        out.setdefault(k, []).append(i)
+    return out
+
+
 def split_model(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module, Any]:
     """(decoder backbone, output head, text config) of a causal LM, a peft model around one included.
 
@@ -107,9 +115,7 @@ def prefix_hidden_logprobs(model: torch.nn.Module, seqs: Sequence[Sequence[int]]
     if not seqs:
         empty = ([],) + (([],) if with_entropy else ()) + (([],) if return_hidden else ())
         return empty if len(empty) > 1 else []
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, (s, a) in enumerate(zip(seqs, starts)):
-        groups.setdefault(tuple(s[:a]), []).append(i)
+    groups = group_rows(tuple(s[:a]) for s, a in zip(seqs, starts))
     if share and 1 < len(groups) < len(seqs):
         # Repeated prompts (G samples each): one pass per prompt group, its whole prompt shared.
         parts = {i: None for i in range(len(seqs))}

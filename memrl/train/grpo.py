@@ -22,17 +22,15 @@ import torch
 from trl import GRPOTrainer as _TRLGRPOTrainer
 from trl.models import unwrap_model_for_generation
 
-from memrl.policies.prefix import generate_shared_prefix, prefix_hidden_logprobs, supports_prefix_sharing
+from memrl.policies.prefix import (
+    generate_shared_prefix,
+    group_rows,
+    prefix_hidden_logprobs,
+    supports_prefix_sharing,
+)
 
 _MULTIMODAL = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes", "num_tiles",
                "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids")
-
-
-def _groups(rows: list[tuple[int, ...]]) -> dict[tuple[int, ...], list[int]]:
-    out: dict[tuple[int, ...], list[int]] = {}
-    for i, r in enumerate(rows):
-        out.setdefault(r, []).append(i)
-    return out
 
 
 class GRPOTrainer(_TRLGRPOTrainer):
@@ -54,7 +52,7 @@ class GRPOTrainer(_TRLGRPOTrainer):
                                                  has_tool_images)
         pad = self._tokenizer.pad_token_id
         eos = set(self.eos_token_ids)
-        groups = _groups([tuple(p) for p in prompt_ids])
+        groups = group_rows(tuple(p) for p in prompt_ids)
         completions: list[list[int] | None] = [None] * len(prompt_ids)
         with (unwrap_model_for_generation(self.model_wrapped, self.accelerator,
                                           gather_deepspeed3_params=self.args.ds3_gather_for_generation,
@@ -84,14 +82,12 @@ class GRPOTrainer(_TRLGRPOTrainer):
             prompts.append(tuple(t for t, m in zip(ids[:-k], mask[:-k]) if m))
             comps.append([t for t, m in zip(ids[-k:], mask[-k:]) if m])
         dev = input_ids.device
+        live = [i for i, c in enumerate(comps) if c]
         row_lp: list[torch.Tensor] = [torch.zeros(k, device=dev)] * len(prompts)
         row_ent: list[torch.Tensor] = [torch.zeros(k, device=dev)] * len(prompts)
-        for prompt, rows in _groups(prompts).items():
-            live = [i for i in rows if comps[i]]
-            if not live:
-                continue
-            seqs = [list(prompt) + comps[i] for i in live]
-            res = prefix_hidden_logprobs(model, seqs, [len(prompt)] * len(live), temperature=self.temperature,
+        if live:  # one call: rows are grouped by prompt inside, each group's prompt computed once
+            res = prefix_hidden_logprobs(model, [list(prompts[i]) + comps[i] for i in live],
+                                         [len(prompts[i]) for i in live], temperature=self.temperature,
                                          with_entropy=compute_entropy, pad_id=self._tokenizer.pad_token_id or 0)
             lps, es = res if compute_entropy else (res, None)
             for j, i in enumerate(live):

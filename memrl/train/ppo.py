@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
-from memrl.policies.prefix import generate_shared_prefix, prefix_hidden_logprobs
+from memrl.policies.prefix import generate_shared_prefix, group_rows, prefix_hidden_logprobs
 from memrl.train.run import CheckpointError, latest_checkpoint  # noqa: F401 - PPO resumes through them
 
 if TYPE_CHECKING:  # the schema lives with the algorithm's recipe section (no torch there)
@@ -227,9 +227,7 @@ def generate(policy, tokenizer, prompt_ids: list[list[int]], cfg: PPOConfig) -> 
     pad = tokenizer.pad_token_id
     # A repeated prompt (samples_per_prompt > 1) is prefilled once for its samples; distinct prompts share their
     # common prefix (system prompt, instructions). memrl.policies.prefix.
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, p in enumerate(prompt_ids):
-        groups.setdefault(tuple(p), []).append(i)
+    groups = group_rows(tuple(p) for p in prompt_ids)
     batches = list(groups.values()) if len(groups) < len(prompt_ids) else [list(range(len(prompt_ids)))]
     responses: list[list[int]] = [[] for _ in prompt_ids]
     for rows in batches:
@@ -420,10 +418,7 @@ class PPOTrainer:
         stats: dict[str, list[float]] = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approx_kl": [], "entropy": []}
         # Minibatches are drawn from shuffled prompt groups (a group = one prompt's samples, kept together so its
         # prompt is computed once); with one sample per prompt this is a plain shuffle of the completions.
-        group_of: dict[tuple, list[int]] = {}
-        for i, s in enumerate(segs):
-            group_of.setdefault((s.step, tuple(s.prompt_ids)), []).append(i)
-        groups = list(group_of.values())
+        groups = list(group_rows((s.step, tuple(s.prompt_ids)) for s in segs).values())
         rng = random.Random(cfg.seed * 31 + self.iteration)
         for _ in range(cfg.ppo_epochs):
             rng.shuffle(groups)
