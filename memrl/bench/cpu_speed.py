@@ -27,6 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from memrl.bench.figures import CONV26, Figure, rounded
+from memrl.config import load_config
+from memrl.data.loaders import load_conversations, load_locomo
+from memrl.data.question_split import write_question_split
+from memrl.eval import EvalConfig, evaluate
+from memrl.train.config import TrainConfig
+
 VARIANTS = {  # name -> (dtype, shared_prefix)
     "float32": ("float32", False),
     "bfloat16": ("bfloat16", False),
@@ -37,9 +44,6 @@ TEST_SPLIT_QUESTIONS = 1307
 
 
 def _split_dir(work: Path) -> Path:
-    from memrl.bench.figures import CONV26
-    from memrl.data.loaders import load_locomo
-    from memrl.data.question_split import write_question_split
 
     d = work / "conv26_split"
     if not (d / "train.jsonl").exists():
@@ -51,10 +55,10 @@ def _split_dir(work: Path) -> Path:
 def _rl_step(algo: str, dtype: str, shared: bool, data: str, out: str, steps: int, threads: int) -> dict[str, Any]:
     import torch
 
-    from memrl.config import load_config
-    from memrl.train import ppo as ppo_module
+    from memrl.train import (
+        ppo as ppo_module,  # deferred: torch, trl (the child process needs them, the parent not)
+    )
     from memrl.train.builder import build_trainer
-    from memrl.train.config import TrainConfig
 
     if threads:
         torch.set_num_threads(threads)
@@ -90,8 +94,6 @@ def _rl_step(algo: str, dtype: str, shared: bool, data: str, out: str, steps: in
 
 
 def _eval_seconds(dtype: str, shared: bool, data: str, k: int, n: int, threads: int) -> dict[str, Any]:
-    from memrl.data.loaders import load_conversations
-    from memrl.eval import EvalConfig, evaluate
 
     convs = load_conversations(Path(data) / "validation.jsonl")
     cfg = EvalConfig(benchmark="locomo", answer_mode="short", candidates="memories", top_k_per_speaker=k,
@@ -127,7 +129,6 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def speed_figures(ctx: Any) -> list:
-    from memrl.bench.figures import Figure, rounded
 
     quick = bool(getattr(ctx, "quick", False))
     threads = ctx.threads or 0

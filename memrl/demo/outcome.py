@@ -23,6 +23,7 @@ conv-26). `configs/demo/oracle_tiny.yaml` runs the earlier tiny-model demo, whos
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import time
 from collections import Counter
@@ -34,12 +35,15 @@ from omegaconf import OmegaConf
 
 from memrl.config import ConfigError, as_dict, save_resolved
 from memrl.data.io import write_json
+from memrl.data.loaders import load_conversations
 from memrl.data_synth.config import SynthConfig
-from memrl.data_synth.synth import run_synthesis
+from memrl.data_synth.synth import run_synthesis, split_assignment
 from memrl.eval.config import EvalConfig
 from memrl.eval.engine import run_eval
+from memrl.eval.policies import policy_ref
 from memrl.eval.report import compare
 from memrl.train.config import TrainConfig
+from memrl.train.guards import check_recipe
 from memrl.train.run import finished_run
 from memrl.train.trainer import train
 
@@ -181,11 +185,6 @@ def check_outcome_demo(cfg: OutcomeDemoConfig) -> None:
     """Every name, path and key the pipeline will use, checked in seconds before its first expensive step (a
     misspelt baseline used to fail after every training stage): out, the data splits, the start model and each
     baseline (resolved as `memrl eval` resolves policies), every stage's training recipe and eval config."""
-    from memrl.data.loaders import load_conversations
-    from memrl.data_synth.synth import split_assignment
-    from memrl.eval.policies import policy_ref  # deferred: imports the policy layer
-    from memrl.train.guards import check_recipe
-
     cfg.validate()
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
@@ -317,8 +316,6 @@ def checkpoints(run_dir: Path, algo: str) -> list[tuple[int, str]]:
 def best_of_n(cfg: OutcomeDemoConfig, out: Path, say) -> dict[str, Any]:
     """The start policy sampled `ceiling_samples` times per question at temperature 1: the mean sampled F1 and the
     mean over questions of the best sample's F1 (an upper bound on what reranking its own samples could give)."""
-    import json
-
     d = out / "eval" / f"start_best_of_{cfg.ceiling_samples}"
     ec = dataclasses.replace(eval_config(cfg, cfg.model, d), temperature=1.0,
                              seeds=list(range(cfg.ceiling_samples)), bootstrap_samples=0)
@@ -338,8 +335,6 @@ def best_of_n(cfg: OutcomeDemoConfig, out: Path, say) -> dict[str, Any]:
 
 def _curves(cfg, out: Path, runs, curves, results) -> dict[str, Any]:
     """Per stage: training reward per logged step (metrics.jsonl) and eval F1 at start, each checkpoint and the end."""
-    import json
-
     start = results["start"]["metrics"]["locomo_f1"]["overall"]
     res: dict[str, Any] = {}
     for label, _, algo, _, _ in runs:
