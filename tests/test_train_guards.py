@@ -119,6 +119,23 @@ def test_runs_record_what_of_them_reads_gold():
     flagged = oracle_inputs(TrainConfig(role="manager", manager_env=ManagerEnvConfig.oracle()))
     assert any("facts=auto" in f for f in flagged) and any("w_op" in f for f in flagged)
     assert oracle_inputs(TrainConfig(role="manager", algo="sft", sft=SFTSettings(teacher="noisy_teacher")))
+    assert any("state_builder=auto" in f for f in oracle_inputs(TrainConfig(role="manager", state_builder="auto")))
     from memrl.envs.answer.config import AnswerEnvConfig
 
     assert len(oracle_inputs(TrainConfig(role="answer", answer_env=AnswerEnvConfig(include_gold=True, manager="auto")))) == 2
+
+
+def test_manager_rl_rows_start_from_banks_a_deployed_pipeline_could_write(synth_dir):
+    """The banks manager RL rows start from are written by `state_builder` (default rule_based_text, which reads
+    only the turns); gold-op replay happens only when asked for (state_builder=auto) and is flagged as oracle."""
+    from memrl.train.common import rl_rows
+    from memrl.train.config import DataConfig, TrainConfig
+
+    def rows(**kw):
+        return rl_rows(TrainConfig(role="manager", algo="grpo", data=DataConfig(path=str(synth_dir)), **kw))[0]
+
+    default, gold = rows(), rows(state_builder="auto")
+    assert set(default["builder"]) == {"rule_based_text"} and set(gold["builder"]) == {"gold_ops"}
+    assert default["bank_json"] != gold["bank_json"]  # different writers, different banks
+    with pytest.raises(ValueError, match="state_builder.*gold_opz"):
+        TrainConfig(role="manager", state_builder="gold_opz").validate()

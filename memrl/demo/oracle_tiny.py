@@ -276,7 +276,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
                                  layers=cfg.num_layers, seed=seed)
         common = dict(seed=seed, data=DataConfig(path=str(data_dir)), model=ModelConfig(path=str(base)),
                       manager_env=env_cfg, answer_env=answer_cfg, grpo=GRPOSettings(num_generations=cfg.num_generations),
-                      max_train_rows=cfg.max_rl_rows, change_focus=cfg.change_focus)
+                      max_train_rows=cfg.max_rl_rows, change_focus=cfg.change_focus,
+                      state_builder="auto")  # ORACLE: RL rows start from banks replayed from gold ops
 
         def stage(role, algo, steps, init_from="", lr=None, **kw):
             if lr is None:

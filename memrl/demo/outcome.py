@@ -82,6 +82,8 @@ class OutcomeDemoConfig:
     num_generations: int = 4  # GRPO group size
     lora_r: int = 16
     ppo_kl_coef: float = 0.05
+    grpo_beta: float = 0.0  # GRPO's KL coefficient to the start policy (TRL's beta; the LoRA adapter off is the reference)
+    temperature: float = 1.0  # sampling temperature of the rollouts (both algorithms); evaluation stays greedy
     baselines: list[str] = field(default_factory=lambda: ["bm25", "bm25_verbatim"])
     curve_every: int = 0  # learning curves: checkpoint every N steps and evaluate each on the eval split (0 = off)
     ceiling_samples: int = 0  # best-of-N ceiling: N samples (temperature 1) of the start policy per question, the
@@ -103,6 +105,10 @@ class OutcomeDemoConfig:
         if self.batch_size % self.num_generations:
             raise ConfigError(f"batch_size ({self.batch_size}) must be a multiple of num_generations "
                               f"({self.num_generations})")
+        if self.grpo_beta < 0 or self.ppo_kl_coef < 0:
+            raise ConfigError(f"grpo_beta and ppo_kl_coef must be >= 0, got {self.grpo_beta} and {self.ppo_kl_coef}")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.benchmark not in ("synthetic", "locomo"):
@@ -121,7 +127,8 @@ def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, contro
     raw = {
         "algo": algo, "role": "answer", "output_dir": str(out), "seed": seed, "init_from": "",
         "max_steps": cfg.grpo_steps if algo == "grpo" else cfg.ppo_iterations, "learning_rate": cfg.learning_rate,
-        "batch_size": cfg.batch_size, "max_completion_length": cfg.max_new_tokens, "temperature": 1.0, "logging_steps": 1,
+        "batch_size": cfg.batch_size, "max_completion_length": cfg.max_new_tokens,
+        "temperature": cfg.temperature, "logging_steps": 1,
         "save_steps": cfg.curve_every,
         "reward_control": control, "overwrite": True,  # the demo owns <out>/train: unfinished stages retrain
         "report_to": ["none"],
@@ -129,7 +136,7 @@ def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, contro
                   "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
         "data": {"path": cfg.data, "train_split": cfg.train_split, "eval_split": cfg.eval_split},
         "answer_env": answer_env(cfg),
-        "grpo": {"num_generations": cfg.num_generations},
+        "grpo": {"num_generations": cfg.num_generations, "beta": cfg.grpo_beta},
         # PPO's iterations, batch, sampling and seed are the top-level keys above (max_steps, batch_size, ...)
         "ppo": {"learning_rate": cfg.learning_rate, "critic_learning_rate": cfg.learning_rate, "critic": "shared",
                 "ppo_epochs": 1, "kl_coef": cfg.ppo_kl_coef,
@@ -428,7 +435,8 @@ def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
         "# memrl demo: outcome-reward RL for the answer agent", "",
         (f"Model `{cfg.model}` with LoRA r={cfg.lora_r}; data `{cfg.data}` (trained on `{cfg.train_split}`, "
         f"evaluated on `{cfg.eval_split}`); seeds {list(cfg.seeds)}; {', '.join(budgets)}, {cfg.batch_size} "
-        f"completions each, lr {cfg.learning_rate}. Wall time {s['wall_seconds']:.0f} s."), "",
+        f"completions each, lr {cfg.learning_rate}, sampling temperature {cfg.temperature}, GRPO beta {cfg.grpo_beta}, "
+        f"PPO KL coefficient {cfg.ppo_kl_coef}. Wall time {s['wall_seconds']:.0f} s."), "",
         ("The policy sees the question and the memories BM25 retrieves from an add_only bank of raw turns; the "
         "reward is the LoCoMo F1 of its answer (no gold evidence, key or op in the prompt or the reward). `start` "
         f"is the model before RL, which is also the prompt-only baseline.{control} A difference whose CI "

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from memrl.envs.answer.candidates import make_reward
 from memrl.models import resolve_model
+from memrl.policies.baselines import make_baseline
 from memrl.train.data import answer_rl_dataset, corpus_from_rows, load_split, manager_rl_dataset
 from memrl.train.episodes import bank_manager, probe_answerer
 from memrl.train.run import CheckpointError
@@ -94,11 +95,17 @@ def rl_rows(cfg: TrainConfig):
     convs = load_split(cfg.data.path, cfg.data.train_split, cfg.data.max_conversations)
     if cfg.role == "manager":
         ds = manager_rl_dataset(convs, cfg.manager_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
-                                focus=cfg.change_focus)
+                                focus=cfg.change_focus, manager=state_manager(cfg))
         return ds, [ManagerSnapshotReward(cfg.manager_env, answerer=probe_answerer(cfg))]
     ds = answer_rl_dataset(convs, cfg.answer_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
                            manager=bank_manager(cfg))
     return ds, [make_reward(cfg.answer_env)]
+
+
+def state_manager(cfg: TrainConfig):
+    """The manager that writes the bank a manager-RL row starts from: the named baseline, or None for "auto"
+    (`snapshot_dataset`'s own default: gold-op replay on data with gold ops, else add_only)."""
+    return None if cfg.state_builder == "auto" else make_baseline(cfg.state_builder)
 
 
 # ---------------------------------------------------------------------------------------------------------

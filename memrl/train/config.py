@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from memrl.envs.answer.config import AnswerEnvConfig
 from memrl.envs.manager.config import ManagerEnvConfig
+from memrl.policies.baselines import MANAGER_BASELINES
 from memrl.protocol.steps import ROLES
 from memrl.rewards.control import REWARD_CONTROLS
 from memrl.train import algorithms
@@ -114,6 +115,9 @@ class TrainConfig:
     reward_control: str = "none"  # "none" | "shuffle": the shuffled-reward control (rewards permuted across each
     #                               batch: same compute, no link between output and reward; memrl.rewards.control)
     change_focus: float = 0.0  # manager RL: share of rows from steps that UPDATE/DELETE a memory (0 = natural mix)
+    state_builder: str = "rule_based_text"  # manager RL: who writes the bank each snapshot row / episode window
+    #   starts from: a manager baseline a deployed pipeline can run (rule_based_text: Mem0-style rules over the turn
+    #   text; add_only), or "auto" = gold-op replay where the data has gold ops (ORACLE), else add_only
     # -- sub-configs
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -141,6 +145,8 @@ class TrainConfig:
             raise ValueError(f"save_steps must be >= 0, got {self.save_steps}")
         if not 0 <= self.change_focus <= 1:
             raise ValueError(f"change_focus must be in [0, 1], got {self.change_focus}")
+        if self.state_builder != "auto" and self.state_builder not in MANAGER_BASELINES:
+            raise ValueError(f"state_builder: {self.state_builder!r} is not 'auto' or one of {sorted(MANAGER_BASELINES)}")
         if self.reward_control not in REWARD_CONTROLS:
             raise ValueError(f"reward_control: {self.reward_control!r} is not one of {list(REWARD_CONTROLS)}")
         if self.reward_control != "none" and not algorithm.rl:

@@ -4,8 +4,8 @@ Snapshot mode scores one completion against a frozen state; episode mode lets th
 step t shape what it sees and earns at steps t+1 ... t+k-1, so credit flows across sessions.
 
 A *window* is `episode_steps` consecutive steps of one conversation (non-overlapping, the last one may be
-shorter). The memory state at the window start is built once by the reference manager (gold-op replay on
-conversations with gold ops, else add-only; the same builder `snapshot_dataset` uses) and copied for every
+shorter). The memory state at the window start is built once by the reference manager (`state_builder`: by
+default gold-op replay on conversations with gold ops, else add-only, as `snapshot_dataset`) and copied for every
 rollout, so the G samples of a GRPO group start from the same bank (Memory-R2's fairness point).
 
 GRPO (`make_episode_rollout`): the dataset has one row per window; its `prompt` is a plain string naming the
@@ -131,8 +131,9 @@ class EpisodeWindows:
     per conversation, by driving the reference manager without scoring)."""
 
     def __init__(self, conversations: Sequence[Conversation], config: ManagerEnvConfig, steps: int,
-                 answerer: Any = None, seed: int = 0):
+                 answerer: Any = None, seed: int = 0, builder: str = "auto"):
         self.conversations = list(conversations)
+        self.builder = builder  # who writes the window-start banks (TrainConfig.state_builder)
         self.config = config
         self.steps = steps
         self.answerer = answerer
@@ -162,7 +163,10 @@ class EpisodeWindows:
                 if step.index % self.steps == 0:
                     snaps[step.index] = (ep.bank.copy(), ep.index.fork(), ep.facts_seen)
 
-            ref = GoldOpsManager() if conv.gold_ops else AddOnlyManager()
+            if self.builder == "auto":
+                ref = GoldOpsManager() if conv.gold_ops else AddOnlyManager()
+            else:
+                ref = make_baseline(self.builder)
             drive_manager([conv], ref, self.config, score=False, before_apply=keep, seed=self.seed)
             self._starts[ci] = snaps
         return self._starts[ci]
@@ -181,7 +185,7 @@ def _windows_for(cfg: TrainConfig, answerer: Any = None) -> EpisodeWindows:
     convs = load_split(cfg.data.path, cfg.data.train_split, cfg.data.max_conversations)
     env_cfg = as_manager_config(cfg.manager_env)
     return EpisodeWindows(convs, env_cfg, episode_steps(cfg), answerer if answerer is not None else probe_answerer(cfg),
-                          seed=cfg.seed)
+                          seed=cfg.seed, builder=cfg.state_builder)
 
 
 # ---------------------------------------------------------------------------------------------------------

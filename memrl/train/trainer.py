@@ -50,6 +50,9 @@ def oracle_inputs(cfg: TrainConfig) -> list[str]:
     """What of the run reads gold labels (the outcome protocol: a headline result has none): the manager env's oracle
     inputs and reward terms, a gold teacher, gold evidence added to the answer candidates, an oracle bank."""
     out = list(cfg.manager_env.oracle_inputs()) if cfg.role == "manager" else []
+    if cfg.role == "manager" and algorithms.get(cfg.algo).rl and cfg.state_builder in ("auto", *ORACLE_BASELINES):
+        out.append(f"state_builder={cfg.state_builder} (the banks RL rows start from are replayed from gold ops on "
+                   "data that has them)")
     out += algorithms.get(cfg.algo).oracle_inputs(cfg)
     if cfg.role == "answer":
         if cfg.answer_env.include_gold:
