@@ -127,6 +127,19 @@ def test_outcome_demo_runs_every_stage_and_reports_paired_differences(tmp_path, 
     assert [k for k in again["timings"] if k.startswith("train/")] == ["train/ppo_s0"]
     assert [p["locomo_f1"] for p in again["policies"] if p["label"] != "ppo_s0"] == \
         [p["locomo_f1"] for p in s["policies"] if p["label"] != "ppo_s0"]
+    # A warm start (init_from: here the GRPO run's LoRA adapter) is the `start` row, the model `prompt_only`;
+    # grpo_beta and temperature reach the recipe.
+    warm = load_config(OutcomeDemoConfig, None, [
+        f"out={tmp_path / 'warm'}", f"model={tiny_model_dir}", f"data={out / 'data'}",
+        f"init_from={out / 'train' / 'grpo_s0' / 'final_model'}", "eval_questions_per_conversation=3",
+        "grpo_steps=1", "algos=[grpo]", "shuffled_control=false", "batch_size=4", "num_generations=2",
+        "max_new_tokens=4", "baselines=[]", "lora_r=4", "seeds=[0]", "grpo_beta=0.04", "temperature=0.7"])
+    w = run_outcome_demo(warm, progress=False)
+    assert [p["label"] for p in w["policies"]] == ["start", "prompt_only", "grpo_s0"]
+    assert w["policies"][1]["locomo_f1"] == start["locomo_f1"]  # the same model on the same questions
+    recipe = (tmp_path / "warm" / "train" / "grpo_s0" / "config.yaml").read_text()
+    assert f"init_from: {out / 'train' / 'grpo_s0' / 'final_model'}" in recipe
+    assert "beta: 0.04" in recipe and "temperature: 0.7" in recipe
 
 
 def test_demo_pipeline_is_picked_by_the_config_file(tmp_path):

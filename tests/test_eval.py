@@ -340,3 +340,18 @@ def test_judge_on_a_local_model_is_cached_and_never_a_silent_zero(tiny_model_dir
     again = evaluate([conv26_short], "oracle", config=cfg, out_dir=tmp_path)  # answers and verdicts from the caches
     assert again["judge"]["generated"] == 0 and again["judge"]["cache_hits"] == 2
     assert again["metrics"]["judge"] == block
+
+
+def test_the_evaluated_manager_sees_the_view_it_was_trained_on():
+    """A trained manager is evaluated with the retrieval view of its recipe (manager_env.related_k / max_related);
+    the view is part of the cache key, so a run with another view is not served stale answers."""
+    from memrl.eval.engine import _answer_env_config, _protocol_key
+
+    cfg = EvalConfig(manager_related_k=3, manager_max_related=6)
+    bank = _answer_env_config(cfg, 0).bank
+    assert (bank.related_k, bank.max_related) == (3, 6)
+    assert _answer_env_config(EvalConfig(), 0).bank.related_k == 5  # Mem0's limit=5 by default
+    ref = type("Ref", (), {"fingerprint": "x"})()
+    assert _protocol_key(cfg, ref, None, [0]) != _protocol_key(EvalConfig(), ref, None, [0])
+    with pytest.raises(ValueError, match="manager_max_related"):
+        EvalConfig(manager_max_related=0).validate()

@@ -6,7 +6,8 @@
 2. What the policy sees: the question and the k + k memories BM25 retrieves from an add_only bank of the raw
    turns (per-prompt ids, bank order), prompt "short" (answer in a few words). No gold evidence, key or tag.
 3. The start policy is the prompt-only baseline: the prepared instruct model (SmolLM2-135M-Instruct) asked for
-   a few-word answer. Its answer is extracted leniently (`memrl.protocol.lenient`).
+   a few-word answer. Its answer is extracted leniently (`memrl.protocol.lenient`). With `init_from` (an SFT
+   warm start, e.g. on synthetic conversations only) that model is the start and `prompt_only` a baseline.
 4. RL from that start, LoRA, on the outcome reward only (LoCoMo F1 of the answer against the gold answer):
    GRPO (TRL) and PPO (`memrl.train.ppo`, GRPO's shape: num_generations samples per prompt); and the
    shuffled-reward control of each: the same run with rewards permuted across each batch (`reward_control=shuffle`).
@@ -57,6 +58,9 @@ class OutcomeDemoConfig:
     resume: bool = False  # reuse stages whose directory holds a finished run of the same config (the rest retrain)
     #                       and cached evaluations; an interrupted `memrl demo` loses at most the running stage
     model: str = "smollm2-135m-instruct"  # a prepared model name or a model directory
+    init_from: str = ""  # the policy RL starts from, when not `model` itself: a model or LoRA adapter directory, e.g.
+    #                      the synthetic-data SFT's final_model (configs/train/sft_answer_short_synth_smollm2.yaml);
+    #                      it is then the `start` row and `model` is evaluated as `prompt_only`
     # -- data ("" = synthesize; else a directory with <train_split>.jsonl and <eval_split>.jsonl)
     data: str = ""
     train_split: str = "train"
@@ -125,7 +129,7 @@ def answer_env(cfg: OutcomeDemoConfig) -> dict[str, Any]:
 
 def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, control: str = "none") -> TrainConfig:
     raw = {
-        "algo": algo, "role": "answer", "output_dir": str(out), "seed": seed, "init_from": "",
+        "algo": algo, "role": "answer", "output_dir": str(out), "seed": seed, "init_from": cfg.init_from,
         "max_steps": cfg.grpo_steps if algo == "grpo" else cfg.ppo_iterations, "learning_rate": cfg.learning_rate,
         "batch_size": cfg.batch_size, "max_completion_length": cfg.max_new_tokens,
         "temperature": cfg.temperature, "logging_steps": 1,
@@ -188,6 +192,11 @@ def synth_config(cfg: OutcomeDemoConfig, out: Path) -> SynthConfig:
     return synth
 
 
+def start_policy(cfg: OutcomeDemoConfig) -> str:
+    """What RL starts from: `init_from` (e.g. an SFT warm start) or the model itself."""
+    return cfg.init_from or cfg.model
+
+
 def check_outcome_demo(cfg: OutcomeDemoConfig) -> None:
     """Every name, path and key the pipeline will use, checked in seconds before its first expensive step (a
     misspelt baseline used to fail after every training stage): out, the data splits, the start model and each
@@ -226,7 +235,9 @@ def check_outcome_demo(cfg: OutcomeDemoConfig) -> None:
     except ValueError as e:  # the schemas' own validation
         raise ConfigError(str(e)) from None
     policy_ref(cfg.model, "answerer", probe, what="model")
-    labels = {"start", *(label for label, *_ in stage_runs(cfg))}
+    if cfg.init_from:
+        policy_ref(cfg.init_from, "answerer", probe, what="init_from")
+    labels = {"start", "prompt_only", *(label for label, *_ in stage_runs(cfg))}
     for name in cfg.baselines:
         policy_ref(name, "answerer", probe, what="baselines")
         if name in labels:
@@ -270,7 +281,9 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
         evals[label] = (d, results)
 
     curves: dict[str, list[int]] = {}  # stage label -> checkpoint steps evaluated
-    evaluate("start", cfg.model)  # the start policy = the prompt-only baseline
+    evaluate("start", start_policy(cfg))  # the policy RL starts from (without init_from: the prompt-only model)
+    if cfg.init_from:
+        evaluate("prompt_only", cfg.model)
     runs = stage_runs(cfg)  # (label, group over seeds, algo, seed, control)
     for label, _, algo, seed, control in runs:
         tc = train_config(cfg, algo, seed, out / "train" / label, control)
@@ -291,7 +304,7 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
         evaluate(name, name)
     ceiling = best_of_n(cfg, out, say) if cfg.ceiling_samples else None
 
-    order = ["start"] + [r[0] for r in runs] + list(cfg.baselines)
+    order = ["start"] + (["prompt_only"] if cfg.init_from else []) + [r[0] for r in runs] + list(cfg.baselines)
     md, data = compare([str(evals[k][0]) for k in order], metric="locomo_f1", samples=1000)
     groups = {label: group for label, group, *_ in runs}
     summary = _summarize(cfg, order, groups, data, {k: v[1] for k, v in evals.items()}, timings, time.time() - t0)
@@ -324,7 +337,7 @@ def best_of_n(cfg: OutcomeDemoConfig, out: Path, say) -> dict[str, Any]:
     """The start policy sampled `ceiling_samples` times per question at temperature 1: the mean sampled F1 and the
     mean over questions of the best sample's F1 (an upper bound on what reranking its own samples could give)."""
     d = out / "eval" / f"start_best_of_{cfg.ceiling_samples}"
-    ec = dataclasses.replace(eval_config(cfg, cfg.model, d), temperature=1.0,
+    ec = dataclasses.replace(eval_config(cfg, start_policy(cfg), d), temperature=1.0,
                              seeds=list(range(cfg.ceiling_samples)), bootstrap_samples=0)
     say(f"[demo] best-of-{cfg.ceiling_samples} ceiling of the start policy")
     run_eval(ec)
@@ -429,6 +442,8 @@ def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
     if "ppo" in cfg.algos:
         budgets.append(f"PPO {cfg.ppo_iterations} iterations")
     labels = " and ".join(f"`{a}_shuffled`" for a in cfg.algos)
+    start_note = (f" (`{cfg.init_from}`; `prompt_only` is `{cfg.model}` before any training)" if cfg.init_from
+                  else ", which is also the prompt-only baseline")
     control = (f" {labels}: the same algorithm with rewards shuffled across each batch (the same compute, no link "
                "between answer and reward)." if cfg.shuffled_control else "")
     head = [
@@ -439,7 +454,7 @@ def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
         f"PPO KL coefficient {cfg.ppo_kl_coef}. Wall time {s['wall_seconds']:.0f} s."), "",
         ("The policy sees the question and the memories BM25 retrieves from an add_only bank of raw turns; the "
         "reward is the LoCoMo F1 of its answer (no gold evidence, key or op in the prompt or the reward). `start` "
-        f"is the model before RL, which is also the prompt-only baseline.{control} A difference whose CI "
+        f"is the model before RL{start_note}.{control} A difference whose CI "
         "includes 0 is not a result."), "",
         "```", _headline(s), "```", "",
     ]

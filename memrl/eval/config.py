@@ -70,6 +70,8 @@ class EvalConfig:
     shuffle_candidates: bool = False  # shuffle candidate order (seeded per question)
     manager_unit: str = "turn"  # manager step: "turn" or "session"
     manager_prompt: str = "compact"  # LLM manager prompt: compact | memory_r1
+    manager_related_k: int = 5  # memories BM25 retrieves per candidate fact for the manager (Mem0: limit=5); match
+    manager_max_related: int = 20  # the trained manager's view (memrl train's manager_env.related_k / max_related)
     answer_extraction: str = "lenient"  # lenient: score what the model answers (memrl/protocol/lenient.py rules; format failures still counted) | strict: only the **Answer:** format
     reader_trained: bool | None = None  # was the answer model RL-trained (True) or a frozen base reader (False)? anchors.md 8.4
     temperature: float = 0.0  # LLM sampling temperature (0 = greedy: one seed is enough)
@@ -128,7 +130,7 @@ class EvalConfig:
         if not 0.0 < self.ci_level < 1.0:
             raise ValueError(f"ci_level must be in (0, 1), got {self.ci_level}")
         for name in ("top_k_per_speaker", "top_k_sessions", "max_new_tokens", "manager_max_new_tokens",
-                     "batch_size", "num_workers", "history_bins"):
+                     "manager_related_k", "manager_max_related", "batch_size", "num_workers", "history_bins"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_questions < 0:

@@ -134,7 +134,8 @@ def _answer_env_config(cfg: EvalConfig, seed: int):
         answer_mode=cfg.answer_mode, candidates=cfg.candidates, k_per_speaker=cfg.top_k_per_speaker,
         top_k_sessions=cfg.top_k_sessions, time_filter=cfg.time_filter, include_gold=False,
         shuffle=cfg.shuffle_candidates, budget=0, manager=cfg.default_manager,
-        bank=ManagerEnvConfig(unit=cfg.manager_unit, prompt=cfg.manager_prompt, probes="none"),
+        bank=ManagerEnvConfig(unit=cfg.manager_unit, prompt=cfg.manager_prompt, probes="none",
+                              related_k=cfg.manager_related_k, max_related=cfg.manager_max_related),
         skip_categories=[str(c) for c in cfg.skip_categories], seed=seed,
     )
 
@@ -313,7 +314,8 @@ def _protocol_key(cfg: EvalConfig, ans: PolicyRef, man: PolicyRef | None, seeds:
     """What the per-question results depend on (hashed into every cache key)."""
     fields = ("benchmark", "default_manager", "max_questions", "skip_categories", "answer_mode", "candidates",
               "top_k_per_speaker", "top_k_sessions", "time_filter", "shuffle_candidates", "manager_unit",
-              "manager_prompt", "temperature", "max_new_tokens", "manager_max_new_tokens", "dtype")
+              "manager_prompt", "manager_related_k", "manager_max_related", "temperature", "max_new_tokens",
+              "manager_max_new_tokens", "dtype")
     return {"format": CACHE_FORMAT, "memrl": __version__, **{f: getattr(cfg, f) for f in fields},
             "answerer": ans.fingerprint, "manager": man.fingerprint if man else None, "seeds": seeds}
 
