@@ -357,6 +357,11 @@ class PPOTrainer:
             self.ref = copy.deepcopy(policy)
         if self.ref is not None:
             self.ref.eval().requires_grad_(False)
+        # Dropout off (TRL's disable_dropout): the rollout's log-probs are computed in eval mode, the update's in
+        # train mode, and a trained LoRA adapter (an SFT warm start) with lora_dropout would make their ratio noise.
+        for m in self.policy.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
         # The critic trains every weight it has: float32 (bf16 weights under AdamW lose small updates).
         self.critic = make_critic(policy, cfg.critic).to(_device(policy), torch.float32)
         self.opt_actor = torch.optim.AdamW(self.policy.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
