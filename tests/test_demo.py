@@ -95,7 +95,7 @@ def test_demo_config_rejects_bad_knobs():
 @pytest.mark.slow
 def test_outcome_demo_runs_every_stage_and_reports_paired_differences(tmp_path, tiny_model_dir):
     """`memrl demo`'s pipeline at toy size on the tiny model: start, GRPO, PPO, shuffled control, baselines."""
-    from memrl.config import load_config
+    from memrl.config import ConfigError, load_config
     from memrl.demo.outcome import OutcomeDemoConfig, run_outcome_demo
 
     cfg = load_config(OutcomeDemoConfig, None, [
@@ -127,18 +127,21 @@ def test_outcome_demo_runs_every_stage_and_reports_paired_differences(tmp_path, 
     assert [k for k in again["timings"] if k.startswith("train/")] == ["train/ppo_s0"]
     assert [p["locomo_f1"] for p in again["policies"] if p["label"] != "ppo_s0"] == \
         [p["locomo_f1"] for p in s["policies"] if p["label"] != "ppo_s0"]
-    # A warm start (init_from: here the GRPO run's LoRA adapter) is the `start` row, the model `prompt_only`;
-    # grpo_beta and temperature reach the recipe.
-    warm = load_config(OutcomeDemoConfig, None, [
-        f"out={tmp_path / 'warm'}", f"model={tiny_model_dir}", f"data={out / 'data'}",
-        f"init_from={out / 'train' / 'grpo_s0' / 'final_model'}", "eval_questions_per_conversation=3",
-        "grpo_steps=1", "algos=[grpo]", "shuffled_control=false", "batch_size=4", "num_generations=2",
-        "max_new_tokens=4", "baselines=[]", "lora_r=4", "seeds=[0]", "grpo_beta=0.04", "temperature=0.7"])
-    w = run_outcome_demo(warm, progress=False)
+    # The synthetic -> real warm start: SFT on synthetic conversations' gold answers, then RL from that adapter; it is
+    # the `start` row and the model `prompt_only`. grpo_beta and temperature reach the recipe.
+    knobs = [f"out={tmp_path / 'warm'}", f"model={tiny_model_dir}", f"data={out / 'data'}",
+             "eval_questions_per_conversation=3", "grpo_steps=1", "algos=[grpo]", "shuffled_control=false",
+             "batch_size=4", "num_generations=2", "max_new_tokens=4", "baselines=[]", "lora_r=4", "seeds=[0]",
+             "grpo_beta=0.04", "temperature=0.7", "warm_start_conversations=5", "warm_start_steps=2"]
+    with pytest.raises(ConfigError, match="init_from and warm_start_conversations"):
+        load_config(OutcomeDemoConfig, None, knobs + ["init_from=somewhere"])
+    w = run_outcome_demo(load_config(OutcomeDemoConfig, None, knobs), progress=False)
     assert [p["label"] for p in w["policies"]] == ["start", "prompt_only", "grpo_s0"]
     assert w["policies"][1]["locomo_f1"] == start["locomo_f1"]  # the same model on the same questions
+    sft = tmp_path / "warm" / "warm_start" / "sft"
+    assert "teacher: gold_answer" in (sft / "config.yaml").read_text() and (sft / "final_model").is_dir()
     recipe = (tmp_path / "warm" / "train" / "grpo_s0" / "config.yaml").read_text()
-    assert f"init_from: {out / 'train' / 'grpo_s0' / 'final_model'}" in recipe
+    assert f"init_from: {sft / 'final_model'}" in recipe
     assert "beta: 0.04" in recipe and "temperature: 0.7" in recipe
 
 

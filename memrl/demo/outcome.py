@@ -61,6 +61,11 @@ class OutcomeDemoConfig:
     init_from: str = ""  # the policy RL starts from, when not `model` itself: a model or LoRA adapter directory, e.g.
     #                      the synthetic-data SFT's final_model (configs/train/sft_answer_short_synth_smollm2.yaml);
     #                      it is then the `start` row and `model` is evaluated as `prompt_only`
+    warm_start_conversations: int = 0  # > 0: before RL, SFT `model` (LoRA) on the gold short answers of this many
+    #   synthetic conversations (`memrl synth` defaults, adversarial questions left out; no LoCoMo data) and start
+    #   RL from it: the synthetic -> real warm start (docs/TRAINING.md). One SFT (seed 0) shared by every RL seed.
+    warm_start_steps: int = 150  # its SFT steps, 8 examples each
+    warm_start_lr: float = 2e-4
     # -- data ("" = synthesize; else a directory with <train_split>.jsonl and <eval_split>.jsonl)
     data: str = ""
     train_split: str = "train"
@@ -113,6 +118,10 @@ class OutcomeDemoConfig:
             raise ConfigError(f"grpo_beta and ppo_kl_coef must be >= 0, got {self.grpo_beta} and {self.ppo_kl_coef}")
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.warm_start_conversations and self.init_from:
+            raise ConfigError("init_from and warm_start_conversations both say where RL starts: give one")
+        if self.warm_start_conversations < 0 or self.warm_start_steps < 1 or not self.warm_start_lr > 0:
+            raise ConfigError("warm_start_conversations must be >= 0, warm_start_steps >= 1, warm_start_lr > 0")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.benchmark not in ("synthetic", "locomo"):
@@ -181,6 +190,40 @@ def stage_runs(cfg: OutcomeDemoConfig) -> list[tuple[str, str, str, int, str]]:
     return runs
 
 
+def warm_start_configs(cfg: OutcomeDemoConfig, out: Path) -> tuple[SynthConfig, TrainConfig]:
+    """The synthetic conversations and the SFT recipe of the warm start (what a deployed agent sees: the question
+    and the BM25 memories of an add_only bank; target: the synthetic question's gold answer)."""
+    synth = SynthConfig(out=str(out / "warm_start" / "data"), num_conversations=cfg.warm_start_conversations,
+                        seed=cfg.data_seed)
+    raw = {
+        "algo": "sft", "role": "answer", "output_dir": str(out / "warm_start" / "sft"), "seed": 0,
+        "sft": {"teacher": "gold_answer"}, "max_steps": cfg.warm_start_steps, "learning_rate": cfg.warm_start_lr,
+        "batch_size": 8, "logging_steps": 5, "save_steps": 0, "overwrite": True, "report_to": ["none"],
+        "model": {"path": cfg.model, "lora": True, "lora_r": cfg.lora_r, "lora_alpha": 2 * cfg.lora_r,
+                  "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+        "data": {"path": synth.out, "train_split": "train", "eval_split": "validation"},
+        "answer_env": answer_env(cfg), "trl": {"gradient_checkpointing": False},
+    }
+    tc = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), raw))
+    tc.validate()
+    return synth, tc
+
+
+def warm_start(cfg: OutcomeDemoConfig, out: Path, say, progress: bool, timings: dict[str, float]) -> str:
+    """Synthesize, SFT, and return the SFT's final_model (reused under resume=true when finished)."""
+    synth, tc = warm_start_configs(cfg, out)
+    if cfg.resume and finished_run(tc) is not None:
+        say(f"[demo] warm start: reusing {tc.output_dir}")
+    else:
+        t = time.time()
+        say(f"[demo] warm start: {cfg.warm_start_conversations} synthetic conversations -> {synth.out}, "
+            f"SFT {cfg.warm_start_steps} steps")
+        run_synthesis(synth, log=lambda *a, **k: None)
+        train(tc, progress=progress)
+        timings["train/warm_start"] = round(time.time() - t, 1)
+    return str(Path(tc.output_dir) / "final_model")
+
+
 def synth_config(cfg: OutcomeDemoConfig, out: Path) -> SynthConfig:
     synth = SynthConfig(out=str(out / "data"), num_conversations=cfg.num_conversations, seed=cfg.data_seed,
                         sessions_per_conversation=list(cfg.sessions), turns_per_session=list(cfg.turns),
@@ -244,6 +287,11 @@ def check_outcome_demo(cfg: OutcomeDemoConfig) -> None:
             raise ConfigError(f"baselines: {name!r} is listed twice or is the name of a demo stage; each evaluated "
                               f"policy needs its own name")
         labels.add(name)
+    if cfg.warm_start_conversations:
+        try:
+            recipes.append(warm_start_configs(planned, out)[1])
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     for tc in recipes:
         check_recipe(tc)
 
@@ -281,6 +329,8 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
         evals[label] = (d, results)
 
     curves: dict[str, list[int]] = {}  # stage label -> checkpoint steps evaluated
+    if cfg.warm_start_conversations:  # RL starts from the SFT model (a copy of cfg: the caller's is untouched)
+        cfg = dataclasses.replace(cfg, init_from=warm_start(cfg, out, say, progress, timings))
     evaluate("start", start_policy(cfg))  # the policy RL starts from (without init_from: the prompt-only model)
     if cfg.init_from:
         evaluate("prompt_only", cfg.model)
