@@ -492,6 +492,8 @@ def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
     if "ppo" in cfg.algos:
         budgets.append(f"PPO {cfg.ppo_iterations} iterations")
     labels = " and ".join(f"`{a}_shuffled`" for a in cfg.algos)
+    anchors = "".join(([f", GRPO beta {cfg.grpo_beta}"] if "grpo" in cfg.algos else [])
+                      + ([f", PPO KL coefficient {cfg.ppo_kl_coef}"] if "ppo" in cfg.algos else []))
     start_note = (f" (`{cfg.init_from}`; `prompt_only` is `{cfg.model}` before any training)" if cfg.init_from
                   else ", which is also the prompt-only baseline")
     control = (f" {labels}: the same algorithm with rewards shuffled across each batch (the same compute, no link "
@@ -500,8 +502,7 @@ def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
         "# memrl demo: outcome-reward RL for the answer agent", "",
         (f"Model `{cfg.model}` with LoRA r={cfg.lora_r}; data `{cfg.data}` (trained on `{cfg.train_split}`, "
         f"evaluated on `{cfg.eval_split}`); seeds {list(cfg.seeds)}; {', '.join(budgets)}, {cfg.batch_size} "
-        f"completions each, lr {cfg.learning_rate}, sampling temperature {cfg.temperature}, GRPO beta {cfg.grpo_beta}, "
-        f"PPO KL coefficient {cfg.ppo_kl_coef}. Wall time {s['wall_seconds']:.0f} s."), "",
+        f"completions each, lr {cfg.learning_rate}, sampling temperature {cfg.temperature}{anchors}. Wall time {s['wall_seconds']:.0f} s."), "",
         ("The policy sees the question and the memories BM25 retrieves from an add_only bank of raw turns; the "
         "reward is the LoCoMo F1 of its answer (no gold evidence, key or op in the prompt or the reward). `start` "
         f"is the model before RL{start_note}.{control} A difference whose CI "

@@ -4,8 +4,8 @@ Snapshot mode scores one completion against a frozen state; episode mode lets th
 step t shape what it sees and earns at steps t+1 ... t+k-1, so credit flows across sessions.
 
 A *window* is `episode_steps` consecutive steps of one conversation (non-overlapping, the last one may be
-shorter). The memory state at the window start is built once by the reference manager (`state_builder`: by
-default gold-op replay on conversations with gold ops, else add-only, as `snapshot_dataset`) and copied for every
+shorter). The memory state at the window start is built once by the recipe's `state_builder` (rule_based_text by
+default; "auto" = gold-op replay on conversations with gold ops, else add-only, as `snapshot_dataset`) and copied for every
 rollout, so the G samples of a GRPO group start from the same bank (Memory-R2's fairness point).
 
 GRPO (`make_episode_rollout`): the dataset has one row per window; its `prompt` is a plain string naming the
