@@ -136,6 +136,19 @@ def answer_env(cfg: OutcomeDemoConfig) -> dict[str, Any]:
             "include_gold": False, "skip_categories": ["adversarial", "5"], "bank": {"probes": "none"}}
 
 
+def lora_model(cfg: OutcomeDemoConfig) -> dict[str, Any]:
+    """The `model:` section of every recipe the demo runs (RL stages and the warm start)."""
+    return {"path": cfg.model, "lora": True, "lora_r": cfg.lora_r, "lora_alpha": 2 * cfg.lora_r,
+            "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+
+
+def recipe(raw: dict[str, Any]) -> TrainConfig:
+    """A validated TrainConfig from the demo's raw keys (TrainConfig's defaults for the rest)."""
+    tc = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), raw))
+    tc.validate()
+    return tc
+
+
 def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, control: str = "none") -> TrainConfig:
     raw = {
         "algo": algo, "role": "answer", "output_dir": str(out), "seed": seed, "init_from": cfg.init_from,
@@ -145,8 +158,7 @@ def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, contro
         "save_steps": cfg.curve_every,
         "reward_control": control, "overwrite": True,  # the demo owns <out>/train: unfinished stages retrain
         "report_to": ["none"],
-        "model": {"path": cfg.model, "lora": True, "lora_r": cfg.lora_r, "lora_alpha": 2 * cfg.lora_r,
-                  "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+        "model": lora_model(cfg),
         "data": {"path": cfg.data, "train_split": cfg.train_split, "eval_split": cfg.eval_split},
         "answer_env": answer_env(cfg),
         "grpo": {"num_generations": cfg.num_generations, "beta": cfg.grpo_beta},
@@ -159,9 +171,7 @@ def train_config(cfg: OutcomeDemoConfig, algo: str, seed: int, out: Path, contro
     }
     if algo == "grpo":
         raw["trl"] = {"gradient_checkpointing": False}
-    tc = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), raw))
-    tc.validate()
-    return tc
+    return recipe(raw)
 
 
 def eval_config(cfg: OutcomeDemoConfig, policy: str, out: Path) -> EvalConfig:
@@ -199,14 +209,11 @@ def warm_start_configs(cfg: OutcomeDemoConfig, out: Path) -> tuple[SynthConfig, 
         "algo": "sft", "role": "answer", "output_dir": str(out / "warm_start" / "sft"), "seed": 0,
         "sft": {"teacher": "gold_answer"}, "max_steps": cfg.warm_start_steps, "learning_rate": cfg.warm_start_lr,
         "batch_size": 8, "logging_steps": 5, "save_steps": 0, "overwrite": True, "report_to": ["none"],
-        "model": {"path": cfg.model, "lora": True, "lora_r": cfg.lora_r, "lora_alpha": 2 * cfg.lora_r,
-                  "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+        "model": lora_model(cfg),
         "data": {"path": synth.out, "train_split": "train", "eval_split": "validation"},
         "answer_env": answer_env(cfg), "trl": {"gradient_checkpointing": False},
     }
-    tc = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), raw))
-    tc.validate()
-    return synth, tc
+    return synth, recipe(raw)
 
 
 def warm_start(cfg: OutcomeDemoConfig, out: Path, say, progress: bool, timings: dict[str, float]) -> str:

@@ -42,9 +42,7 @@ from memrl.envs.manager.episode import ManagerEpisode, drive_manager, plan_episo
 from memrl.policies.baselines import (
     ANSWER_BASELINES,
     MANAGER_BASELINES,
-    AddOnlyManager,
     BM25Answerer,
-    GoldOpsManager,
     bank_builder,
     make_baseline,
 )
@@ -163,10 +161,7 @@ class EpisodeWindows:
                 if step.index % self.steps == 0:
                     snaps[step.index] = (ep.bank.copy(), ep.index.fork(), ep.facts_seen)
 
-            if self.builder == "auto":
-                ref = GoldOpsManager() if conv.gold_ops else AddOnlyManager()
-            else:
-                ref = make_baseline(self.builder)
+            ref = bank_builder(self.builder)(conv)  # "auto": gold-op replay where conv has gold ops, else add_only
             drive_manager([conv], ref, self.config, score=False, before_apply=keep, seed=self.seed)
             self._starts[ci] = snaps
         return self._starts[ci]
