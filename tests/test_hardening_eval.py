@@ -424,3 +424,16 @@ def test_errors_name_the_files_question_not_an_invented_id(tmp_path, capsys):
                              str(tmp_path / "x.jsonl")], "duplicate question (same question text), first at record 0",
                     untouched=tmp_path / "x.jsonl")
     assert 'record 3 (question "Which happened first' in line and "'q" not in line
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"r": 8}'])
+def test_a_broken_adapter_config_is_one_line_before_any_model_loads(tmp_path, text):
+    """A policy / init_from directory whose adapter_config.json is truncated, not an object, or names no base model
+    is refused while resolving the spec, naming the file (it used to surface as a traceback from an eval shard)."""
+    from memrl.config import ConfigError
+    from memrl.eval import EvalConfig
+    from memrl.eval.policies import policy_ref
+
+    (tmp_path / "adapter_config.json").write_text(text)
+    with pytest.raises(ConfigError, match="adapter_config.json"):
+        policy_ref(str(tmp_path), "answerer", EvalConfig(), what="init_from")

@@ -87,6 +87,14 @@ def checkpoint_dir(raw: str, role: str, what: str) -> Path:
         p = p / role
     if not ((p / "config.json").is_file() or (p / "adapter_config.json").is_file()):
         raise ConfigError(f"{what}={raw}: {p} is not a checkpoint directory (no config.json or adapter_config.json)")
+    adapter = p / "adapter_config.json"
+    if adapter.is_file():  # read here, before any shard loads it: a broken one is one line, not a shard traceback
+        try:
+            base = json.loads(adapter.read_text()).get("base_model_name_or_path")
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise ConfigError(f"{what}={raw}: {adapter} is not a valid adapter config ({e})") from None
+        if not base:
+            raise ConfigError(f"{what}={raw}: {adapter} names no base model (base_model_name_or_path)")
     return p
 
 
