@@ -218,5 +218,29 @@ def test_a_warm_started_lora_policy_has_ratio_one_before_its_first_update(tiny_m
                             for a in range(4) for b in range(2)])
     cfg = PPOConfig(total_iterations=1, batch_size=8, minibatch_size=8, ppo_epochs=1, learning_rate=1e-3,
                     critic_learning_rate=1e-3, max_new_tokens=6, kl_coef=0.05, seed=0, critic="shared")
-    m = PPOTrainer(model, tok, RowRollouts(ds, _target_reward), cfg, tmp_path).step()
+    tr = PPOTrainer(model, tok, RowRollouts(ds, _target_reward), cfg, tmp_path)
+    tr.reuse_first_pass = False  # the rollout's own no-grad pass (eval mode) against the update's (train mode)
+    m = tr.step()
     assert m["clipfrac"] == 0.0 and abs(m["approx_kl"]) < 1e-6
+
+
+def test_the_first_minibatch_update_pass_doubles_as_its_rollout_pass(tiny_model_dir, tmp_path, one_thread):
+    """Reusing the first minibatch's update forward as its rollout pass changes no number (two epochs of two
+    minibatches: the same losses and the same weights after a step) and saves one no-grad policy pass."""
+    results = []
+    for reuse in (False, True):
+        tr = _trainer(tiny_model_dir, tmp_path / str(reuse), iterations=1)
+        tr.reuse_first_pass = reuse
+        calls = []
+        inner = tr._logprobs_values
+        tr._logprobs_values = lambda chunk, with_entropy=False: (calls.append((len(chunk), torch.is_grad_enabled()))
+                                                                  or inner(chunk, with_entropy))
+        m = tr.step()
+        results.append((m, [p.detach().clone() for p in tr.policy.parameters()], calls))
+    (m0, w0, c0), (m1, w1, c1) = results
+    assert c0 == [(16, False), (8, True), (8, True), (8, True), (8, True)]
+    assert c1 == [(8, False), (8, True), (8, True), (8, True), (8, True)]  # the no-grad pass covers the rest only
+    for k in ("pg_loss", "vf_loss", "clipfrac", "approx_kl", "entropy", "reward"):
+        assert math.isclose(m0[k], m1[k], rel_tol=1e-4, abs_tol=1e-6), (k, m0[k], m1[k])
+    for a, b in zip(w0, w1):
+        assert torch.allclose(a, b, atol=1e-5)

@@ -9,7 +9,8 @@ One iteration:
      functions. Multi-step tasks (the memory-manager environment): `episodes_per_iter` episodes; at every
      step the policy writes one completion and the environment returns that step's reward.
   2. Per-token quantities under the rollout policy, without gradients: log-probabilities of the policy and
-     of the frozen reference, and critic values.
+     of the frozen reference, and critic values. (The first minibatch's are taken from its update pass, which
+     runs before any weight changes: the same numbers, one forward fewer.)
   3. Per-token rewards: -kl_coef * (logp - ref_logp) at every generated token (the k1 KL estimator, as
      in Ziegler et al. 2019 and TRL's old PPOTrainer), plus the step's task reward on its last token.
   4. GAE(gamma, lambda) backwards over the generated tokens of an episode, *across* environment steps:
@@ -369,6 +370,7 @@ class PPOTrainer:
         self.iteration = 0
         self.log = metrics_logger or (lambda m: None)
         self.history: list[dict] = []
+        self.reuse_first_pass = True  # see step(); False computes every rollout log-prob in its own no-grad pass
 
     def ref_logprobs(self, chunk):
         """Log-probs under the frozen reference (the start policy). A fresh LoRA adapter (B = 0) leaves the base
@@ -403,12 +405,28 @@ class PPOTrainer:
         self.policy.eval()
         segs, roll = self.rollouts.collect(self.policy, self.tok, cfg, self.iteration)
         pad = self.tok.pad_token_id
+        # Minibatches are drawn from shuffled prompt groups (a group = one prompt's samples, kept together so its
+        # prompt is computed once); with one sample per prompt this is a plain shuffle of the completions.
+        groups = list(group_rows((s.step, tuple(s.prompt_ids)) for s in segs).values())
+        rng = random.Random(cfg.seed * 31 + self.iteration)
+        epochs = []
+        for _ in range(cfg.ppo_epochs):
+            rng.shuffle(groups)
+            epochs.append(list(_chunks([i for g in groups for i in g], cfg.minibatch_size)))
+        # The first minibatch's update pass runs before any weight changes, so its log-probs and values *are* the
+        # rollout policy's: it is computed once, with gradients, and doubles as its own rollout pass (one no-grad
+        # forward fewer per iteration; with one epoch of one minibatch the whole no-grad policy pass goes).
+        first = epochs[0][0] if self.reuse_first_pass and epochs and epochs[0] else []
+        in_first = set(first)
         with torch.no_grad():
-            for chunk in _chunks(segs, max(cfg.minibatch_size, 16)):
+            rest = [s for i, s in enumerate(segs) if i not in in_first]
+            for chunk in _chunks(rest, max(cfg.minibatch_size, 16)):
                 lps, vals = self._logprobs_values(chunk)
-                refs = self.ref_logprobs(chunk)
-                for s, lp, rl, v in zip(chunk, lps, refs, vals):
-                    s.logprobs, s.ref_logprobs, s.values = lp, rl, v
+                for s, lp, v in zip(chunk, lps, vals):
+                    s.logprobs, s.values = lp, v
+            for chunk in _chunks(segs, max(cfg.minibatch_size, 16)):
+                for s, rl in zip(chunk, self.ref_logprobs(chunk)):
+                    s.ref_logprobs = rl
             cut = [s for s in segs if s.bootstrap_ids]
             for chunk in _chunks(cut, max(cfg.minibatch_size, 16)):
                 # V of the next state = the critic's value before the first token of a response to its prompt
@@ -416,21 +434,23 @@ class PPOTrainer:
                 for s, v in zip(chunk, response_values(self.critic, self.policy, probe, pad, cfg.critic,
                                                        self.share_prefix)):
                     s.bootstrap_value = float(v[0])
-        adv_stats = compute_advantages(segs, cfg.kl_coef, cfg.gamma, cfg.lam, cfg.whiten_advantages)
-        t_roll = time.perf_counter() - t0
-
         self.policy.train()
+        t_roll = time.perf_counter() - t0  # the first minibatch's pass below is the update's, timed with it
+        first_pass = None
+        if first:
+            first_pass = self._logprobs_values([segs[i] for i in first], with_entropy=True)
+            for i, lp, v in zip(first, first_pass[0], first_pass[1]):
+                segs[i].logprobs, segs[i].values = lp.detach(), v.detach()
+        adv_stats = compute_advantages(segs, cfg.kl_coef, cfg.gamma, cfg.lam, cfg.whiten_advantages)
+
         stats: dict[str, list[float]] = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approx_kl": [], "entropy": []}
-        # Minibatches are drawn from shuffled prompt groups (a group = one prompt's samples, kept together so its
-        # prompt is computed once); with one sample per prompt this is a plain shuffle of the completions.
-        groups = list(group_rows((s.step, tuple(s.prompt_ids)) for s in segs).values())
-        rng = random.Random(cfg.seed * 31 + self.iteration)
-        for _ in range(cfg.ppo_epochs):
-            rng.shuffle(groups)
-            order = [i for g in groups for i in g]
-            for mb in _chunks(order, cfg.minibatch_size):
+        for e, minibatches in enumerate(epochs):
+            for j, mb in enumerate(minibatches):
                 chunk = [segs[i] for i in mb]
-                new_lp, new_v, ent = self._logprobs_values(chunk, with_entropy=True)
+                if e == 0 and j == 0 and first_pass is not None:
+                    new_lp, new_v, ent = first_pass
+                else:
+                    new_lp, new_v, ent = self._logprobs_values(chunk, with_entropy=True)
                 cat = lambda xs: torch.cat(xs)  # noqa: E731
                 pg, vf, diag = ppo_losses(
                     cat(new_lp), cat([s.logprobs for s in chunk]), cat([s.advantages for s in chunk]),
@@ -448,6 +468,7 @@ class PPOTrainer:
                 stats["clipfrac"].append(diag["clipfrac"])
                 stats["approx_kl"].append(diag["approx_kl"])
                 stats["entropy"].append(cat(ent).mean().item())
+            first_pass = None  # its graph is freed once used
         self.iteration += 1
         returns = torch.cat([s.returns for s in segs])
         values = torch.cat([s.values for s in segs])
