@@ -233,8 +233,11 @@ def test_the_first_minibatch_update_pass_doubles_as_its_rollout_pass(tiny_model_
         tr.reuse_first_pass = reuse
         calls = []
         inner = tr._logprobs_values
-        tr._logprobs_values = lambda chunk, with_entropy=False: (calls.append((len(chunk), torch.is_grad_enabled()))
-                                                                  or inner(chunk, with_entropy))
+        def spy(chunk, with_entropy=False, calls=calls, inner=inner):
+            calls.append((len(chunk), torch.is_grad_enabled()))
+            return inner(chunk, with_entropy)
+
+        tr._logprobs_values = spy
         m = tr.step()
         results.append((m, [p.detach().clone() for p in tr.policy.parameters()], calls))
     (m0, w0, c0), (m1, w1, c1) = results
