@@ -120,6 +120,8 @@ def test_runs_record_what_of_them_reads_gold():
     assert any("facts=auto" in f for f in flagged) and any("w_op" in f for f in flagged)
     assert oracle_inputs(TrainConfig(role="manager", algo="sft", sft=SFTSettings(teacher="noisy_teacher")))
     assert any("state_builder=auto" in f for f in oracle_inputs(TrainConfig(role="manager", state_builder="auto")))
+    assert any("change_focus" in f for f in oracle_inputs(TrainConfig(role="manager", change_focus=0.5)))
+    assert oracle_inputs(TrainConfig(role="manager", probed_only=True)) == []
     from memrl.envs.answer.config import AnswerEnvConfig
 
     assert len(oracle_inputs(TrainConfig(role="answer", answer_env=AnswerEnvConfig(include_gold=True, manager="auto")))) == 2
@@ -139,3 +141,27 @@ def test_manager_rl_rows_start_from_banks_a_deployed_pipeline_could_write(synth_
     assert default["bank_json"] != gold["bank_json"]  # different writers, different banks
     with pytest.raises(ValueError, match="state_builder.*gold_opz"):
         TrainConfig(role="manager", state_builder="gold_opz").validate()
+
+
+def test_probed_only_keeps_the_rows_where_the_outcome_reward_exists(synth_dir):
+    """Manager RL rows without QA probes score only validity and size; probed_only keeps the rows with probes, and
+    on those a NOOP and an ADD of the turn score differently through the answers (the gradient GRPO needs)."""
+    import json
+
+    from memrl.train.common import rl_rows
+    from memrl.train.config import DataConfig, TrainConfig
+
+    cfg = TrainConfig(role="manager", algo="grpo", data=DataConfig(path=str(synth_dir)), probed_only=True)
+    every, _ = rl_rows(TrainConfig(role="manager", algo="grpo", data=DataConfig(path=str(synth_dir))))
+    probed, (reward,) = rl_rows(cfg)
+    n_probed = sum(bool(json.loads(p)) for p in every["probes"])
+    assert 0 < len(probed) == n_probed < len(every)
+    assert all(json.loads(p) for p in probed["probes"])
+    noop, add = '{"ops": [{"op": "NOOP"}]}', '{"ops": [{"op": "ADD"}]}'  # an ADD without text stores the turn
+    differ = 0
+    for row in probed.select(range(min(10, len(probed)))):
+        cols = {k: [v, v] for k, v in row.items() if k != "prompt"}
+        r_noop, r_add = reward(prompts=[row["prompt"]] * 2, completions=[noop, add], **cols)
+        assert r_noop > -1 and r_add > -1  # both parse and apply
+        differ += abs(r_noop - r_add) > 0.1  # more than the size term: the probes' answers moved
+    assert differ, "no probed row where storing the turn changes the reward"

@@ -88,6 +88,9 @@ def _rl_step(algo: str, dtype: str, shared: bool, data: str, out: str, steps: in
         trainer.add_callback(_Times())
         trainer.train()
     else:
+        # The first minibatch's update pass doubling as its rollout pass is part of the shared-prefix work; the
+        # other variants keep the separate no-grad pass, as PPO ran before it (the float32 baseline).
+        trainer.reuse_first_pass = shared
         for _ in range(steps):
             times.append(trainer.step()["step_seconds"])
     return {"step_seconds": times, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -115,6 +115,8 @@ class TrainConfig:
     reward_control: str = "none"  # "none" | "shuffle": the shuffled-reward control (rewards permuted across each
     #                               batch: same compute, no link between output and reward; memrl.rewards.control)
     change_focus: float = 0.0  # manager RL: share of rows from steps that UPDATE/DELETE a memory (0 = natural mix)
+    probed_only: bool = False  # manager RL: keep only rows whose step has QA probes (the outcome reward is defined
+    #   there; elsewhere a row scores only validity and bank size, which pulls toward writing nothing)
     state_builder: str = "rule_based_text"  # manager RL: who writes the bank each snapshot row / episode window
     #   starts from: a manager baseline a deployed pipeline can run (rule_based_text: Mem0-style rules over the turn
     #   text; add_only), or "auto" = gold-op replay where the data has gold ops (ORACLE), else add_only

@@ -106,8 +106,14 @@ def answer_sft_rows(convs: Sequence[Conversation], env_cfg, teacher, manager=Non
             for (r, _), p in zip(pairs, parses)]
 
 
-def manager_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager=None, focus: float = 0.0):
+def manager_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager=None, focus: float = 0.0,
+                       probed_only: bool = False):
     """Snapshot rows for GRPO/PPO.
+
+    `probed_only` keeps the rows whose step has QA probes (questions whose evidence is this step's turn):
+    Memory-R1's outcome reward exists only there. Without it most rows (no probe) score only validity and
+    bank size, their GRPO groups have no reward variance from the answers, and the size term pulls towards
+    writing nothing.
 
     `focus` is the share of rows drawn from steps whose gold ops change an existing memory (UPDATE or
     DELETE). Most steps are plain ADDs or NOOPs that an SFT start already gets right, so their GRPO groups
@@ -115,6 +121,12 @@ def manager_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager
     (the knowledge-update and conflict questions depend on them). 0 keeps the natural mix."""
 
     ds = snapshot_dataset(convs, env_cfg, manager=manager, seed=seed)
+    if probed_only and len(ds):
+        keep = [i for i, p in enumerate(ds["probes"]) if json.loads(p)]
+        if not keep:
+            raise ValueError("probed_only: no step of these conversations has a QA probe (manager_env.probes="
+                             f"{env_cfg.probes!r}, max_probes={env_cfg.max_probes}; questions need evidence turns)")
+        ds = ds.select(keep)
     if focus > 0 and len(ds):
         changes = [i for i, g in enumerate(ds["gold_ops"]) if any(o["op"] in ("UPDATE", "DELETE") for o in json.loads(g))]
         change_set = set(changes)

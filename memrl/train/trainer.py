@@ -53,6 +53,10 @@ def oracle_inputs(cfg: TrainConfig) -> list[str]:
     if cfg.role == "manager" and algorithms.get(cfg.algo).rl and cfg.state_builder in ("auto", *ORACLE_BASELINES):
         out.append(f"state_builder={cfg.state_builder} (the banks RL rows start from are replayed from gold ops on "
                    "data that has them)")
+    if cfg.role == "manager" and cfg.change_focus > 0:
+        out.append(f"change_focus={cfg.change_focus} (training rows chosen by their gold ops)")
+    # probed_only is not listed: it keeps the rows whose QA probes exist, and the probes (questions and their
+    # evidence turns) are what the outcome reward itself is made of.
     out += algorithms.get(cfg.algo).oracle_inputs(cfg)
     if cfg.role == "answer":
         if cfg.answer_env.include_gold:
