@@ -155,3 +155,18 @@ def test_demo_pipeline_is_picked_by_the_config_file(tmp_path):
     assert _pipeline(str(configs / "default.yaml"), []) == "outcome"
     with pytest.raises(ConfigError, match="pipeline"):
         _pipeline(None, ["pipeline=nope"])
+
+
+def test_curves_draw_one_colour_per_group_with_the_mean_over_seeds(tmp_path):
+    """Several seeds: a group's seeds are thin lines and its mean over seeds one labelled line per panel."""
+    from memrl.demo.outcome import _plot_curves
+
+    curves = {f"{g}_s{s}": {"train_reward": [(1, 0.1 * s), (2, 0.2)], "eval_f1": [(0, 0.2), (2, 0.2 + 0.01 * s)]}
+              for g in ("grpo", "grpo_shuffled") for s in (0, 1)}
+    fig = _plot_curves(curves, tmp_path)
+    assert (tmp_path / "curves.png").exists()
+    _, f1_axis = fig.axes
+    labels = [line.get_label() for line in f1_axis.get_lines() if not line.get_label().startswith("_")]
+    assert labels == ["grpo (mean of 2 seeds)", "grpo_shuffled (mean of 2 seeds)"]
+    mean_line = f1_axis.get_lines()[2]
+    assert list(mean_line.get_ydata()) == pytest.approx([0.2, 0.205])

@@ -430,29 +430,50 @@ def _curves(cfg, out: Path, runs, curves, results) -> dict[str, Any]:
     return res
 
 
-def _plot_curves(curves: dict[str, Any], out: Path) -> None:
-    """curves.png: training reward (sampled, temperature 1) and eval-split F1 (greedy) per step, one line per run."""
+def _plot_curves(curves: dict[str, Any], out: Path, smooth: int = 4):
+    """curves.png: training reward (sampled, temperature 1; moving mean over `smooth` steps) and eval-split F1
+    (greedy) per step. One colour per group (algorithm, control): thin lines per seed, a thick line for the mean
+    over seeds when there are several. Returns the (closed) figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     if not curves:
-        return
+        return None
+    groups: dict[str, list[str]] = {}
+    for label in curves:
+        groups.setdefault(label.rsplit("_s", 1)[0], []).append(label)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for label, c in curves.items():
-        style = "--" if "shuffled" in label else "-"
-        if c["train_reward"]:
-            a.plot(*zip(*c["train_reward"]), style, label=label, lw=1)
-        b.plot(*zip(*c["eval_f1"]), style + "o", label=label, lw=1, ms=3)
+    for gi, (group, labels) in enumerate(groups.items()):
+        color, style = f"C{gi % 10}", "--" if "shuffled" in group else "-"
+        many = len(labels) > 1
+        for key, ax in (("train_reward", a), ("eval_f1", b)):
+            series = []
+            for label in labels:
+                pts = curves[label][key]
+                if not pts:
+                    continue
+                xs, ys = zip(*pts)
+                if key == "train_reward" and smooth > 1:
+                    ys = [statistics.fmean(ys[max(0, i - smooth + 1): i + 1]) for i in range(len(ys))]
+                series.append(dict(zip(xs, ys)))
+                mark = "" if key == "train_reward" else "o"
+                ax.plot(xs, ys, style + mark, color=color, lw=0.8 if many else 1.2, ms=2 if many else 3,
+                        alpha=0.35 if many else 1.0, label=None if many else group)
+            if many and series:
+                common = sorted(set.intersection(*(set(x) for x in series)))
+                ax.plot(common, [statistics.fmean(x[k] for x in series) for k in common], style, color=color, lw=2.2,
+                        label=f"{group} (mean of {len(series)} seeds)")
     a.set_xlabel("step")
-    a.set_ylabel("training reward (sampled)")
+    a.set_ylabel(f"training reward (sampled, mean of {smooth} steps)" if smooth > 1 else "training reward (sampled)")
     b.set_xlabel("step")
     b.set_ylabel("eval F1 (greedy)")
     b.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=110)
     plt.close(fig)
+    return fig
 
 
 def _summarize(cfg, order, groups, data, results, timings, wall) -> dict[str, Any]:
