@@ -66,6 +66,29 @@ def test_greedy_is_deterministic_and_batching_matches_one_by_one(tiny_backend):
         assert b[0].logprobs == pytest.approx(s[0].logprobs, abs=1e-4)
 
 
+def test_long_prompts_get_a_batch_of_their_own_on_cpu(tiny_backend, monkeypatch):
+    """On a CPU a prompt at least CPU_SOLO_PROMPT_TOKENS long is not batched with another prompt (no padding mask: SDPA's
+    causal kernel); its own samples stay together, short prompts still share batches, and the answers are the same."""
+    from memrl.policies import backends
+
+    params = SamplingParams(max_tokens=8)
+    lengths = [len(backends.render_prompt(tiny_backend.tokenizer, p)) for p in PROMPTS]
+    threshold = sorted(lengths)[-3]  # the three longest prompts are "long"
+    assert len(set(lengths)) == len(lengths)
+    before = tiny_backend.generate(PROMPTS, params)
+    sizes = []
+    inner = tiny_backend._generate_batch
+    monkeypatch.setattr(tiny_backend, "_generate_batch", lambda ids, p: (sizes.append(len(ids)), inner(ids, p))[1])
+    monkeypatch.setattr(backends, "CPU_SOLO_PROMPT_TOKENS", threshold)
+    after = tiny_backend.generate(PROMPTS, params)
+    assert sizes == [4, 1, 1, 1]  # the 4 short prompts in one batch (batch_size 4), then each long one alone
+    assert [g[0].token_ids for g in after] == [g[0].token_ids for g in before]
+    sizes.clear()
+    longest = PROMPTS[lengths.index(max(lengths))]
+    tiny_backend.generate([longest], SamplingParams(max_tokens=4, n=3))  # one long prompt's samples: one batch
+    assert sizes == [3]
+
+
 @pytest.mark.parametrize("temperature", [0.0, 0.7, 1.3])
 def test_logprobs_match_a_recomputed_forward_pass(tiny_backend, temperature):
     params = SamplingParams(n=2, temperature=temperature, max_tokens=12, seed=0)

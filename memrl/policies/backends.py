@@ -40,6 +40,12 @@ from memrl.protocol.generation import Generation, GenerationBackend, Prompt, Sam
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
 
+# On a CPU, distinct prompts at least this long are generated one prompt (with its samples) per batch: a lone
+# prompt needs no padding mask, so its prefill takes SDPA's causal kernel, which skips the blocks above the
+# diagonal, where a padded batch passes an explicit mask and every block is computed. At Memory-R1's 30+30
+# memories (~2,800-token prompts) attention is most of an answer's time (docs/PERFORMANCE.md). 0 = off.
+CPU_SOLO_PROMPT_TOKENS = 1024
+
 def render_prompt(tokenizer: Any, prompt: Prompt, where: str = "prompt") -> list[int]:
     """Token ids of one prompt. Chat messages go through the tokenizer's chat template with the generation
     prompt appended (the template adds any BOS itself); a plain string is tokenized as-is. A tokenizer with no
@@ -254,7 +260,8 @@ class TransformersBackend:
     left-padded (decoder-only models continue from the last position, so padding must sit on the left;
     position ids come from the attention mask). The batch's common token prefix (the system prompt and
     instructions; all of a prompt's n samples) is prefilled once and its KV cache shared by the rows
-    (`share_prefix`, memrl.policies.prefix); the pads then sit between prefix and suffix. Sampling with `seed` is
+    (`share_prefix`, memrl.policies.prefix); the pads then sit between prefix and suffix. On a CPU a long prompt
+    (`CPU_SOLO_PROMPT_TOKENS`) gets a batch of its own, where attention runs without a mask. Sampling with `seed` is
     reproducible for the same prompts and batch size; different batch compositions draw different random numbers.
 
     `model` is the live module (a trainer may share it: `TransformersBackend(trainer.model, tok)`);
@@ -328,14 +335,27 @@ class TransformersBackend:
             with torch.random.fork_rng(devices=self._rng_devices()), torch.no_grad():
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
-                for start in range(0, len(rows), self.batch_size):
-                    batch = rows[start : start + self.batch_size]
+                for batch in self._batches(rows, prompt_ids):
                     gens = self._generate_batch([prompt_ids[pi] for pi, _ in batch], params)
                     for (pi, si), g in zip(batch, gens):
                         out[pi][si] = g
         finally:
             self.model.train(was_training)
         return out  # type: ignore[return-value]
+
+    def _batches(self, rows: list[tuple[int, int]], prompt_ids: list[list[int]]) -> list[list[tuple[int, int]]]:
+        """`batch_size` rows at a time in length order; on a CPU, a long prompt's rows are not batched with another
+        prompt's (see CPU_SOLO_PROMPT_TOKENS)."""
+        solo = CPU_SOLO_PROMPT_TOKENS if self.device.type == "cpu" else 0
+        batches: list[list[tuple[int, int]]] = []
+        key = None
+        for row in rows:
+            k = row[0] if solo and len(prompt_ids[row[0]]) >= solo else None
+            if not batches or len(batches[-1]) == self.batch_size or k != key:
+                batches.append([])
+            batches[-1].append(row)
+            key = k
+        return batches
 
     def _rng_devices(self) -> list[int]:
         d = self.device
