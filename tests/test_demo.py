@@ -99,7 +99,8 @@ def test_outcome_demo_runs_every_stage_and_reports_paired_differences(tmp_path, 
     from memrl.demo.outcome import OutcomeDemoConfig, run_outcome_demo
 
     cfg = load_config(OutcomeDemoConfig, None, [
-        f"out={tmp_path / 'demo'}", f"model={tiny_model_dir}", "num_conversations=10", "sessions=[2,2]",
+        f"out={tmp_path / 'demo'}", f"model={tiny_model_dir}", "data=", "benchmark=synthetic",
+        "warm_start_conversations=0", "algos=[grpo,ppo]", "num_conversations=10", "sessions=[2,2]",
         "turns=[6,6]", "questions_per_conversation=4", "eval_questions_per_conversation=3", "grpo_steps=1",
         "ppo_iterations=1", "batch_size=4", "num_generations=2", "max_new_tokens=4", "baselines=[bm25]",
         "lora_r=4", "seeds=[0]", "curve_every=1", "ceiling_samples=2"])
@@ -129,7 +130,7 @@ def test_outcome_demo_runs_every_stage_and_reports_paired_differences(tmp_path, 
         [p["locomo_f1"] for p in s["policies"] if p["label"] != "ppo_s0"]
     # The synthetic -> real warm start: SFT on synthetic conversations' gold answers, then RL from that adapter; it is
     # the `start` row and the model `prompt_only`. grpo_beta and temperature reach the recipe.
-    knobs = [f"out={tmp_path / 'warm'}", f"model={tiny_model_dir}", f"data={out / 'data'}",
+    knobs = [f"out={tmp_path / 'warm'}", f"model={tiny_model_dir}", f"data={out / 'data'}", "benchmark=synthetic",
              "eval_questions_per_conversation=3", "grpo_steps=1", "algos=[grpo]", "shuffled_control=false",
              "batch_size=4", "num_generations=2", "max_new_tokens=4", "baselines=[]", "lora_r=4", "seeds=[0]",
              "grpo_beta=0.04", "temperature=0.7", "warm_start_conversations=5", "warm_start_steps=2"]
@@ -170,3 +171,12 @@ def test_curves_draw_one_colour_per_group_with_the_mean_over_seeds(tmp_path):
     assert labels == ["grpo (mean of 2 seeds)", "grpo_shuffled (mean of 2 seeds)"]
     mean_line = f1_axis.get_lines()[2]
     assert list(mean_line.get_ydata()) == pytest.approx([0.2, 0.205])
+
+
+def test_make_demo_config_is_the_schema_default():
+    """`make demo` runs configs/demo/default.yaml; `memrl demo` with no config must run the same thing."""
+    from memrl.config import as_dict, load_config
+    from memrl.demo.outcome import OutcomeDemoConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "demo" / "default.yaml"
+    assert as_dict(load_config(OutcomeDemoConfig, str(path), [])) == as_dict(OutcomeDemoConfig())

@@ -258,11 +258,17 @@ def no_expensive_steps(monkeypatch):
     (["eval_split=dev"], "eval_split=dev: synthesized data has the splits"),
     (["model=/nonexistent/model"], "model=/nonexistent/model"),
     (["algos=[grpo,sft]"], "algos"),
+    (["data=nowhere/conv.json", "benchmark=locomo"], "data: nowhere/conv.json does not exist"),
+    (["data=data/locomo/conv-26.json"], "is a LoCoMo file: evaluate it with benchmark=locomo"),
+    (["data=data/locomo/conv-26.json", "benchmark=locomo", "split_fractions=[0.5,0.2]"], "split_fractions"),
+    (["data=data/locomo/conv-26.json", "benchmark=locomo", "split_fractions=[0.999,0.001]"], "would get none"),
 ])
 def test_demo_refuses_bad_input_before_its_first_expensive_step(bad, expected, tmp_path, tiny_model_dir,
-                                                               no_expensive_steps, capsys):
+                                                               no_expensive_steps, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)  # data/locomo/conv-26.json
     out = tmp_path / "demo"
-    rc, stdout, err = run_cli(["demo", f"out={out}", f"model={tiny_model_dir}", *bad], capsys)
+    synthetic = ["data=", "benchmark=synthetic", "warm_start_conversations=0"]  # the cases below override these
+    rc, stdout, err = run_cli(["demo", f"out={out}", f"model={tiny_model_dir}", *synthetic, *bad], capsys)
     assert rc == 2 and expected in err and err.count("\n") == 1, err
     assert not out.exists()
 
@@ -273,10 +279,11 @@ def test_demo_checks_given_data_files_and_stage_labels(tmp_path, synth_dir, tiny
     data = tmp_path / "data"
     shutil.copytree(synth_dir, data)
     (data / "validation.jsonl").unlink()
-    rc, _, err = run_cli(["demo", f"out={tmp_path / 'o'}", f"model={tiny_model_dir}", f"data={data}"], capsys)
+    synthetic = ["benchmark=synthetic", "warm_start_conversations=0"]
+    rc, _, err = run_cli(["demo", f"out={tmp_path / 'o'}", f"model={tiny_model_dir}", f"data={data}", *synthetic], capsys)
     assert rc == 2 and f"{data / 'validation.jsonl'} does not exist" in err
     (data / "validation.jsonl").write_text("")
-    rc, _, err = run_cli(["demo", f"out={tmp_path / 'o'}", f"model={tiny_model_dir}", f"data={data}"], capsys)
+    rc, _, err = run_cli(["demo", f"out={tmp_path / 'o'}", f"model={tiny_model_dir}", f"data={data}", *synthetic], capsys)
     assert rc == 2 and "holds no conversation" in err and not (tmp_path / "o").exists()
 
 
@@ -288,5 +295,5 @@ def test_demo_report_names_only_the_algorithms_it_ran():
     assert "GRPO 5 steps" in grpo_only and "PPO" not in grpo_only and "grpo_shuffled" not in grpo_only
     ppo_only = _report(OutcomeDemoConfig(algos=["ppo"], shuffled_control=False, ppo_iterations=2), s, "")
     assert "PPO 2 iterations" in ppo_only and "GRPO" not in ppo_only
-    both = _report(OutcomeDemoConfig(), s, "")
+    both = _report(OutcomeDemoConfig(algos=["grpo", "ppo"], grpo_steps=5, ppo_iterations=2), s, "")
     assert "GRPO 5 steps, PPO 2 iterations" in both and "grpo_shuffled" in both

@@ -1,24 +1,28 @@
 """`memrl demo` (`make demo`): the outcome-reward protocol for the answer agent, end to end on CPU with a real model.
 
-1. Data: synthetic conversations with raw dialogue (`memrl.data_synth`), split by conversation; or `data=<dir>`
-   holding `<train_split>.jsonl` and `<eval_split>.jsonl` (e.g. LoCoMo conv-26's questions dealt into train /
-   validation by `memrl data split-questions`). The demo reads no test split: settings are chosen on validation.
+1. Data: LoCoMo conv-26 (in this repository) with its questions (categories 1-4) dealt into train / validation
+   slices (`data=<file>.json`, `split_fractions`; what `memrl data split-questions` writes); or `data=<dir>`
+   holding `<train_split>.jsonl` and `<eval_split>.jsonl`; or `data=""`: synthetic conversations split by
+   conversation. The demo reads no test split: settings are chosen on validation.
 2. What the policy sees: the question and the k + k memories BM25 retrieves from an add_only bank of the raw
    turns (per-prompt ids, bank order), prompt "short" (answer in a few words). No gold evidence, key or tag.
-3. The start policy is the prompt-only baseline: the prepared instruct model (SmolLM2-135M-Instruct) asked for
-   a few-word answer. Its answer is extracted leniently (`memrl.protocol.lenient`). With `init_from` (an SFT
-   warm start, e.g. on synthetic conversations only) that model is the start and `prompt_only` a baseline.
+3. The start policy: with `warm_start_conversations` (the default) the prepared instruct model (SmolLM2-135M-
+   Instruct) SFT'd with LoRA on the gold short answers of memrl's synthetic conversations only (no LoCoMo data):
+   the synthetic -> real warm start; the untrained model is then the `prompt_only` baseline. With `init_from`, a
+   given model is the start; with neither, the prompt-only model is. Answers are extracted leniently
+   (`memrl.protocol.lenient`).
 4. RL from that start, LoRA, on the outcome reward only (LoCoMo F1 of the answer against the gold answer):
    GRPO (TRL) and PPO (`memrl.train.ppo`, GRPO's shape: num_generations samples per prompt); and the
    shuffled-reward control of each: the same run with rewards permuted across each batch (`reward_control=shuffle`).
 5. Every policy and the baselines (bm25 extractive, bm25_verbatim) answer the same validation questions through
    `memrl eval`; `memrl eval compare` gives each one's difference from the start with a paired bootstrap CI,
    and the output table (the most common answer's share: collapse, mean length, no-answer rate).
-6. Writes `<out>/report.md`, `summary.json`, `results.png`, and per-stage run and eval directories.
+6. Writes `<out>/report.md`, `summary.json`, `results.png`, `curves.png`, and per-stage run and eval directories.
 
-`configs/demo/default.yaml` is the reduced preset `make demo` runs (it fits 15 minutes on 2 cores and is too
-small to show learning: it shows the protocol); `configs/demo/full.yaml` is the full one (3 seeds, more steps,
-conv-26). `configs/demo/oracle_tiny.yaml` runs the earlier tiny-model demo, whose inputs and rewards are gold.
+The defaults are `configs/demo/default.yaml`, what `make demo` runs in about 15 minutes on 2 cores: the warm start
+(50 SFT steps) and GRPO from it with its shuffled control, one seed. `configs/demo/full.yaml` is the full preset
+(GRPO and PPO, 3 seeds, learning curves, the best-of-16 ceiling). `configs/demo/oracle_tiny.yaml` runs the earlier
+tiny-model demo, whose inputs and rewards are gold.
 """
 
 from __future__ import annotations
@@ -61,16 +65,19 @@ class OutcomeDemoConfig:
     init_from: str = ""  # the policy RL starts from, when not `model` itself: a model or LoRA adapter directory, e.g.
     #                      the synthetic-data SFT's final_model (configs/train/sft_answer_short_synth_smollm2.yaml);
     #                      it is then the `start` row and `model` is evaluated as `prompt_only`
-    warm_start_conversations: int = 0  # > 0: before RL, SFT `model` (LoRA) on the gold short answers of this many
+    warm_start_conversations: int = 100  # > 0: before RL, SFT `model` (LoRA) on the gold short answers of this many
     #   synthetic conversations (`memrl synth` defaults, adversarial questions left out; no LoCoMo data) and start
     #   RL from it: the synthetic -> real warm start (docs/TRAINING.md). One SFT (seed 0) shared by every RL seed.
-    warm_start_steps: int = 150  # its SFT steps, 8 examples each
+    warm_start_steps: int = 50  # its SFT steps, 8 examples each
     warm_start_lr: float = 2e-4
-    # -- data ("" = synthesize; else a directory with <train_split>.jsonl and <eval_split>.jsonl)
-    data: str = ""
+    # -- data: "" = synthesize; a directory with <train_split>.jsonl and <eval_split>.jsonl; or a LoCoMo .json file,
+    #    whose questions (categories 1-4) the demo deals into <out>/data/<train_split|eval_split>.jsonl by
+    #    `split_fractions`, seeded by data_seed (what `memrl data split-questions` writes)
+    data: str = "data/locomo/conv-26.json"
+    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.4])  # train, eval shares of a LoCoMo file
     train_split: str = "train"
     eval_split: str = "validation"
-    benchmark: str = "synthetic"  # eval protocol of the data: synthetic | locomo
+    benchmark: str = "locomo"  # eval protocol of the data: synthetic | locomo (a LoCoMo file needs locomo)
     data_seed: int = 0
     num_conversations: int = 40
     sessions: list[int] = field(default_factory=lambda: [4, 5])
@@ -79,21 +86,21 @@ class OutcomeDemoConfig:
     eval_questions_per_conversation: int = 0  # cap per evaluated conversation (0 = all)
     # -- the answer agent's view
     k_per_speaker: int = 3
-    max_new_tokens: int = 12
+    max_new_tokens: int = 16
     # -- RL
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
-    algos: list[str] = field(default_factory=lambda: list(ALGOS))
+    seeds: list[int] = field(default_factory=lambda: [0])
+    algos: list[str] = field(default_factory=lambda: ["grpo"])
     shuffled_control: bool = True
-    grpo_steps: int = 5
-    ppo_iterations: int = 2
-    learning_rate: float = 2e-4  # LoRA lr of both algorithms (chosen on validation, docs/TRAINING.md)
-    batch_size: int = 8  # completions per step / iteration
-    num_generations: int = 4  # GRPO group size
+    grpo_steps: int = 12
+    ppo_iterations: int = 12
+    learning_rate: float = 5e-5  # LoRA lr of both algorithms (chosen on validation, docs/TRAINING.md)
+    batch_size: int = 16  # completions per step / iteration
+    num_generations: int = 8  # GRPO group size
     lora_r: int = 16
     ppo_kl_coef: float = 0.05
     grpo_beta: float = 0.0  # GRPO's KL coefficient to the start policy (TRL's beta; the LoRA adapter off is the reference)
     temperature: float = 1.0  # sampling temperature of the rollouts (both algorithms); evaluation stays greedy
-    baselines: list[str] = field(default_factory=lambda: ["bm25", "bm25_verbatim"])
+    baselines: list[str] = field(default_factory=lambda: ["bm25"])
     curve_every: int = 0  # learning curves: checkpoint every N steps and evaluate each on the eval split (0 = off)
     ceiling_samples: int = 0  # best-of-N ceiling: N samples (temperature 1) of the start policy per question, the
     #                           mean over questions of the best F1 (what any RL could gain with this retrieval)
@@ -126,9 +133,39 @@ class OutcomeDemoConfig:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.benchmark not in ("synthetic", "locomo"):
             raise ConfigError(f"benchmark: {self.benchmark!r} is not synthetic or locomo")
+        if is_locomo_file(self.data):
+            if self.benchmark != "locomo":
+                raise ConfigError(f"data={self.data} is a LoCoMo file: evaluate it with benchmark=locomo")
+            if len(self.split_fractions) != 2 or min(self.split_fractions) <= 0 or abs(sum(self.split_fractions) - 1) > 1e-6:
+                raise ConfigError(f"split_fractions: {self.split_fractions} must be two shares > 0 (train, eval) "
+                                  f"summing to 1")
         if self.train_split == self.eval_split:
             raise ConfigError(f"train_split and eval_split are both {self.train_split!r}: the demo would evaluate on "
                               f"the questions it trained on; give two different splits")
+
+
+def is_locomo_file(data: str) -> bool:
+    """`data` names a LoCoMo JSON file (split by the demo) rather than a directory of splits."""
+    return str(data).endswith(".json")
+
+
+def locomo_split(cfg: OutcomeDemoConfig, out: Path, write: bool = True) -> str:
+    """Deal a LoCoMo file's questions into <out>/data/<train_split|eval_split>.jsonl (categories 1-4, stratified,
+    seeded by data_seed); with `write=False` only check that the file loads and splits. Returns the directory."""
+    from memrl.data.loaders.locomo import load_locomo
+    from memrl.data.question_split import check_split, split_questions, write_question_split
+
+    path = Path(cfg.data)
+    if not path.is_file():
+        raise ConfigError(f"data: {path} does not exist (a LoCoMo .json file, or a directory of <split>.jsonl)")
+    convs = load_locomo(path)
+    fractions = dict(zip((cfg.train_split, cfg.eval_split), cfg.split_fractions))
+    d = out / "data"
+    if write:
+        write_question_split(convs, d, fractions, seed=cfg.data_seed, skip_categories=["5"], source=str(path))
+    else:
+        check_split(convs, split_questions(convs, fractions, cfg.data_seed, ["5"]), fractions, ["5"], str(path))
+    return str(d)
 
 
 def answer_env(cfg: OutcomeDemoConfig) -> dict[str, Any]:
@@ -255,7 +292,9 @@ def check_outcome_demo(cfg: OutcomeDemoConfig) -> None:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out={out} is an existing file; the demo writes a directory")
-    if cfg.data:
+    if is_locomo_file(cfg.data):
+        data = locomo_split(cfg, out, write=False)
+    elif cfg.data:
         data = cfg.data
         for split in (cfg.train_split, cfg.eval_split):
             f = Path(cfg.data) / f"{split}.jsonl"
@@ -323,6 +362,9 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
     say = print if progress else (lambda *a, **k: None)
     if not cfg.data:
         cfg.data = _synthesize(cfg, out, say)
+    elif is_locomo_file(cfg.data):
+        say(f"[demo] splitting {cfg.data}'s questions -> {out / 'data'}")
+        cfg.data = locomo_split(cfg, out)
     save_resolved(cfg, out)
     timings: dict[str, float] = {}
     evals: dict[str, tuple[Path, dict[str, Any]]] = {}  # label -> (eval directory, its results)
