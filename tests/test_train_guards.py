@@ -165,3 +165,6 @@ def test_probed_only_keeps_the_rows_where_the_outcome_reward_exists(synth_dir):
         assert r_noop > -1 and r_add > -1  # both parse and apply
         differ += abs(r_noop - r_add) > 0.1  # more than the size term: the probes' answers moved
     assert differ, "no probed row where storing the turn changes the reward"
+    for wrong in ({"role": "answer"}, {"algo": "sft"}, {"manager_mode": "episode"}):
+        with pytest.raises(ValueError, match="probed_only selects manager RL snapshot rows"):
+            TrainConfig(**{"role": "manager", "algo": "grpo", "probed_only": True, **wrong}).validate()

@@ -157,6 +157,10 @@ class TrainConfig:
         if self.reward_control != "none" and self.role == "manager" and self.manager_mode == "episode":
             raise ValueError("reward_control=shuffle is not implemented for manager_mode=episode "
                              "(its rewards come from environment rollouts); use manager_mode=snapshot")
+        if self.probed_only and not (self.role == "manager" and algorithm.rl and self.manager_mode == "snapshot"):
+            raise ValueError("probed_only selects manager RL snapshot rows: it needs role=manager, an RL algo and "
+                             f"manager_mode=snapshot (got role={self.role}, algo={self.algo}, "
+                             f"manager_mode={self.manager_mode})")
         for section in algorithms.registered():  # every section is checked, as every other sub-config is
             validate = getattr(getattr(self, section.name, None), "validate", None)
             if callable(validate):
