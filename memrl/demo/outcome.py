@@ -91,7 +91,7 @@ class OutcomeDemoConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     algos: list[str] = field(default_factory=lambda: ["grpo"])
     shuffled_control: bool = True
-    grpo_steps: int = 12
+    grpo_steps: int = 8
     ppo_iterations: int = 12
     learning_rate: float = 5e-5  # LoRA lr of both algorithms (chosen on validation, docs/TRAINING.md)
     batch_size: int = 16  # completions per step / iteration
