@@ -122,14 +122,21 @@ def check_split(convs: Sequence[Conversation], slices: dict[str, list[Conversati
                         "questions (each category's share is rounded); give it a larger fraction")
 
 
+def plan_question_split(convs: Sequence[Conversation], fractions: dict[str, float], seed: int = 0,
+                        skip_categories: Sequence[str] = (), source: str = "the input") -> dict[str, list[Conversation]]:
+    """The slices `write_question_split` would write, checked (`check_split`), without writing them."""
+    slices = split_questions(convs, fractions, seed, skip_categories)
+    check_split(convs, slices, fractions, skip_categories, source)
+    return slices
+
+
 def write_question_split(convs: Sequence[Conversation], output_dir: str | Path, fractions: dict[str, float],
                          seed: int = 0, skip_categories: Sequence[str] = (), source: str = "the input") -> dict[str, Any]:
     out = Path(output_dir)
     for p in (out, *out.parents):
         if p.exists() and not p.is_dir():
             raise DataError(f"--output-dir {out}: {p} is a file, not a directory; give a directory for the slices")
-    slices = split_questions(convs, fractions, seed, skip_categories)
-    check_split(convs, slices, fractions, skip_categories, source)  # before anything is written
+    slices = plan_question_split(convs, fractions, seed, skip_categories, source)  # checked before anything is written
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"seed": seed, "fractions": fractions, "skip_categories": list(skip_categories),
                                "slices": {}}

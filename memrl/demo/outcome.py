@@ -40,7 +40,8 @@ from omegaconf import OmegaConf
 
 from memrl.config import ConfigError, as_dict, save_resolved
 from memrl.data.io import write_json
-from memrl.data.loaders import load_conversations
+from memrl.data.loaders import load_conversations, load_locomo
+from memrl.data.question_split import plan_question_split, write_question_split
 from memrl.data_synth.config import SynthConfig
 from memrl.data_synth.synth import run_synthesis, split_assignment
 from memrl.eval.config import EvalConfig
@@ -152,19 +153,17 @@ def is_locomo_file(data: str) -> bool:
 def locomo_split(cfg: OutcomeDemoConfig, out: Path, write: bool = True) -> str:
     """Deal a LoCoMo file's questions into <out>/data/<train_split|eval_split>.jsonl (categories 1-4, stratified,
     seeded by data_seed); with `write=False` only check that the file loads and splits. Returns the directory."""
-    from memrl.data.loaders.locomo import load_locomo
-    from memrl.data.question_split import check_split, split_questions, write_question_split
-
     path = Path(cfg.data)
     if not path.is_file():
         raise ConfigError(f"data: {path} does not exist (a LoCoMo .json file, or a directory of <split>.jsonl)")
     convs = load_locomo(path)
     fractions = dict(zip((cfg.train_split, cfg.eval_split), cfg.split_fractions))
     d = out / "data"
+    how = {"seed": cfg.data_seed, "skip_categories": ["5"], "source": str(path)}
     if write:
-        write_question_split(convs, d, fractions, seed=cfg.data_seed, skip_categories=["5"], source=str(path))
+        write_question_split(convs, d, fractions, **how)
     else:
-        check_split(convs, split_questions(convs, fractions, cfg.data_seed, ["5"]), fractions, ["5"], str(path))
+        plan_question_split(convs, fractions, **how)
     return str(d)
 
 

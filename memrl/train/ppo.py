@@ -444,11 +444,11 @@ class PPOTrainer:
         adv_stats = compute_advantages(segs, cfg.kl_coef, cfg.gamma, cfg.lam, cfg.whiten_advantages)
 
         stats: dict[str, list[float]] = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approx_kl": [], "entropy": []}
-        for e, minibatches in enumerate(epochs):
-            for j, mb in enumerate(minibatches):
+        for minibatches in epochs:
+            for mb in minibatches:
                 chunk = [segs[i] for i in mb]
-                if e == 0 and j == 0 and first_pass is not None:
-                    new_lp, new_v, ent = first_pass
+                if first_pass is not None:  # the first epoch's first minibatch, computed above (its graph freed once used)
+                    (new_lp, new_v, ent), first_pass = first_pass, None
                 else:
                     new_lp, new_v, ent = self._logprobs_values(chunk, with_entropy=True)
                 cat = lambda xs: torch.cat(xs)  # noqa: E731
@@ -468,7 +468,6 @@ class PPOTrainer:
                 stats["clipfrac"].append(diag["clipfrac"])
                 stats["approx_kl"].append(diag["approx_kl"])
                 stats["entropy"].append(cat(ent).mean().item())
-            first_pass = None  # its graph is freed once used
         self.iteration += 1
         returns = torch.cat([s.returns for s in segs])
         values = torch.cat([s.values for s in segs])
