@@ -1,18 +1,20 @@
-"""`python scripts/cpu_speed_rerun.py ALGO [VARIANT ...]`: the RL-step figures of memrl/bench/cpu_speed.py for one
-algorithm (grpo | ppo), its variants (default: all three) one after another in one run, nothing else running.
+"""`python scripts/cpu_speed_rerun.py ALGO [VARIANT ...]`: the training-step figures of memrl/bench/cpu_speed.py for
+one algorithm (grpo | ppo | sft), its variants (default: all three) one after another in one run, nothing else running.
 
 Used twice: the GRPO rows of docs/PERFORMANCE.md (the bench run had its float32 TRL child OOM-killed while a paused
 demo held 6.4 GB: `python scripts/cpu_speed_rerun.py grpo`), and the PPO rows after the first-minibatch reuse
-(`python scripts/cpu_speed_rerun.py ppo float32 bfloat16+shared`). Writes runs/cpu_speed_<algo>.json."""
+(`python scripts/cpu_speed_rerun.py ppo float32 bfloat16+shared`), and the SFT compact LM head
+(`python scripts/cpu_speed_rerun.py sft bfloat16 bfloat16+shared`). Writes runs/cpu_speed_<algo>.json."""
 import json
 import sys
 from pathlib import Path
 
-from memrl.bench.cpu_speed import VARIANTS, _split_dir, run_job
+from memrl.bench.cpu_speed import VARIANTS, _split_dir, _synth_dir, run_job
 
 algo = sys.argv[1] if len(sys.argv) > 1 else "grpo"
 names = sys.argv[2:] or list(VARIANTS)
-data = str(_split_dir(Path("runs/bench_speed_work")))  # conv-26 train/validation, as the bench makes it
+work = Path("runs/bench_speed_work")
+data = str(_synth_dir(work) if algo == "sft" else _split_dir(work))  # what the bench trains on
 out = {}
 for name in names:
     dtype, shared = VARIANTS[name]

@@ -6,6 +6,9 @@ bfloat16 + one prefill per prompt group, side by side in one run, for what the l
   shared critic, one epoch of two minibatches), <= 16 new tokens
   forced to the cap (min_new_tokens) so every variant does the same model work; median of the timed steps after
   one warm-up step; peak RSS of the process that ran it.
+- SFT step of the demo's warm start (TRL's SFTTrainer, LoRA r 16, 8 synthetic questions with their 3+3 BM25
+  memories, loss on the gold short answer): its "+shared" variant is memrl's compact LM head (only the answer
+  positions through the vocabulary, memrl.train.sft), the others TRL's path, which on CPU scores every position.
 - Evaluation seconds per question, short mode, at 3+3, 5+5 and 30+30 memories (greedy, <= 16 new tokens, batch
   16), with the projection to Memory-R1's 1,307 test questions.
 
@@ -31,6 +34,8 @@ from memrl.bench.figures import CONV26, Figure, rounded
 from memrl.config import load_config
 from memrl.data.loaders import load_conversations, load_locomo
 from memrl.data.question_split import write_question_split
+from memrl.data_synth.config import SynthConfig
+from memrl.data_synth.synth import run_synthesis
 from memrl.eval import EvalConfig, evaluate
 from memrl.train.config import TrainConfig
 
@@ -52,7 +57,15 @@ def _split_dir(work: Path) -> Path:
     return d
 
 
-def _rl_step(algo: str, dtype: str, shared: bool, data: str, out: str, steps: int, threads: int) -> dict[str, Any]:
+def _synth_dir(work: Path) -> Path:
+    """A few synthetic conversations: the SFT step's data (the warm start SFTs on such questions)."""
+    d = work / "synth_sft"
+    if not (d / "train.jsonl").exists():
+        run_synthesis(SynthConfig(out=str(d), num_conversations=6, seed=0), log=lambda *a, **k: None)
+    return d
+
+
+def _train_step(algo: str, dtype: str, shared: bool, data: str, out: str, steps: int, threads: int) -> dict[str, Any]:
     import torch
 
     from memrl.train import (
@@ -62,20 +75,26 @@ def _rl_step(algo: str, dtype: str, shared: bool, data: str, out: str, steps: in
 
     if threads:
         torch.set_num_threads(threads)
-    recipe = Path(__file__).resolve().parents[2] / "configs" / "train" / "grpo_answer_short_smollm2.yaml"
-    overrides = [f"algo={algo}", f"output_dir={out}", f"max_steps={steps}", "save_steps=0", "overwrite=true",
-                 f"model.dtype={dtype}", f"{algo}.shared_prefix={str(shared).lower()}", f"data.path={data}",
-                 "max_completion_length=16", "batch_size=16"]
+    configs = Path(__file__).resolve().parents[2] / "configs" / "train"
+    common = [f"output_dir={out}", f"max_steps={steps}", "save_steps=0", "overwrite=true", f"model.dtype={dtype}",
+              f"data.path={data}", "report_to=[none]"]
+    if algo == "sft":  # the warm start's recipe: 8 questions per step
+        recipe = configs / "sft_answer_short_synth_smollm2.yaml"
+        overrides = common + [f"sft.compact_lm_head={str(shared).lower()}"]
+    else:
+        recipe = configs / "grpo_answer_short_smollm2.yaml"
+        overrides = common + [f"algo={algo}", f"{algo}.shared_prefix={str(shared).lower()}",
+                              "max_completion_length=16", "batch_size=16"]
     if algo == "grpo":
         overrides += ["grpo.num_generations=8", "trl.generation_kwargs.min_new_tokens=16"]
-    else:  # the demo's PPO: shared critic, one epoch, minibatches of 8
+    elif algo == "ppo":  # the demo's PPO: shared critic, one epoch, minibatches of 8
         overrides += ["ppo.critic=shared", "ppo.ppo_epochs=1", "ppo.minibatch_size=8", "ppo.samples_per_prompt=8",
                       "ppo.learning_rate=2e-4", "ppo.critic_learning_rate=2e-4"]
         ppo_module.FULL_SOFTMAX["min_new_tokens"] = 16  # the same forced length as GRPO (bench only)
     cfg = load_config(TrainConfig, str(recipe), overrides)
     trainer, _, _ = build_trainer(cfg, Path(out))
     times: list[float] = []
-    if algo == "grpo":
+    if algo in ("grpo", "sft"):
         from transformers import TrainerCallback
 
         class _Times(TrainerCallback):
@@ -116,7 +135,7 @@ def _eval_seconds(dtype: str, shared: bool, data: str, k: int, n: int, threads: 
 def _child(job: dict[str, Any]) -> dict[str, Any]:
     if job["kind"] == "eval":
         return _eval_seconds(job["dtype"], job["shared"], job["data"], job["k"], job["n"], job["threads"])
-    return _rl_step(job["kind"], job["dtype"], job["shared"], job["data"], job["out"], job["steps"], job["threads"])
+    return _train_step(job["kind"], job["dtype"], job["shared"], job["data"], job["out"], job["steps"], job["threads"])
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -138,10 +157,11 @@ def speed_figures(ctx: Any) -> list:
     data = str(_split_dir(ctx.work))
     figs: list = []
     steps = 2 if quick else 3  # one warm-up + the timed ones
-    rl: dict[str, dict[str, dict]] = {"grpo": {}, "ppo": {}}
-    for algo in ("grpo", "ppo"):
+    rl: dict[str, dict[str, dict]] = {"grpo": {}, "ppo": {}, "sft": {}}
+    for algo in rl:
+        src = str(_synth_dir(ctx.work)) if algo == "sft" else data
         for name, (dtype, shared) in VARIANTS.items():
-            rl[algo][name] = run_job({"kind": algo, "dtype": dtype, "shared": shared, "data": data, "steps": steps,
+            rl[algo][name] = run_job({"kind": algo, "dtype": dtype, "shared": shared, "data": src, "steps": steps,
                                       "out": str(ctx.work / f"{algo}_{name}"), "threads": threads})
         med = {k: statistics.median(v["step_seconds"][1:]) if "error" not in v else None for k, v in rl[algo].items()}
         base = med["float32"]
@@ -150,17 +170,20 @@ def speed_figures(ctx: Any) -> list:
             if "error" in r:
                 figs.append(Figure(f"real_model.{algo}_step_seconds.{name}", None, "s", note=f"failed: {r['error']}"))
                 continue
+            shape = ("8 synthetic questions per step, loss on the gold short answer; '+shared' = compact LM head"
+                     if algo == "sft" else "16 completions x 16 tokens (forced), conv-26 train")
+            rl_target = algo != "sft" and name == "bfloat16+shared"
             figs.append(Figure(
                 f"real_model.{algo}_step_seconds.{name}", rounded(med[name]), "s",
                 reference=None if name == "float32" or base is None else f"float32 unshared, same run: {base:.2f} s/step",
                 ratio=None if name == "float32" or base is None else rounded(base / med[name]),
-                target=None if name != "bfloat16+shared" else ">= 5x faster than float32",
-                met=None if name != "bfloat16+shared" or quick or base is None else base / med[name] >= 5,
-                note=f"speedup = float32 time / this time; SmolLM2-135M LoRA r 16, 16 completions x 16 tokens (forced), "
-                     f"short mode 3+3 memories, conv-26 train; steps {[round(x, 1) for x in r['step_seconds']]} "
-                     f"(first = warm-up); peak RSS {r['peak_rss_mb']:.0f} MB"))
+                target=">= 5x faster than float32" if rl_target else None,
+                met=None if not rl_target or quick or base is None else base / med[name] >= 5,
+                note=f"speedup = float32 time / this time; SmolLM2-135M LoRA r 16, short mode 3+3 memories, {shape}; "
+                     f"steps {[round(x, 1) for x in r['step_seconds']]} (first = warm-up); "
+                     f"peak RSS {r['peak_rss_mb']:.0f} MB"))
         best, f32 = rl[algo]["bfloat16+shared"], rl[algo]["float32"]
-        if "error" not in best:
+        if "error" not in best and algo != "sft":
             figs.append(Figure(f"real_model.{algo}_peak_rss_mb", rounded(best["peak_rss_mb"], 0), "MB",
                                reference=(f"float32 unshared: {f32['peak_rss_mb']:.0f} MB" if "error" not in f32
                                           else f"float32 unshared: {f32['error']}"),

@@ -27,6 +27,8 @@ class SFTSettings:
     #                            | gold_answer ; or "transformers:PATH" (any backend)
     teacher_error_rate: float = 0.3  # noisy_teacher's share of deliberately wrong operations
     teacher_wrong_id_share: float = 0.5  # of those mistakes, the share aimed at a wrong memory (else UPDATE->ADD)
+    compact_lm_head: bool = True  # the LM head scores only the answer positions on every device (memrl.train.sft);
+    #                               false: TRL's own path, which off Triton (CPU) scores every prompt position too
 
     def validate(self) -> None:
         if not 0 <= self.teacher_error_rate <= 1:
@@ -43,10 +45,12 @@ def sft_args(cfg: TrainConfig, out: Path, model=None):
 
 def sft_trainer(cfg: TrainConfig, model, tok, rows, out: Path, callbacks: Sequence = ()):
     from datasets import Dataset  # deferred: imports datasets
-    from trl import SFTTrainer  # deferred: imports trl
+
+    from memrl.train.sft import SFTTrainer  # deferred: imports trl
 
     return quiet_console(SFTTrainer(model=model, args=sft_args(cfg, out, model), train_dataset=Dataset.from_list(rows),
-                                    processing_class=tok, peft_config=peft_config(cfg, model), callbacks=list(callbacks)))
+                                    processing_class=tok, peft_config=peft_config(cfg, model), callbacks=list(callbacks),
+                                    compact_lm_head=cfg.sft.compact_lm_head))
 
 
 class SFT(TRLAlgorithm):
