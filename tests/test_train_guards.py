@@ -168,3 +168,32 @@ def test_probed_only_keeps_the_rows_where_the_outcome_reward_exists(synth_dir):
     for wrong in ({"role": "answer"}, {"algo": "sft"}, {"manager_mode": "episode"}):
         with pytest.raises(ValueError, match="probed_only selects manager RL snapshot rows"):
             TrainConfig(**{"role": "manager", "algo": "grpo", "probed_only": True, **wrong}).validate()
+
+
+def test_start_steps_add_each_conversations_first_steps_to_the_probed_rows(synth_dir):
+    """start_steps: the probed rows plus each conversation's first N steps, whose banks are empty or small (where
+    the RL manager had never been trained and proposed ops on ids that do not exist)."""
+    import json
+
+    from memrl.train.common import rl_rows
+    from memrl.train.config import DataConfig, TrainConfig
+    from memrl.train.trainer import oracle_inputs
+
+    def rows(**kw):
+        return rl_rows(TrainConfig(role="manager", algo="grpo", data=DataConfig(path=str(synth_dir)),
+                                   probed_only=True, **kw))[0]
+
+    probed, starts = rows(), rows(start_steps=3)
+    key = lambda ds: {(c, s) for c, s in zip(ds["conversation_id"], ds["step_index"])}
+    added = key(starts) - key(probed)
+    convs = set(starts["conversation_id"])
+    assert key(probed) <= key(starts) and added
+    assert all(step < 3 for _, step in added)
+    assert {(c, s) for c in convs for s in range(3)} <= key(starts)  # every conversation's first 3 steps
+    first = [b for s, b in zip(starts["step_index"], starts["bank_json"]) if s == 0]
+    assert first and all(json.loads(b)["entries"] == [] for b in first)  # step 0: an empty bank
+    assert oracle_inputs(TrainConfig(role="manager", algo="grpo", probed_only=True, start_steps=3)) == []
+    with pytest.raises(ValueError, match="without probed_only"):
+        TrainConfig(role="manager", algo="grpo", start_steps=3).validate()
+    with pytest.raises(ValueError, match="start_steps must be >= 0"):
+        TrainConfig(role="manager", algo="grpo", probed_only=True, start_steps=-1).validate()

@@ -80,8 +80,9 @@ class EvalConfig:
     chat_template: str = ""  # model policies' prompts: "" = the model's own chat template (plain text when it has none: the messages' contents joined by a blank line), plain, chatml, or a Jinja file
     batch_size: int = 16  # transformers backend batch size
     device: str = "auto"  # transformers backend device
-    dtype: str = "auto"  # transformers backend weights: auto (bfloat16 where the hardware runs it natively, for
-    #                      models >= 50M parameters; memrl.policies.backends.auto_dtype) | float32 | bfloat16
+    dtype: str = "auto"  # model weights: auto (transformers: bfloat16 where the hardware runs it natively, for
+    #                      models >= 50M parameters; memrl.policies.backends.auto_dtype; vLLM: its own rule)
+    #                      | float32 | bfloat16 (both backends)
     share_prefix: bool = True  # prefill a batch's common prompt prefix once (memrl.policies.prefix)
     torch_threads: int = 0  # torch intra-op threads for model policies (0 = torch's default)
     seeds: list[int] = field(default_factory=lambda: [0])  # sampling seeds (only the first runs when deterministic)

@@ -206,7 +206,8 @@ def load_policy(ref: PolicyRef, cfg: EvalConfig) -> Any:
            cfg.chat_template)
     if key not in _LOADED:
         kwargs = ({"device": cfg.device, "dtype": cfg.dtype, "batch_size": cfg.batch_size,
-                   "share_prefix": cfg.share_prefix} if ref.backend == "transformers" else {})
+                   "share_prefix": cfg.share_prefix} if ref.backend == "transformers" else
+                  {"dtype": cfg.dtype} if ref.backend == "vllm" and cfg.dtype != "auto" else {})
         kwargs["chat_template"] = resolve_chat_template(cfg.chat_template)
         backend = make_backend(f"{ref.backend}:{ref.path}", **kwargs)
         if ref.role == "answerer":

@@ -95,7 +95,8 @@ def rl_rows(cfg: TrainConfig):
     convs = load_split(cfg.data.path, cfg.data.train_split, cfg.data.max_conversations)
     if cfg.role == "manager":
         ds = manager_rl_dataset(convs, cfg.manager_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
-                                focus=cfg.change_focus, manager=state_manager(cfg), probed_only=cfg.probed_only)
+                                focus=cfg.change_focus, manager=state_manager(cfg), probed_only=cfg.probed_only,
+                                start_steps=cfg.start_steps)
         return ds, [ManagerSnapshotReward(cfg.manager_env, answerer=probe_answerer(cfg))]
     ds = answer_rl_dataset(convs, cfg.answer_env, seed=cfg.seed, max_rows=cfg.max_train_rows,
                            manager=bank_manager(cfg))

@@ -117,6 +117,9 @@ class TrainConfig:
     change_focus: float = 0.0  # manager RL: share of rows from steps that UPDATE/DELETE a memory (0 = natural mix)
     probed_only: bool = False  # manager RL: keep only rows whose step has QA probes (the outcome reward is defined
     #   there; elsewhere a row scores only validity and bank size, which pulls toward writing nothing)
+    start_steps: int = 0  # with probed_only: also keep each conversation's first N steps, where the bank is empty or
+    #   small (what a manager meets at a conversation's start; there an op on an id is rejected, so the rows teach
+    #   validity from an empty bank). Chosen by position in the dialogue, no label read.
     state_builder: str = "rule_based_text"  # manager RL: who writes the bank each snapshot row / episode window
     #   starts from: a manager baseline a deployed pipeline can run (rule_based_text: Mem0-style rules over the turn
     #   text; add_only), or "auto" = gold-op replay where the data has gold ops (ORACLE), else add_only
@@ -161,6 +164,11 @@ class TrainConfig:
             raise ValueError("probed_only selects manager RL snapshot rows: it needs role=manager, an RL algo and "
                              f"manager_mode=snapshot (got role={self.role}, algo={self.algo}, "
                              f"manager_mode={self.manager_mode})")
+        if self.start_steps < 0:
+            raise ValueError(f"start_steps must be >= 0, got {self.start_steps}")
+        if self.start_steps and not self.probed_only:
+            raise ValueError("start_steps adds a conversation's first steps to probed_only's rows; without "
+                             "probed_only every step is a row already")
         for section in algorithms.registered():  # every section is checked, as every other sub-config is
             validate = getattr(getattr(self, section.name, None), "validate", None)
             if callable(validate):

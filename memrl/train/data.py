@@ -107,13 +107,15 @@ def answer_sft_rows(convs: Sequence[Conversation], env_cfg, teacher, manager=Non
 
 
 def manager_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager=None, focus: float = 0.0,
-                       probed_only: bool = False):
+                       probed_only: bool = False, start_steps: int = 0):
     """Snapshot rows for GRPO/PPO.
 
     `probed_only` keeps the rows whose step has QA probes (questions whose evidence is this step's turn):
     Memory-R1's outcome reward exists only there. Without it most rows (no probe) score only validity and
     bank size, their GRPO groups have no reward variance from the answers, and the size term pulls towards
-    writing nothing.
+    writing nothing. `start_steps` keeps each conversation's first N steps as well: banks that are empty or
+    nearly so, which probe-linked steps (mostly later in a dialogue) rarely show, and where an op on an id is
+    rejected.
 
     `focus` is the share of rows drawn from steps whose gold ops change an existing memory (UPDATE or
     DELETE). Most steps are plain ADDs or NOOPs that an SFT start already gets right, so their GRPO groups
@@ -122,7 +124,8 @@ def manager_rl_dataset(convs, env_cfg, seed: int = 0, max_rows: int = 0, manager
 
     ds = snapshot_dataset(convs, env_cfg, manager=manager, seed=seed)
     if probed_only and len(ds):
-        keep = [i for i, p in enumerate(ds["probes"]) if json.loads(p)]
+        keep = [i for i, (p, step) in enumerate(zip(ds["probes"], ds["step_index"]))
+                if json.loads(p) or step < start_steps]
         if not keep:
             raise ValueError("probed_only: no step of these conversations has a QA probe (manager_env.probes="
                              f"{env_cfg.probes!r}, max_probes={env_cfg.max_probes}; questions need evidence turns)")
