@@ -157,16 +157,16 @@ def speed_figures(ctx: Any) -> list:
     data = str(_split_dir(ctx.work))
     figs: list = []
     steps = 2 if quick else 3  # one warm-up + the timed ones
-    rl: dict[str, dict[str, dict]] = {"grpo": {}, "ppo": {}, "sft": {}}
-    for algo in rl:
+    runs: dict[str, dict[str, dict]] = {"grpo": {}, "ppo": {}, "sft": {}}
+    for algo in runs:
         src = str(_synth_dir(ctx.work)) if algo == "sft" else data
         for name, (dtype, shared) in VARIANTS.items():
-            rl[algo][name] = run_job({"kind": algo, "dtype": dtype, "shared": shared, "data": src, "steps": steps,
+            runs[algo][name] = run_job({"kind": algo, "dtype": dtype, "shared": shared, "data": src, "steps": steps,
                                       "out": str(ctx.work / f"{algo}_{name}"), "threads": threads})
-        med = {k: statistics.median(v["step_seconds"][1:]) if "error" not in v else None for k, v in rl[algo].items()}
+        med = {k: statistics.median(v["step_seconds"][1:]) if "error" not in v else None for k, v in runs[algo].items()}
         base = med["float32"]
         for name in VARIANTS:
-            r = rl[algo][name]
+            r = runs[algo][name]
             if "error" in r:
                 figs.append(Figure(f"real_model.{algo}_step_seconds.{name}", None, "s", note=f"failed: {r['error']}"))
                 continue
@@ -182,7 +182,7 @@ def speed_figures(ctx: Any) -> list:
                 note=f"speedup = float32 time / this time; SmolLM2-135M LoRA r 16, short mode 3+3 memories, {shape}; "
                      f"steps {[round(x, 1) for x in r['step_seconds']]} (first = warm-up); "
                      f"peak RSS {r['peak_rss_mb']:.0f} MB"))
-        best, f32 = rl[algo]["bfloat16+shared"], rl[algo]["float32"]
+        best, f32 = runs[algo]["bfloat16+shared"], runs[algo]["float32"]
         if "error" not in best and algo != "sft":
             figs.append(Figure(f"real_model.{algo}_peak_rss_mb", rounded(best["peak_rss_mb"], 0), "MB",
                                reference=(f"float32 unshared: {f32['peak_rss_mb']:.0f} MB" if "error" not in f32
