@@ -142,3 +142,26 @@ def test_memrl_bench_quick_end_to_end(tmp_path):
     # print the time (the report quotes it).
     print(f"memrl bench --quick: {elapsed:.0f} s, load {result['machine']['load_avg_start']}")
     assert elapsed < 360
+
+
+def test_vllm_eval_figures_say_why_nothing_was_measured_without_venv_vllm(monkeypatch):
+    """Without venv-vllm the vLLM eval figures are present, empty, and name what to run; nothing is claimed met."""
+    from memrl.bench import cpu_speed
+
+    monkeypatch.setattr(cpu_speed, "vllm_python", lambda: None)
+    figs = cpu_speed._vllm_eval_figures("unused", 4, 2, {}, quick=False)
+    assert [f.name for f in figs] == ["real_model.eval_seconds_per_question.5+5.vllm",
+                                      "real_model.eval_seconds_per_question.30+30.vllm"]
+    assert all(f.value is None and f.met is None and "make test-vllm" in f.note for f in figs)
+
+
+def test_a_failing_measurement_child_is_an_error_result(tmp_path):
+    """run_job (here with an explicit interpreter, as for venv-vllm): a child that fails gives an error result
+    naming the cause (its last stderr line), not an exception or a number."""
+    import sys
+
+    from memrl.bench.cpu_speed import run_job
+
+    r = run_job({"kind": "eval", "dtype": "bfloat16", "shared": True, "data": str(tmp_path), "k": 3, "n": 1,
+                 "threads": 1}, python=sys.executable)
+    assert set(r) == {"error"} and "validation.jsonl" in r["error"]
