@@ -118,6 +118,27 @@ def renamed_keys(schema_cls: type, data: Any, source: str = "", _prefix: str = "
     return out
 
 
+def added_keys(data: Any, added: Mapping[str, Any]) -> Any:
+    """`data` (a saved config mapping) with every key a schema added since (`ADDED_KEYS`: dotted key -> the value
+    that does what runs saved before it did) filled in where absent, so a resume or a finished-run check does not
+    refuse a run for a key it could not have had."""
+    if not added or not isinstance(data, dict):
+        return data
+    out = copy.deepcopy(data)
+    for key, value in added.items():
+        *path, last = key.split(".")
+        node: Any = out
+        for part in path:
+            if node.get(part) is None:  # absent, or an empty section
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):  # not a mapping: the comparison will name it
+                break
+        else:
+            node.setdefault(last, copy.deepcopy(value))
+    return out
+
+
 def move_keys(data: Any, moved: Mapping[str, str | Sequence[str]], source: str = "") -> Any:
     """`data` (a config mapping) with every key a schema has moved (`MOVED_KEYS`: former dotted key -> the dotted
     key or keys that replace it) written under its new name: a recipe, a command line or a run directory's

@@ -66,10 +66,34 @@ def test_a_resume_of_a_run_saved_with_the_former_keys_is_not_refused_for_them(tm
     old.update(num_generations=8, beta=0.0, loss_type="dapo", use_vllm=False, shared_prefix=True,
                teacher="gold_ops", teacher_error_rate=0.3, teacher_wrong_id_share=0.5)
     (tmp_path / "config.yaml").write_text(json.dumps(old))
-    check_resume_config(tmp_path, now, moved=TrainConfig.MOVED_KEYS)
+    check_resume_config(tmp_path, now, moved=TrainConfig.MOVED_KEYS, schema=TrainConfig)  # as the trainer calls it
     (tmp_path / "config.yaml").write_text(json.dumps({**old, "num_generations": 4}))
     with pytest.raises(Exception, match=r"grpo.num_generations: 4 -> 8"):
-        check_resume_config(tmp_path, now, moved=TrainConfig.MOVED_KEYS)
+        check_resume_config(tmp_path, now, moved=TrainConfig.MOVED_KEYS, schema=TrainConfig)
+
+
+def test_a_run_saved_before_keys_were_added_resumes_and_is_reused(tmp_path):
+    """A config.yaml without the keys added since (TrainConfig.ADDED_KEYS) reads with the values that do what the
+    run did: the resume check and the demos' finished-run reuse accept it; a saved value that differs is refused."""
+    from memrl.config import as_dict
+    from memrl.train.config import ModelConfig, TrainConfig
+    from memrl.train.guards import check_resume_config
+    from memrl.train.run import finished_run
+
+    cfg = TrainConfig(algo="sft", output_dir=str(tmp_path), model=ModelConfig(lora=False))
+    now = as_dict(cfg)
+    old = {k: v for k, v in now.items() if k not in ("probed_only", "start_steps")}
+    old["sft"] = {k: v for k, v in now["sft"].items() if k != "compact_lm_head"}
+    (tmp_path / "config.yaml").write_text(json.dumps(old))
+    check_resume_config(tmp_path, now, moved=TrainConfig.MOVED_KEYS, schema=TrainConfig)
+    (tmp_path / "summary.json").write_text(json.dumps({"final_model": str(tmp_path / "final_model")}))
+    (tmp_path / "final_model").mkdir()
+    (tmp_path / "final_model" / "config.json").write_text("{}")
+    assert finished_run(cfg) is not None
+    (tmp_path / "config.yaml").write_text(json.dumps({**old, "start_steps": 3}))
+    with pytest.raises(Exception, match=r"start_steps: 3 -> 0"):
+        check_resume_config(tmp_path, now, moved=TrainConfig.MOVED_KEYS, schema=TrainConfig)
+    assert finished_run(cfg) is None
 
 
 # ---------------------------------------------------------------------------------------------------------

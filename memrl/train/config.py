@@ -13,7 +13,7 @@ Keys that moved into a section keep working at their former top-level name (`num
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from memrl.envs.answer.config import AnswerEnvConfig
 from memrl.envs.manager.config import ManagerEnvConfig
@@ -91,6 +91,10 @@ class TrainConfig:
     GOVERNED_KEYS: ClassVar[dict[str, str]] = {}
     # Keys that moved into an algorithm's section: load_config reads them under their new name.
     MOVED_KEYS: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Keys added since runs were first saved, with the value that does what those runs did: a run directory's
+    # config.yaml without them reads with these (resume, the demos' finished-run reuse). compact_lm_head is a
+    # speed path with the same loss and gradients (tests/test_sft_compact.py).
+    ADDED_KEYS: ClassVar[dict[str, Any]] = {"probed_only": False, "start_steps": 0, "sft.compact_lm_head": True}
 
     algo: str = "grpo"  # a registered algorithm (memrl.train.algorithms.names()): sft | grpo | ppo
     role: str = "answer"  # manager | answer
