@@ -8,7 +8,7 @@ On CPU nothing is compiled, and in memrl's SFT rows the prompt (a question and i
 of a sequence while the loss is on the answer alone (~10 tokens, `completion_only_loss`): scoring every position
 is mostly waste, in the forward and again in the backward.
 
-This subclass makes only that decision (`compact`) true while its loss is computed; the tile kernels keep their own
+This subclass makes only that decision (`compact`) true on CPU while its loss is computed; the tile kernels keep their own
 device check, and everything else (data collation, loss types, metrics, checkpoints, resume) is TRL's. The loss,
 gradients, entropy and token accuracy are the same (tests/test_sft_compact.py, float32, within 1e-5);
 `compact_lm_head=False` keeps TRL's own path.
@@ -27,13 +27,13 @@ _PATCH_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def compact_fused_head():
-    """Within the block, TRL's fused LM head projects only positions with a label (as it does on Triton devices)."""
+    """Within the block, TRL's fused LM head projects only positions with a label on CPU too (as on Triton devices)."""
     original = getattr(_trl_utils, "_use_triton", None)
     if original is None:  # a TRL without the decision point: nothing to change (the pin is trl==1.16.0)
         yield
         return
-    with _PATCH_LOCK:
-        _trl_utils._use_triton = lambda device: True
+    with _PATCH_LOCK:  # CPU joins the devices TRL already scores compactly (Neuron & co keep fixed tile shapes)
+        _trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
         try:
             yield
         finally:
