@@ -14,11 +14,17 @@ from pathlib import Path
 
 from memrl.bench.cpu_speed import TEST_SPLIT_QUESTIONS, _split_dir, run_job, vllm_python
 
-n = int(sys.argv[1]) if len(sys.argv) > 1 else 16
-k = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+try:
+    n, k = (int(sys.argv[i]) if len(sys.argv) > i else d for i, d in ((1, 16), (2, 30)))
+    assert n > 0 and k > 0
+except (ValueError, AssertionError):
+    print(f"usage: python scripts/eval_30_vllm.py [N questions > 0] [K memories per speaker > 0]; got {sys.argv[1:]}",
+          file=sys.stderr)
+    sys.exit(2)
 py = vllm_python()
 if py is None:
-    sys.exit("venv-vllm/ does not exist: run `make test-vllm` first")
+    print("venv-vllm/ does not exist: run `make test-vllm` first", file=sys.stderr)
+    sys.exit(2)
 job = {"kind": "eval", "dtype": "bfloat16", "shared": True, "k": k, "n": n, "threads": 2,
        "data": str(_split_dir(Path("runs/bench_speed_work")))}
 out = {"load_avg_start": os.getloadavg()[0]}
