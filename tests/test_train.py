@@ -476,3 +476,24 @@ def test_torn_checkpoint_is_set_aside_on_resume(tmp_path):
     (tmp_path / "checkpoint-2" / "trainer_state.json").write_text("{}")
     assert set_aside_torn_checkpoints(tmp_path) == [tmp_path / "checkpoint-4.incomplete"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2", "checkpoint-4.incomplete"]
+
+
+def test_grpo_with_kl_continuing_a_lora_adapter_saves_only_the_trained_adapter(tiny_model_dir, synth_dir, tmp_path):
+    """GRPO beta > 0 from a LoRA run's final_model: TRL keeps the start as a frozen second adapter ("ref"). The
+    final_model holds the trained adapter only, and it is the trained one (it moved away from the start)."""
+    from safetensors.torch import load_file
+
+    from memrl.train.trainer import train
+
+    common = {"role": "answer", "model": {"path": str(tiny_model_dir), "lora": True, "lora_r": 4, "dtype": "float32"},
+              "data": {"path": str(synth_dir)}, "report_to": ["none"], "learning_rate": 1e-2, "max_steps": 1,
+              "batch_size": 4, "max_completion_length": 8}
+    sft = _train_cfg(algo="sft", output_dir=str(tmp_path / "sft"), sft={"teacher": "gold_answer"}, **common)
+    start = Path(train(sft, progress=False)["final_model"])
+    grpo = _train_cfg(algo="grpo", output_dir=str(tmp_path / "grpo"), init_from=str(start),
+                      grpo={"num_generations": 2, "beta": 0.04}, **common)
+    final = Path(train(grpo, progress=False)["final_model"])
+    assert not (final / "ref").exists(), sorted(p.name for p in final.iterdir())
+    before, after = load_file(start / "adapter_model.safetensors"), load_file(final / "adapter_model.safetensors")
+    assert before.keys() == after.keys()
+    assert any(not (before[k] == after[k]).all() for k in before), "final_model holds the start's adapter"

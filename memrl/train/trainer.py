@@ -112,8 +112,11 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     if not main:
         return {"algo": cfg.algo, "role": cfg.role, "final_model": str(final), "main_process": False}
     guards.assert_finite_weights(model)
-    # A peft model saves its adapter (whose config names the base); a full model saves all weights.
-    model.save_pretrained(final, safe_serialization=True)
+    # A peft model saves its adapter (whose config names the base); a full model saves all weights. Only the trained
+    # adapter: GRPO with beta > 0 continuing an adapter (init_from a LoRA run) holds TRL's frozen copy of the start
+    # as a second adapter, "ref", which save_pretrained would write beside it as final_model/ref/.
+    trained = {"selected_adapters": ["default"]} if len(getattr(model, "peft_config", {}) or {}) > 1 else {}
+    model.save_pretrained(final, safe_serialization=True, **trained)
     tok.save_pretrained(final)
     history = metrics.read()
     rewards = [r["reward"] for r in history if isinstance(r.get("reward"), (int, float))]
