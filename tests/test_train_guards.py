@@ -197,3 +197,28 @@ def test_start_steps_add_each_conversations_first_steps_to_the_probed_rows(synth
         TrainConfig(role="manager", algo="grpo", start_steps=3).validate()
     with pytest.raises(ValueError, match="start_steps must be >= 0"):
         TrainConfig(role="manager", algo="grpo", probed_only=True, start_steps=-1).validate()
+
+
+def test_probe_answerer_trained_in_another_answer_mode_is_refused(synth_dir, tmp_path, capsys):
+    """A manager run whose LLM probe answerer was trained in another answer mode would read every probe in a prompt
+    the answerer does not parse: QA 0 on every probe, exit 0. It exits 2 naming the mode to set, before training."""
+    from memrl.train.episodes import trained_answer_mode
+
+    answer_run = tmp_path / "answer_run"
+    (answer_run / "final_model").mkdir(parents=True)
+    (answer_run / "config.yaml").write_text("role: answer\nanswer_env:\n  answer_mode: short\n")
+    manager_run = tmp_path / "manager_run"
+    (manager_run / "final_model").mkdir(parents=True)
+    (manager_run / "config.yaml").write_text("role: manager\nanswer_env:\n  answer_mode: short\n")
+    assert trained_answer_mode(str(answer_run / "final_model")) == "short"
+    assert trained_answer_mode(str(manager_run / "final_model")) is None  # not an answer agent
+    assert trained_answer_mode(str(tmp_path / "nowhere")) is None
+
+    out = tmp_path / "grpo"
+    code = main(["train", "--config", str(ROOT / "configs/train/grpo_manager_tiny.yaml"), f"data.path={synth_dir}",
+                 f"output_dir={out}", f"probe_answerer={answer_run / 'final_model'}", "answer_env.answer_mode=compact",
+                 "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "trained in answer mode 'short'" in err and "answer_env.answer_mode=short" in err and "Traceback" not in err
+    assert not (out / "final_model").exists()

@@ -34,8 +34,12 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from omegaconf import OmegaConf
+
+from memrl.config import ConfigError
 from memrl.envs.manager.config import ManagerEnvConfig, as_manager_config
 from memrl.envs.manager.env import MemoryManagerEnv
 from memrl.envs.manager.episode import ManagerEpisode, drive_manager, plan_episode
@@ -83,8 +87,31 @@ def probe_answerer(cfg: Any):
 
     mode = modes.get(cfg.answer_env.answer_mode)
     mode = mode if mode.answers else modes.DEFAULT  # a picker gives no answer: probes are read in the default mode
+    trained = trained_answer_mode(_backend_spec(spec).split(":", 1)[1])
+    if trained is not None and trained != mode.name:
+        # Read in another mode's prompt, a trained answer agent's output mostly fails to parse, and every QA probe
+        # scores 0: a manager run with no QA signal that still exits 0. Refuse instead.
+        raise ConfigError(f"probe_answerer={spec} was trained in answer mode {trained!r}, but this recipe reads the "
+                          f"QA probes in {mode.name!r} (answer_env.answer_mode): its answers would not parse and every "
+                          f"probe would score 0. Set answer_env.answer_mode={trained}")
     return make_policy(_backend_spec(spec), "answer", answer_mode=mode.name,
                        sampling=SamplingParams(temperature=0.0, max_tokens=PROBE_MAX_TOKENS))
+
+
+def trained_answer_mode(path: str) -> str | None:
+    """The answer mode a memrl answer-agent checkpoint was trained in (answer_env.answer_mode of the run whose
+    final_model or checkpoint-N `path` is, read from the run's config.yaml); None for anything else."""
+    run_config = Path(path).parent / "config.yaml"
+    if not Path(path).is_dir() or not run_config.is_file():
+        return None
+    try:
+        saved = OmegaConf.load(run_config)
+    except Exception:  # not a memrl run's config: nothing to check against
+        return None
+    if OmegaConf.select(saved, "role") != "answer":
+        return None
+    mode = OmegaConf.select(saved, "answer_env.answer_mode")
+    return str(mode) if mode else None
 
 
 def bank_manager(cfg: Any):
