@@ -222,3 +222,9 @@ def test_probe_answerer_trained_in_another_answer_mode_is_refused(synth_dir, tmp
     assert code == 2, err
     assert "trained in answer mode 'short'" in err and "answer_env.answer_mode=short" in err and "Traceback" not in err
     assert not (out / "final_model").exists()
+    # a picker checkpoint gives no answer in any mode: named as such, not "set answer_mode=picker"
+    (answer_run / "config.yaml").write_text("role: answer\nanswer_env:\n  answer_mode: picker\n")
+    code = main(["train", "--config", str(ROOT / "configs/train/grpo_manager_tiny.yaml"), f"data.path={synth_dir}",
+                 f"output_dir={out}", f"probe_answerer={answer_run / 'final_model'}", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "gives no answer" in err and "answer_mode=picker" not in err, err

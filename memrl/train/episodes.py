@@ -91,6 +91,9 @@ def probe_answerer(cfg: Any):
     if trained is not None and trained != mode.name:
         # Read in another mode's prompt, a trained answer agent's output mostly fails to parse, and every QA probe
         # scores 0: a manager run with no QA signal that still exits 0. Refuse instead.
+        if trained in modes.names() and not modes.get(trained).answers:
+            raise ConfigError(f"probe_answerer={spec} was trained in answer mode {trained!r}, which selects evidence "
+                              f"and gives no answer: the QA probes need an answering checkpoint")
         raise ConfigError(f"probe_answerer={spec} was trained in answer mode {trained!r}, but this recipe reads the "
                           f"QA probes in {mode.name!r} (answer_env.answer_mode): its answers would not parse and every "
                           f"probe would score 0. Set answer_env.answer_mode={trained}")

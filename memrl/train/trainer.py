@@ -115,7 +115,8 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: tuple = ()) -> dic
     # A peft model saves its adapter (whose config names the base); a full model saves all weights. Only the trained
     # adapter: GRPO with beta > 0 continuing an adapter (init_from a LoRA run) holds TRL's frozen copy of the start
     # as a second adapter, "ref", which save_pretrained would write beside it as final_model/ref/.
-    trained = {"selected_adapters": ["default"]} if len(getattr(model, "peft_config", {}) or {}) > 1 else {}
+    adapters = getattr(model, "peft_config", None) or {}
+    trained = {"selected_adapters": ["default"]} if len(adapters) > 1 and "default" in adapters else {}
     model.save_pretrained(final, safe_serialization=True, **trained)
     tok.save_pretrained(final)
     history = metrics.read()
