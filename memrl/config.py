@@ -139,6 +139,18 @@ def added_keys(data: Any, added: Mapping[str, Any]) -> Any:
     return out
 
 
+def saved_config_as_current(data: Any, schema_cls: type | None = None,
+                            moved: Mapping[str, str | Sequence[str]] | None = None) -> Any:
+    """A run directory's saved config mapping read under today's keys: the keys in `moved` (a schema's MOVED_KEYS)
+    under their new names, then, given `schema_cls`, its renamed keys (nested schemas included) and the keys it
+    added since (`ADDED_KEYS`, with the value that does what the saved run did). The one reading that a resume
+    check and a finished-run check compare against the current config."""
+    data = move_keys(data, moved or {})
+    if schema_cls is None:
+        return data
+    return added_keys(renamed_keys(schema_cls, data), getattr(schema_cls, "ADDED_KEYS", {}))
+
+
 def move_keys(data: Any, moved: Mapping[str, str | Sequence[str]], source: str = "") -> Any:
     """`data` (a config mapping) with every key a schema has moved (`MOVED_KEYS`: former dotted key -> the dotted
     key or keys that replace it) written under its new name: a recipe, a command line or a run directory's

@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
-from memrl.config import ConfigError, added_keys, move_keys, renamed_keys
+from memrl.config import ConfigError, saved_config_as_current
 from memrl.errors import MemrlError
 from memrl.files import write_json
 from memrl.train import algorithms
@@ -117,9 +117,7 @@ def check_resume_config(run_dir: Path, current: dict, ignore: Collection[str] = 
         saved = OmegaConf.to_container(OmegaConf.load(saved_path))
     except Exception as e:  # yaml's errors come in several types
         raise RunDirError(f"resume: {saved_path} cannot be read ({type(e).__name__}: {e})") from None
-    saved = move_keys(saved or {}, moved or {})
-    if schema is not None:
-        saved = added_keys(renamed_keys(schema, saved), getattr(schema, "ADDED_KEYS", {}))
+    saved = saved_config_as_current(saved or {}, schema, moved)
     diffs = config_differences(saved or {}, current, ignore)
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from omegaconf import OmegaConf
 
-from memrl.config import added_keys, as_dict, move_keys, renamed_keys
+from memrl.config import as_dict, saved_config_as_current
 from memrl.errors import MemrlError
 
 
@@ -225,10 +225,9 @@ def finished_run(cfg: Any) -> dict[str, Any] | None:
     if not (summary.exists() and saved.exists() and (out / "final_model" / weights).exists()):
         return None
     try:
-        # a run saved before keys moved into an algorithm's section, or were renamed, reads under the new names
-        before = renamed_keys(type(cfg), move_keys(OmegaConf.to_container(OmegaConf.load(saved), resolve=True),
-                                                   getattr(type(cfg), "MOVED_KEYS", {})))
-        before = added_keys(before, getattr(type(cfg), "ADDED_KEYS", {}))  # keys it could not have had
+        # a run saved before keys moved into an algorithm's section, were renamed or were added reads under today's
+        before = saved_config_as_current(OmegaConf.to_container(OmegaConf.load(saved), resolve=True), type(cfg),
+                                         getattr(type(cfg), "MOVED_KEYS", {}))
         result = json.loads(summary.read_text())
     except Exception:  # noqa: BLE001 - an unreadable run is retrained, not trusted
         return None
