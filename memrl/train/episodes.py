@@ -87,7 +87,8 @@ def probe_answerer(cfg: Any):
 
     mode = modes.get(cfg.answer_env.answer_mode)
     mode = mode if mode.answers else modes.DEFAULT  # a picker gives no answer: probes are read in the default mode
-    trained = trained_answer_mode(_backend_spec(spec).split(":", 1)[1])
+    backend = _backend_spec(spec)
+    trained = trained_answer_mode(backend.split(":", 1)[1])
     if trained is not None and trained != mode.name:
         # Read in another mode's prompt, a trained answer agent's output mostly fails to parse, and every QA probe
         # scores 0: a manager run with no QA signal that still exits 0. Refuse instead.
@@ -97,7 +98,7 @@ def probe_answerer(cfg: Any):
         raise ConfigError(f"probe_answerer={spec} was trained in answer mode {trained!r}, but this recipe reads the "
                           f"QA probes in {mode.name!r} (answer_env.answer_mode): its answers would not parse and every "
                           f"probe would score 0. Set answer_env.answer_mode={trained}")
-    return make_policy(_backend_spec(spec), "answer", answer_mode=mode.name,
+    return make_policy(backend, "answer", answer_mode=mode.name,
                        sampling=SamplingParams(temperature=0.0, max_tokens=PROBE_MAX_TOKENS))
 
 
