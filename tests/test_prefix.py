@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from memrl.policies.prefix import common_prefix_len, generate_shared_prefix, prefix_hidden_logprobs
+from memrl.policies.prefix import common_prefix_len, generate_shared_prefix, prefix_hidden_logprobs, split_model
 
 
 def _full_logprobs(model, seqs, starts):
@@ -72,6 +72,33 @@ def test_tiny_shared_prefix_logprobs_and_grads_equal_full_forward(tiny_lm, torch
     assert ((g_ref - g_got).norm() / g_ref.norm()).item() < 1e-4
 
 
+
+@pytest.mark.parametrize("head", [20, 0], ids=["common-head", "no-common-head"])
+def test_tiny_grouped_batch_logprobs_and_grads_equal_full_forward(tiny_lm, torch_one_thread, head):
+    """An RL batch: 3 prompts of different lengths, 2-3 completions each, rows interleaved. Each prompt runs once
+    (all three in one left-padded pass), every completion in one pass on the expanded cache: per-token log-probs
+    and gradients equal the full forward's."""
+    gen = torch.Generator().manual_seed(7)
+    rand = lambda n: torch.randint(3, tiny_lm.config.vocab_size, (n,), generator=gen).tolist()  # noqa: E731
+    common = rand(head)
+    prompts = [common + rand(10 + 9 * i) for i in range(3)]
+    seqs, starts = [], []
+    for j in [0, 1, 2, 0, 1, 2, 0, 2]:
+        seqs.append(prompts[j] + rand(int(torch.randint(1, 9, (1,), generator=gen))))
+        starts.append(len(prompts[j]))
+    calls = []
+    hook = split_model(tiny_lm)[0].register_forward_hook(
+        lambda m, a, kw, out: calls.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
+    try:
+        got, g_got = _grads(tiny_lm, lambda: prefix_hidden_logprobs(tiny_lm, seqs, starts))
+    finally:
+        hook.remove()
+    assert [c[0] for c in calls] == ([1, 3, 8] if head else [3, 8])  # head once, prompts once, tails once
+    ref, g_ref = _grads(tiny_lm, lambda: _full_logprobs(tiny_lm, seqs, starts))
+    for r, x in zip(ref, got):
+        assert torch.allclose(r, x, atol=1e-4), (r - x).abs().max()
+    assert ((g_ref - g_got).norm() / g_ref.norm()).item() < 1e-4
+
 def test_entropy_and_hidden_outputs(tiny_lm, torch_one_thread):
     seqs, starts = _rows(tiny_lm.config.vocab_size, 40, 3, seed=2)
     with torch.no_grad():
@@ -95,6 +122,38 @@ def test_tiny_shared_prefix_greedy_generation_equals_one_at_a_time(tiny_lm, torc
                                    do_sample=False, max_new_tokens=8, pad_token_id=0)
             assert one[0, len(p):].tolist() == out[i, width: width + one.shape[1] - len(p)].tolist()
 
+
+
+@pytest.mark.parametrize("shared_head", [True, False])
+def test_tiny_repeated_prompts_prefilled_once_decode_together(tiny_lm, torch_one_thread, shared_head):
+    """An RL batch (each prompt several times, groups interleaved, prompts of different lengths): each distinct
+    prompt is prefilled once, every row decodes in the same generate call, and the greedy output equals each
+    prompt generated alone. With no common head (shared_head False) the suffix pass alone carries the sharing."""
+    gen = torch.Generator().manual_seed(5)
+    rand = lambda n: torch.randint(3, tiny_lm.config.vocab_size, (n,), generator=gen).tolist()  # noqa: E731
+    head = rand(20) if shared_head else []
+    distinct = [head + rand(12 + 7 * i) for i in range(3)]
+    order = [0, 1, 0, 2, 1, 0, 2]
+    calls = []
+    hook = split_model(tiny_lm)[0].register_forward_hook(
+        lambda m, a, kw, out: calls.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            out, width = generate_shared_prefix(tiny_lm, [distinct[j] for j in order], pad_id=0, do_sample=False,
+                                                max_new_tokens=6, min_new_tokens=6, pad_token_id=0)
+    finally:
+        hook.remove()
+    assert out.shape[0] == len(order)
+    # the prompt work: a prefix pass (batch 1) where there is a head, one pass over the 3 distinct suffixes; then
+    # 6 decode calls, each over all 7 rows and one position
+    assert [c[0] for c in calls[:-6]] == ([1, 3] if shared_head else [3])
+    assert calls[-6:] == [(len(order), 1)] * 6
+    for row, j in enumerate(order):
+        p = distinct[j]
+        with torch.no_grad():
+            one = tiny_lm.generate(input_ids=torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
+                                   do_sample=False, max_new_tokens=6, min_new_tokens=6, pad_token_id=0)
+        assert one[0, len(p):].tolist() == out[row, width:].tolist(), (row, j)
 
 def _grpo_trainer(model_dir, out, shared_prefix):
     from datasets import Dataset

@@ -392,6 +392,7 @@ class TransformersBackend:
         # The batch's common prefix (system prompt, instructions; a GRPO group's whole prompt) is prefilled once.
         res, width = generate_shared_prefix(self.model, batch_ids, pad_id,
                                             min_shared=MIN_SHARED_PREFIX if self.share_prefix else 1 << 30,
+                                            dedupe=self.share_prefix,
                                             generation_config=gen_config, **extra)
         new = res.sequences[:, width:]
         # Logprobs step by step from the raw logits: one (batch, vocab) slice in float32 at a time.

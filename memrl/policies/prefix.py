@@ -9,6 +9,10 @@ they can be computed once (batch 1) and their KV cache expanded to the rows:
     generate_shared_prefix(model, prompts, config)   model.generate on [prefix | per-row suffix], the prefix
                                                      prefilled once
 
+In an RL batch of several prompts with several rows each, both run each distinct prompt once (all of them in one
+left-padded pass, after their common head) and then every row together: one decode pass per token, one pass over
+the completions, instead of one per group.
+
 Both score only the positions asked for through the LM head, in float32: on a CPU that is the difference between
 16 x 16 and 16 x 420 rows through a 49,152-word head (TRL's fused head scores every position off Triton).
 
@@ -115,21 +119,13 @@ def prefix_hidden_logprobs(model: torch.nn.Module, seqs: Sequence[Sequence[int]]
     if not seqs:
         empty = ([],) + (([],) if with_entropy else ()) + (([],) if return_hidden else ())
         return empty if len(empty) > 1 else []
-    groups = group_rows(tuple(s[:a]) for s, a in zip(seqs, starts))
-    if share and 1 < len(groups) < len(seqs):
-        # Repeated prompts (G samples each): one pass per prompt group, its whole prompt shared.
-        parts = {i: None for i in range(len(seqs))}
-        for rows in groups.values():
-            res = prefix_hidden_logprobs(model, [seqs[i] for i in rows], [starts[i] for i in rows], temperature,
-                                         with_entropy, share, min_shared, pad_id, return_hidden)
-            res = res if isinstance(res, tuple) else (res,)
-            for j, i in enumerate(rows):
-                parts[i] = tuple(r[j] for r in res)
-        result = tuple(list(x) for x in zip(*(parts[i] for i in range(len(seqs)))))
-        return result if len(result) > 1 else result[0]
     for s, a in zip(seqs, starts):
         if not 1 <= a <= len(s):
             raise ValueError(f"score start {a} outside 1..{len(s)} for a sequence of {len(s)} tokens")
+    groups = group_rows(tuple(s[:a]) for s, a in zip(seqs, starts))
+    if share and 1 < len(groups) < len(seqs):
+        return _grouped_hidden_logprobs(model, seqs, starts, groups, temperature, with_entropy, min_shared, pad_id,
+                                        return_hidden)
     backbone, head, cfg = split_model(model)
     dev = head.weight.device
     p = min(common_prefix_len(seqs), min(starts) - 1) if share else 0
@@ -156,11 +152,19 @@ def prefix_hidden_logprobs(model: torch.nn.Module, seqs: Sequence[Sequence[int]]
         kw.update(use_cache=False)
     hidden = backbone(**kw).last_hidden_state  # (rows, width, H)
     # token j of row i (absolute index a..len-1) is predicted at absolute position j-1 -> tail index j-1-p
+    return _scored(head, cfg, hidden, seqs, starts, [a - 1 - p for a in starts], temperature, with_entropy,
+                   return_hidden)
+
+
+def _scored(head, cfg, hidden, seqs, starts, first_cols, temperature, with_entropy, return_hidden):
+    """Log-probs (entropies, hidden states) of each row's scored tokens seqs[i][starts[i]:], whose predictions sit
+    at tail columns first_cols[i], first_cols[i] + 1, ... of `hidden`: only those rows reach the head."""
+    dev = hidden.device
     rows_idx, cols_idx, targets, sizes = [], [], [], []
-    for i, (s, a) in enumerate(zip(seqs, starts)):
+    for i, (s, a, c) in enumerate(zip(seqs, starts, first_cols)):
         n = len(s) - a
         rows_idx += [i] * n
-        cols_idx += list(range(a - 1 - p, len(s) - 1 - p))
+        cols_idx += list(range(c, c + n))
         targets += list(s[a:])
         sizes.append(n)
     sel = hidden[torch.tensor(rows_idx, dtype=torch.long, device=dev), torch.tensor(cols_idx, dtype=torch.long, device=dev)]
@@ -174,33 +178,112 @@ def prefix_hidden_logprobs(model: torch.nn.Module, seqs: Sequence[Sequence[int]]
     return tuple(result) if len(result) > 1 else result[0]
 
 
+def _grouped_hidden_logprobs(model, seqs, starts, groups, temperature, with_entropy, min_shared, pad_id,
+                             return_hidden):
+    """prefix_hidden_logprobs for an RL batch (several prompts, each with several completions): each distinct
+    prompt (up to its last token) runs once, their common head once before them, all left-padded into one batch;
+    the cache is expanded to the rows and every row's tail (last prompt token + completion) runs in one pass."""
+    backbone, head, cfg = split_model(model)
+    dev = head.weight.device
+    firsts = [rows[0] for rows in groups.values()]
+    prompts = [list(seqs[i][: starts[i] - 1]) for i in firsts]  # the cached part: the prompt but its last token
+    shortest = min(len(x) for x in prompts)
+    if shortest == 0 or (torch.is_grad_enabled() and _checkpointing(backbone)):
+        # a prompt with nothing to cache, or no cache at all (gradient checkpointing keeps none): group by group
+        parts: dict[int, tuple] = {}
+        for rows in groups.values():
+            res = prefix_hidden_logprobs(model, [seqs[i] for i in rows], [starts[i] for i in rows], temperature,
+                                         with_entropy, True, min_shared, pad_id, return_hidden)
+            res = res if isinstance(res, tuple) else (res,)
+            for j, i in enumerate(rows):
+                parts[i] = tuple(r[j] for r in res)
+        result = tuple(list(x) for x in zip(*(parts[i] for i in range(len(seqs)))))
+        return result if len(result) > 1 else result[0]
+    h = min(common_prefix_len(prompts), shortest - 1)  # every prompt keeps >= 1 token of its own after the head
+    if h < min_shared:
+        h = 0
+    n = len(prompts)
+    mids = [x[h:] for x in prompts]
+    m = max(len(x) for x in mids)
+    ids = torch.full((n, h + m), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    if h:
+        ids[:, :h] = torch.tensor(prompts[0][:h], dtype=torch.long)
+        mask[:, :h] = 1
+    for j, x in enumerate(mids):  # left-padded between the head and the prompt's own part
+        ids[j, h + m - len(x):] = torch.tensor(x, dtype=torch.long)
+        mask[j, h + m - len(x):] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = None
+    if h:
+        cache = backbone(input_ids=ids[:1, :h].to(dev), use_cache=True).past_key_values
+        cache = _expand_cache(cache, n)
+    cache = backbone(input_ids=ids[:, h:].to(dev), attention_mask=mask.to(dev), position_ids=pos[:, h:].to(dev),
+                     past_key_values=cache, use_cache=True).past_key_values
+    group_of = {i: j for j, rows in enumerate(groups.values()) for i in rows}
+    row_of = torch.tensor([group_of[i] for i in range(len(seqs))], dtype=torch.long)
+    cache.reorder_cache(row_of.to(dev))  # index_select along the batch (differentiable): each row its prompt's cache
+    tails = [list(s[a - 1:]) for s, a in zip(seqs, starts)]
+    w = max(len(t) for t in tails)
+    tail_ids = torch.full((len(seqs), w), pad_id, dtype=torch.long)
+    tail_mask = torch.zeros((len(seqs), w), dtype=torch.long)
+    for i, t in enumerate(tails):  # right-padded after the prompt
+        tail_ids[i, : len(t)] = torch.tensor(t, dtype=torch.long)
+        tail_mask[i, : len(t)] = 1
+    full_mask = torch.cat([mask[row_of], tail_mask], dim=1)
+    tail_pos = mask.sum(-1)[row_of].unsqueeze(1) + torch.arange(w).unsqueeze(0)
+    hidden = backbone(input_ids=tail_ids.to(dev), attention_mask=full_mask.to(dev), position_ids=tail_pos.to(dev),
+                      past_key_values=cache, use_cache=True).last_hidden_state
+    return _scored(head, cfg, hidden, seqs, starts, [0] * len(seqs), temperature, with_entropy, return_hidden)
+
+
 @torch.no_grad()
 def generate_shared_prefix(model: torch.nn.Module, prompts: Sequence[Sequence[int]], pad_id: int,
-                           min_shared: int = MIN_SHARED_PREFIX, **generate_kwargs: Any):
+                           min_shared: int = MIN_SHARED_PREFIX, dedupe: bool = True, **generate_kwargs: Any):
     """`model.generate` over prompts that share a prefix: the prefix is prefilled once (batch 1), its KV cache
     expanded to the rows, and the rows' own suffixes sit after it, left-padded *between* prefix and suffix (the
     attention mask hides the pads; positions come from the mask's cumulative sum, so every real token keeps the
     position it has in the unpadded prompt). Returns (sequences [rows, prefix + width + new], width of the prompt
-    part). Falls back to a plain left-padded generate when the shared prefix is short."""
+    part). Falls back to a plain left-padded generate when the shared prefix is short.
+
+    Repeated prompts (an RL batch: each prompt G times) are prefilled once each, not once per row: the distinct
+    prompts' suffixes run in one batch, their cache is expanded to the rows, and every row of every group then
+    decodes in one `generate` call (one decode pass per token for the whole batch, not one per group).
+    `dedupe=False` keeps every row's own prefill (with a huge `min_shared`: plain `generate`, nothing shared)."""
     dev = next(model.parameters()).device
-    p = min(common_prefix_len(prompts), min(len(x) for x in prompts) - 1)
+    groups = group_rows(tuple(x) if dedupe else i for i, x in enumerate(prompts))
+    distinct = [list(prompts[rows[0]]) for rows in groups.values()]
+    p = min(common_prefix_len(distinct), min(len(x) for x in distinct) - 1)
     if p < min_shared:
         p = 0
-    tails = [list(x[p:]) for x in prompts]
+    tails = [x[p:] for x in distinct]
     width = max(len(t) for t in tails)
-    ids = torch.full((len(prompts), p + width), pad_id, dtype=torch.long)
+    ids = torch.full((len(distinct), p + width), pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
     if p:
-        ids[:, :p] = torch.tensor(list(prompts[0][:p]), dtype=torch.long)
+        ids[:, :p] = torch.tensor(distinct[0][:p], dtype=torch.long)
         mask[:, :p] = 1
     for i, t in enumerate(tails):
         ids[i, p + width - len(t):] = torch.tensor(t, dtype=torch.long)
         mask[i, p + width - len(t):] = 1
-    kw: dict[str, Any] = {}
+    backbone, _, _ = split_model(model)
+    cache = None
     if p:
-        backbone, _, _ = split_model(model)
-        pre = ids[:1, :p].to(dev)
-        cache = backbone(input_ids=pre, use_cache=True).past_key_values
-        kw["past_key_values"] = _expand_cache(cache, len(prompts))
-    seqs = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), **kw, **generate_kwargs)
-    return seqs, p + width
+        cache = backbone(input_ids=ids[:1, :p].to(dev), use_cache=True).past_key_values
+    if len(distinct) < len(prompts):
+        if cache is not None:
+            cache = _expand_cache(cache, len(distinct))
+        if width > 1:  # each distinct suffix but its last token (generate runs that one, and samples after it)
+            cols = slice(p, p + width - 1)
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            cache = backbone(input_ids=ids[:, cols].to(dev), attention_mask=mask[:, : p + width - 1].to(dev),
+                             position_ids=pos[:, cols].to(dev), past_key_values=cache, use_cache=True).past_key_values
+        group_of = {i: j for j, rows in enumerate(groups.values()) for i in rows}
+        row_of = torch.tensor([group_of[i] for i in range(len(prompts))], dtype=torch.long)
+        if cache is not None:
+            cache.reorder_cache(row_of.to(dev))  # index_select along the batch: each row gets its prompt's cache
+        ids, mask = ids[row_of], mask[row_of]
+    elif cache is not None:
+        cache = _expand_cache(cache, len(prompts))
+    kw: dict[str, Any] = {"past_key_values": cache} if cache is not None else {}
+    return model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), **kw, **generate_kwargs), p + width

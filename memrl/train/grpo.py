@@ -4,11 +4,11 @@ A GRPO batch holds each prompt `num_generations` times. TRL 1.16 runs every copy
 generation, G copies of the prompt in the loss forward and backward, and (off Triton, i.e. on CPU) its fused LM
 head scores every prompt position through the vocabulary. This subclass overrides two methods, nothing else:
 
-- `_generate_single_turn`: each group's prompt is prefilled once and its KV cache expanded to the G samples
-  (`memrl.policies.prefix.generate_shared_prefix`).
-- `_get_per_token_logps_and_entropies`: each group's prompt runs once *with gradients*, the G completions run on
-  its expanded cache, and only completion positions reach the LM head, in float32
-  (`memrl.policies.prefix.prefix_hidden_logprobs`).
+- `_generate_single_turn`: each group's prompt is prefilled once and its KV cache expanded to the G samples; the
+  rows of all groups then decode together (`memrl.policies.prefix.generate_shared_prefix`).
+- `_get_per_token_logps_and_entropies`: each group's prompt runs once *with gradients* (the batch's prompts in one
+  pass), the completions run on the expanded cache (all of them in one pass), and only completion positions reach
+  the LM head, in float32 (`memrl.policies.prefix.prefix_hidden_logprobs`).
 
 Everything else (rewards, advantages, loss types, logging, checkpoints, resume) is TRL's. vLLM generation,
 transformers continuous batching, multimodal inputs and MoE aux losses keep TRL's own path, and so does
@@ -24,7 +24,6 @@ from trl.models import unwrap_model_for_generation
 
 from memrl.policies.prefix import (
     generate_shared_prefix,
-    group_rows,
     prefix_hidden_logprobs,
     supports_prefix_sharing,
 )
@@ -52,20 +51,19 @@ class GRPOTrainer(_TRLGRPOTrainer):
                                                  has_tool_images)
         pad = self._tokenizer.pad_token_id
         eos = set(self.eos_token_ids)
-        groups = group_rows(tuple(p) for p in prompt_ids)
         completions: list[list[int] | None] = [None] * len(prompt_ids)
         with (unwrap_model_for_generation(self.model_wrapped, self.accelerator,
                                           gather_deepspeed3_params=self.args.ds3_gather_for_generation,
                                           generation_kwargs=self.generation_kwargs,
                                           gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs)
               as unwrapped, torch.no_grad(), self._dist.summon_full_params(self.model_wrapped, recurse=False)):
-            for prompt, rows in groups.items():
-                seqs, width = generate_shared_prefix(unwrapped, [list(prompt)] * len(rows), pad, min_shared=1,
-                                                     generation_config=self.generation_config)
-                for i, row in zip(rows, seqs[:, width:].tolist()):
-                    # keep everything up to and including the first EOS (TRL's completion mask)
-                    cut = next((j + 1 for j, t in enumerate(row) if t in eos), len(row))
-                    completions[i] = row[:cut]
+            # every group's prompt prefilled once, all rows decoded together (one pass per token for the batch)
+            seqs, width = generate_shared_prefix(unwrapped, [list(p) for p in prompt_ids], pad, min_shared=1,
+                                                 generation_config=self.generation_config)
+            for i, row in enumerate(seqs[:, width:].tolist()):
+                # keep everything up to and including the first EOS (TRL's completion mask)
+                cut = next((j + 1 for j, t in enumerate(row) if t in eos), len(row))
+                completions[i] = row[:cut]
         return completions, None
 
     # --- log-probs: the prompt once per group, with gradients -----------------------------------------------

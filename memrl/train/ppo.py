@@ -31,7 +31,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -226,21 +226,20 @@ FULL_SOFTMAX = dict(top_k=0, top_p=1.0, min_p=None, typical_p=1.0, epsilon_cutof
 def generate(policy, tokenizer, prompt_ids: list[list[int]], cfg: PPOConfig) -> list[list[int]]:
     """Sample one response per prompt (left-padded batch). Returns response ids, EOS included."""
     pad = tokenizer.pad_token_id
-    # A repeated prompt (samples_per_prompt > 1) is prefilled once for its samples; distinct prompts share their
-    # common prefix (system prompt, instructions). memrl.policies.prefix.
-    groups = group_rows(tuple(p) for p in prompt_ids)
-    batches = list(groups.values()) if len(groups) < len(prompt_ids) else [list(range(len(prompt_ids)))]
-    responses: list[list[int]] = [[] for _ in prompt_ids]
-    for rows in batches:
-        out, L = generate_shared_prefix(policy, [prompt_ids[i] for i in rows], pad, do_sample=True,
-                                        temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                                        pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, **FULL_SOFTMAX)
-        for i, row in zip(rows, out[:, L:].tolist()):
-            if tokenizer.eos_token_id in row:
-                row = row[: row.index(tokenizer.eos_token_id) + 1]
-            else:
-                row = [t for t in row if t != pad] or row[:1]
-            responses[i] = row
+    # A repeated prompt (samples_per_prompt > 1) is prefilled once for its samples, distinct prompts share their
+    # common prefix (system prompt, instructions), and all rows decode together: memrl.policies.prefix.
+    # shared_prefix: false is a plain left-padded generate (every row prefilled in full).
+    share: dict[str, Any] = {} if cfg.shared_prefix else {"min_shared": 1 << 30, "dedupe": False}
+    out, L = generate_shared_prefix(policy, prompt_ids, pad, **share, do_sample=True, temperature=cfg.temperature,
+                                    max_new_tokens=cfg.max_new_tokens, pad_token_id=pad,
+                                    eos_token_id=tokenizer.eos_token_id, **FULL_SOFTMAX)
+    responses: list[list[int]] = []
+    for row in out[:, L:].tolist():
+        if tokenizer.eos_token_id in row:
+            row = row[: row.index(tokenizer.eos_token_id) + 1]
+        else:
+            row = [t for t in row if t != pad] or row[:1]
+        responses.append(row)
     return responses
 
 
@@ -349,7 +348,9 @@ class PPOTrainer:
         self.tok = tokenizer
         self.rollouts = rollouts
         self.out = Path(output_dir)
-        self.share_prefix = cfg.shared_prefix if share_prefix is None else share_prefix  # the argument overrides
+        if share_prefix is not None:  # the argument overrides the config's, for the rollouts' generation too
+            self.cfg = cfg = replace(cfg, shared_prefix=share_prefix)
+        self.share_prefix = cfg.shared_prefix
         if ref_policy is not None:
             self.ref = ref_policy
         elif _fresh_adapter(policy):  # the start policy is the base model: adapter off (see ref_logprobs)
