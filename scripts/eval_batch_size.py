@@ -4,12 +4,13 @@ Default policy: the full preset's warm start. docs/PERFORMANCE.md (the preset's 
 import dataclasses
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from pathlib import Path
 from memrl.data.loaders import load_conversations
 from memrl.eval import EvalConfig, evaluate
+
 torch.set_num_threads(2)
 convs = load_conversations(Path("runs/data/conv26_split/validation.jsonl"))
 policy = sys.argv[1] if len(sys.argv) > 1 else "runs/demo_full_warm/warm_start/sft/final_model"

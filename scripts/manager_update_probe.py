@@ -16,14 +16,15 @@ import re
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 from memrl.config import load_config
-from memrl.train.config import TrainConfig
 from memrl.train import algorithms
-from memrl.train.snapshots import score_manager_completion
+from memrl.train.config import TrainConfig
 from memrl.train.episodes import probe_answerer
+from memrl.train.snapshots import score_manager_completion
 
 torch.set_num_threads(2)
 out_path = sys.argv[1]
@@ -45,8 +46,9 @@ def related_ids(row):
     return [m.get("id") for m in mem] if isinstance(mem, list) else []
 
 def model_outputs(path, prompts):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     from memrl.models import resolve_model
     base = resolve_model("smollm2-135m-instruct")
     tok = AutoTokenizer.from_pretrained(base)
@@ -84,7 +86,7 @@ for name, spec in specs.items():
                      "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])[:6]), "seconds": round(time.time() - t, 1),
                      "sample": texts[:3]}
     print(name, {k: v for k, v in results[name].items() if k != "per_row_qa"}, flush=True)
-json.dump({"rows": len(rows), "results": results}, open(out_path, "w"), indent=1)
+Path(out_path).write_text(json.dumps({"rows": len(rows), "results": results}, indent=1))
 
 
 def paired_ci(diffs, seed=0, n_boot=4000):

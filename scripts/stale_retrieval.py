@@ -7,6 +7,7 @@ import collections
 import json
 import sys
 from pathlib import Path
+
 from memrl.data.loaders import load_conversations
 from memrl.envs.answer.candidates import build_requests
 
@@ -16,8 +17,9 @@ convs = load_conversations(Path(data))
 cfg = {"answer_mode": "short", "candidates": "memories", "k_per_speaker": 3, "manager": "add_only"}
 f1 = {}
 if preds:
-    for line in open(preds):
-        r = json.loads(line); f1[r["question_id"]] = r["scores"]["locomo_f1"]
+    for line in Path(preds).read_text().splitlines():
+        r = json.loads(line)
+        f1[r["question_id"]] = r["scores"]["locomo_f1"]
 turn_facts = {}
 for c in convs:
     for s in c.sessions:
@@ -33,7 +35,7 @@ for req, row in build_requests(convs, cfg):
     entry = (q.meta or {}).get("entry")
     cid = req.conversation.conversation_id if req.conversation else row.get("conversation_id")
     ev = set(q.evidence_turn_ids)
-    retrieved = set(t for cand in req.candidates for t in cand.source_ids)
+    retrieved = {t for cand in req.candidates for t in cand.source_ids}
     stale_all = {tid for (c, tid), fs in turn_facts.items() if c == cid and entry in fs and tid not in ev}
     has_ev, has_stale = bool(retrieved & ev), bool(retrieved & stale_all)
     key = ("ev" if has_ev else "no-ev") + "+" + ("stale" if has_stale else "no-stale")

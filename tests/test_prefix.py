@@ -9,7 +9,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from memrl.policies.prefix import common_prefix_len, generate_shared_prefix, prefix_hidden_logprobs, split_model
+from memrl.policies.prefix import (
+    common_prefix_len,
+    generate_shared_prefix,
+    prefix_hidden_logprobs,
+    split_model,
+)
 
 
 def _full_logprobs(model, seqs, starts):
@@ -79,7 +84,7 @@ def test_tiny_grouped_batch_logprobs_and_grads_equal_full_forward(tiny_lm, torch
     (all three in one left-padded pass), every completion in one pass on the expanded cache: per-token log-probs
     and gradients equal the full forward's."""
     gen = torch.Generator().manual_seed(7)
-    rand = lambda n: torch.randint(3, tiny_lm.config.vocab_size, (n,), generator=gen).tolist()  # noqa: E731
+    rand = lambda n: torch.randint(3, tiny_lm.config.vocab_size, (n,), generator=gen).tolist()
     common = rand(head)
     prompts = [common + rand(10 + 9 * i) for i in range(3)]
     seqs, starts = [], []
@@ -130,7 +135,7 @@ def test_tiny_repeated_prompts_prefilled_once_decode_together(tiny_lm, torch_one
     prompt is prefilled once, every row decodes in the same generate call, and the greedy output equals each
     prompt generated alone. With no common head (shared_head False) the suffix pass alone carries the sharing."""
     gen = torch.Generator().manual_seed(5)
-    rand = lambda n: torch.randint(3, tiny_lm.config.vocab_size, (n,), generator=gen).tolist()  # noqa: E731
+    rand = lambda n: torch.randint(3, tiny_lm.config.vocab_size, (n,), generator=gen).tolist()
     head = rand(20) if shared_head else []
     distinct = [head + rand(12 + 7 * i) for i in range(3)]
     order = [0, 1, 0, 2, 1, 0, 2]
