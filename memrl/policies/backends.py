@@ -35,7 +35,7 @@ import torch
 from memrl.errors import MemrlError
 from memrl.hardware import BF16_MIN_PARAMS, cpu_fast_bf16
 from memrl.models import resolve_model, unreadable_safetensors
-from memrl.policies.prefix import MIN_SHARED_PREFIX, generate_shared_prefix
+from memrl.policies.prefix import generate_shared_prefix
 from memrl.protocol.generation import Generation, GenerationBackend, Prompt, SamplingParams, plain_prompt
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
@@ -390,9 +390,7 @@ class TransformersBackend:
         if params.stop:
             extra = {"stop_strings": list(params.stop), "tokenizer": self.tokenizer}
         # The batch's common prefix (system prompt, instructions; a GRPO group's whole prompt) is prefilled once.
-        res, width = generate_shared_prefix(self.model, batch_ids, pad_id,
-                                            min_shared=MIN_SHARED_PREFIX if self.share_prefix else 1 << 30,
-                                            dedupe=self.share_prefix,
+        res, width = generate_shared_prefix(self.model, batch_ids, pad_id, share=self.share_prefix,
                                             generation_config=gen_config, **extra)
         new = res.sequences[:, width:]
         # Logprobs step by step from the raw logits: one (batch, vocab) slice in float32 at a time.

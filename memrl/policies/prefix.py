@@ -105,6 +105,45 @@ def _expand_cache(cache, rows: int):
     return cache
 
 
+def _head_layout(prompts: Sequence[Sequence[int]], min_shared: int, pad_id: int):
+    """(ids, mask, h) for prompts laid out as [common head | own part, left-padded]: the first h tokens, shared by
+    every prompt (0 when fewer than `min_shared`; each prompt keeps >= 1 token of its own), then each prompt's
+    remaining tokens aligned on the right, the pads *between* head and part (the mask hides them)."""
+    h = min(common_prefix_len(prompts), min(len(x) for x in prompts) - 1)
+    if h < min_shared:
+        h = 0
+    width = max(len(x) - h for x in prompts)
+    ids = torch.full((len(prompts), h + width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    if h:
+        ids[:, :h] = torch.tensor(list(prompts[0][:h]), dtype=torch.long)
+        mask[:, :h] = 1
+    for i, x in enumerate(prompts):
+        ids[i, h + width - (len(x) - h):] = torch.tensor(list(x[h:]), dtype=torch.long)
+        mask[i, h + width - (len(x) - h):] = 1
+    return ids, mask, h
+
+
+def _prefill(backbone, ids: torch.Tensor, mask: torch.Tensor, h: int, end: int, dev):
+    """KV cache of columns [0, end) of a `_head_layout`: the head once (batch 1), expanded to the rows, then the
+    rows' columns [h, end) in one pass, positions from the mask (each real token keeps its unpadded position).
+    None when there is nothing to cache."""
+    cache = None
+    if h:
+        cache = _expand_cache(backbone(input_ids=ids[:1, :h].to(dev), use_cache=True).past_key_values, ids.shape[0])
+    if end > h:
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = backbone(input_ids=ids[:, h:end].to(dev), attention_mask=mask[:, :end].to(dev),
+                         position_ids=pos[:, h:end].to(dev), past_key_values=cache, use_cache=True).past_key_values
+    return cache
+
+
+def _group_index(groups: dict, n: int) -> torch.Tensor:
+    """For each of n rows, the index of its group in `groups` ({key: [rows]}, as `group_rows` returns)."""
+    group_of = {i: j for j, rows in enumerate(groups.values()) for i in rows}
+    return torch.tensor([group_of[i] for i in range(n)], dtype=torch.long)
+
+
 def prefix_hidden_logprobs(model: torch.nn.Module, seqs: Sequence[Sequence[int]], starts: Sequence[int],
                            temperature: float = 1.0, with_entropy: bool = False, share: bool = True,
                            min_shared: int = MIN_SHARED_PREFIX, pad_id: int = 0, return_hidden: bool = False):
@@ -199,29 +238,9 @@ def _grouped_hidden_logprobs(model, seqs, starts, groups, temperature, with_entr
                 parts[i] = tuple(r[j] for r in res)
         result = tuple(list(x) for x in zip(*(parts[i] for i in range(len(seqs)))))
         return result if len(result) > 1 else result[0]
-    h = min(common_prefix_len(prompts), shortest - 1)  # every prompt keeps >= 1 token of its own after the head
-    if h < min_shared:
-        h = 0
-    n = len(prompts)
-    mids = [x[h:] for x in prompts]
-    m = max(len(x) for x in mids)
-    ids = torch.full((n, h + m), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    if h:
-        ids[:, :h] = torch.tensor(prompts[0][:h], dtype=torch.long)
-        mask[:, :h] = 1
-    for j, x in enumerate(mids):  # left-padded between the head and the prompt's own part
-        ids[j, h + m - len(x):] = torch.tensor(x, dtype=torch.long)
-        mask[j, h + m - len(x):] = 1
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = None
-    if h:
-        cache = backbone(input_ids=ids[:1, :h].to(dev), use_cache=True).past_key_values
-        cache = _expand_cache(cache, n)
-    cache = backbone(input_ids=ids[:, h:].to(dev), attention_mask=mask.to(dev), position_ids=pos[:, h:].to(dev),
-                     past_key_values=cache, use_cache=True).past_key_values
-    group_of = {i: j for j, rows in enumerate(groups.values()) for i in rows}
-    row_of = torch.tensor([group_of[i] for i in range(len(seqs))], dtype=torch.long)
+    ids, mask, h = _head_layout(prompts, min_shared, pad_id)
+    cache = _prefill(backbone, ids, mask, h, ids.shape[1], dev)
+    row_of = _group_index(groups, len(seqs))
     cache.reorder_cache(row_of.to(dev))  # index_select along the batch (differentiable): each row its prompt's cache
     tails = [list(s[a - 1:]) for s, a in zip(seqs, starts)]
     w = max(len(t) for t in tails)
@@ -239,7 +258,7 @@ def _grouped_hidden_logprobs(model, seqs, starts, groups, temperature, with_entr
 
 @torch.no_grad()
 def generate_shared_prefix(model: torch.nn.Module, prompts: Sequence[Sequence[int]], pad_id: int,
-                           min_shared: int = MIN_SHARED_PREFIX, dedupe: bool = True, **generate_kwargs: Any):
+                           min_shared: int = MIN_SHARED_PREFIX, share: bool = True, **generate_kwargs: Any):
     """`model.generate` over prompts that share a prefix: the prefix is prefilled once (batch 1), its KV cache
     expanded to the rows, and the rows' own suffixes sit after it, left-padded *between* prefix and suffix (the
     attention mask hides the pads; positions come from the mask's cumulative sum, so every real token keeps the
@@ -249,41 +268,18 @@ def generate_shared_prefix(model: torch.nn.Module, prompts: Sequence[Sequence[in
     Repeated prompts (an RL batch: each prompt G times) are prefilled once each, not once per row: the distinct
     prompts' suffixes run in one batch, their cache is expanded to the rows, and every row of every group then
     decodes in one `generate` call (one decode pass per token for the whole batch, not one per group).
-    `dedupe=False` keeps every row's own prefill (with a huge `min_shared`: plain `generate`, nothing shared)."""
+    `share=False` is a plain left-padded `generate`: nothing shared, every row prefilled in full."""
     dev = next(model.parameters()).device
-    groups = group_rows(tuple(x) if dedupe else i for i, x in enumerate(prompts))
-    distinct = [list(prompts[rows[0]]) for rows in groups.values()]
-    p = min(common_prefix_len(distinct), min(len(x) for x in distinct) - 1)
-    if p < min_shared:
-        p = 0
-    tails = [x[p:] for x in distinct]
-    width = max(len(t) for t in tails)
-    ids = torch.full((len(distinct), p + width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    if p:
-        ids[:, :p] = torch.tensor(distinct[0][:p], dtype=torch.long)
-        mask[:, :p] = 1
-    for i, t in enumerate(tails):
-        ids[i, p + width - len(t):] = torch.tensor(t, dtype=torch.long)
-        mask[i, p + width - len(t):] = 1
-    backbone, _, _ = split_model(model)
-    cache = None
-    if p:
-        cache = backbone(input_ids=ids[:1, :p].to(dev), use_cache=True).past_key_values
-    if len(distinct) < len(prompts):
-        if cache is not None:
-            cache = _expand_cache(cache, len(distinct))
-        if width > 1:  # each distinct suffix but its last token (generate runs that one, and samples after it)
-            cols = slice(p, p + width - 1)
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            cache = backbone(input_ids=ids[:, cols].to(dev), attention_mask=mask[:, : p + width - 1].to(dev),
-                             position_ids=pos[:, cols].to(dev), past_key_values=cache, use_cache=True).past_key_values
-        group_of = {i: j for j, rows in enumerate(groups.values()) for i in rows}
-        row_of = torch.tensor([group_of[i] for i in range(len(prompts))], dtype=torch.long)
+    groups = group_rows(tuple(x) if share else i for i, x in enumerate(prompts))
+    distinct = [prompts[rows[0]] for rows in groups.values()]
+    ids, mask, p = _head_layout(distinct, min_shared if share else 1 << 62, pad_id)
+    repeated = len(distinct) < len(prompts)
+    # with repeats, each distinct prompt but its last token (generate runs that one, and samples after it)
+    cache = _prefill(split_model(model)[0], ids, mask, p, ids.shape[1] - 1 if repeated else p, dev)
+    if repeated:
+        row_of = _group_index(groups, len(prompts))
         if cache is not None:
             cache.reorder_cache(row_of.to(dev))  # index_select along the batch: each row gets its prompt's cache
         ids, mask = ids[row_of], mask[row_of]
-    elif cache is not None:
-        cache = _expand_cache(cache, len(prompts))
     kw: dict[str, Any] = {"past_key_values": cache} if cache is not None else {}
-    return model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), **kw, **generate_kwargs), p + width
+    return model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), **kw, **generate_kwargs), ids.shape[1]

@@ -229,9 +229,8 @@ def generate(policy, tokenizer, prompt_ids: list[list[int]], cfg: PPOConfig) -> 
     # A repeated prompt (samples_per_prompt > 1) is prefilled once for its samples, distinct prompts share their
     # common prefix (system prompt, instructions), and all rows decode together: memrl.policies.prefix.
     # shared_prefix: false is a plain left-padded generate (every row prefilled in full).
-    share: dict[str, Any] = {} if cfg.shared_prefix else {"min_shared": 1 << 30, "dedupe": False}
-    out, L = generate_shared_prefix(policy, prompt_ids, pad, **share, do_sample=True, temperature=cfg.temperature,
-                                    max_new_tokens=cfg.max_new_tokens, pad_token_id=pad,
+    out, L = generate_shared_prefix(policy, prompt_ids, pad, share=cfg.shared_prefix, do_sample=True,
+                                    temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, pad_token_id=pad,
                                     eos_token_id=tokenizer.eos_token_id, **FULL_SOFTMAX)
     responses: list[list[int]] = []
     for row in out[:, L:].tolist():
@@ -350,7 +349,6 @@ class PPOTrainer:
         self.out = Path(output_dir)
         if share_prefix is not None:  # the argument overrides the config's, for the rollouts' generation too
             self.cfg = cfg = replace(cfg, shared_prefix=share_prefix)
-        self.share_prefix = cfg.shared_prefix
         if ref_policy is not None:
             self.ref = ref_policy
         elif _fresh_adapter(policy):  # the start policy is the base model: adapter off (see ref_logprobs)
@@ -372,6 +370,11 @@ class PPOTrainer:
         self.log = metrics_logger or (lambda m: None)
         self.history: list[dict] = []
         self.reuse_first_pass = True  # see step(); False computes every rollout log-prob in its own no-grad pass
+
+    @property
+    def share_prefix(self) -> bool:
+        """Each prompt group's prompt computed once (`ppo.shared_prefix`); the rollouts read the same config."""
+        return self.cfg.shared_prefix
 
     def ref_logprobs(self, chunk):
         """Log-probs under the frozen reference (the start policy). A fresh LoRA adapter (B = 0) leaves the base
