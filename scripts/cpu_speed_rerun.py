@@ -13,9 +13,15 @@ from pathlib import Path
 from memrl.bench.cpu_speed import VARIANTS, _split_dir, _synth_dir, run_job
 
 args = [a for a in sys.argv[1:] if not a.startswith("--steps=")]
-steps = int(next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--steps=")), 3))
+steps_arg = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--steps=")), "3")
 algo = args[0] if args else "grpo"
 names = args[1:] or list(VARIANTS)
+bad = [n for n in names if n not in VARIANTS]
+if algo not in ("grpo", "ppo", "sft") or bad or not steps_arg.isdigit() or int(steps_arg) < 1:
+    print(f"usage: python scripts/cpu_speed_rerun.py grpo|ppo|sft [{' '.join(VARIANTS)}] [--steps=N >= 1]; "
+          f"got {sys.argv[1:]}", file=sys.stderr)
+    sys.exit(2)
+steps = int(steps_arg)
 work = Path("runs/bench_speed_work")
 data = str(_synth_dir(work) if algo == "sft" else _split_dir(work))  # what the bench trains on
 out = {}

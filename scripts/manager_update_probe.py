@@ -27,8 +27,17 @@ from memrl.train.episodes import probe_answerer
 from memrl.train.snapshots import score_manager_completion
 
 torch.set_num_threads(2)
+if len(sys.argv) < 3 or any("=" not in a or not a.split("=", 1)[1] for a in sys.argv[2:]) \
+        or Path(sys.argv[1]).is_dir():
+    print("usage: python scripts/manager_update_probe.py OUT.json NAME=SPEC ... (SPEC: a manager checkpoint, add, "
+          f"noop or update_top); got {sys.argv[1:]}", file=sys.stderr)
+    sys.exit(2)
 out_path = sys.argv[1]
 specs = dict(a.split("=", 1) for a in sys.argv[2:])
+missing = [s for s in specs.values() if s not in ("add", "noop", "update_top") and not Path(s).is_dir()]
+if missing:
+    print(f"manager_update_probe: no manager checkpoint at {missing[0]}", file=sys.stderr)
+    sys.exit(2)
 cats = ["adversarial", "single_hop", "multi_hop", "temporal", "history", "open_domain"]
 ov = ["data.path=runs/data/synth_rl", "data.train_split=validation", "data.max_conversations=6", "max_train_rows=0",
       "manager_env.probe_k=3", "answer_env.answer_mode=short", "probe_answerer=runs/transfer/sft_synth/final_model",

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from memrl.bench.cpu_speed import REPO, _split_dir
-from memrl.config import load_config
+from memrl.config import ConfigError, load_config
 from memrl.train import ppo as ppo_module
 from memrl.train.builder import build_trainer
 from memrl.train.config import TrainConfig
@@ -35,7 +35,11 @@ overrides = ["output_dir=runs/ppo_profile", "max_steps=4", "save_steps=0", "over
              f"data.path={data}", "report_to=[none]", "algo=ppo", "ppo.shared_prefix=true", "max_completion_length=16",
              "batch_size=16", "ppo.critic=shared", "ppo.ppo_epochs=1", "ppo.minibatch_size=8",
              "ppo.samples_per_prompt=8", "ppo.learning_rate=2e-4", "ppo.critic_learning_rate=2e-4"] + sys.argv[1:]
-cfg = load_config(TrainConfig, str(REPO / "configs/train/grpo_answer_short_smollm2.yaml"), overrides)
+try:
+    cfg = load_config(TrainConfig, str(REPO / "configs/train/grpo_answer_short_smollm2.yaml"), overrides)
+except ConfigError as e:  # a typo in an override: the key named, nothing run
+    print(f"profile_ppo_step: {e}", file=sys.stderr)
+    sys.exit(2)
 trainer, _, _ = build_trainer(cfg, Path("runs/ppo_profile"))
 trainer.ref_logprobs = timed("reference pass", trainer.ref_logprobs)
 trainer._logprobs_values = timed("policy log-prob/value passes", trainer._logprobs_values)

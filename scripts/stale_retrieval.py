@@ -10,10 +10,19 @@ from pathlib import Path
 
 from memrl.data.loaders import load_conversations
 from memrl.envs.answer.candidates import build_requests
+from memrl.errors import MemrlError
 
+if not 2 <= len(sys.argv) <= 3 or not all(Path(a).is_file() for a in sys.argv[1:]):
+    print(f"usage: python scripts/stale_retrieval.py DATA.jsonl [PREDICTIONS.jsonl] (existing files); got {sys.argv[1:]}",
+          file=sys.stderr)
+    sys.exit(2)
 data = sys.argv[1]
 preds = sys.argv[2] if len(sys.argv) > 2 else None
-convs = load_conversations(Path(data))
+try:
+    convs = load_conversations(Path(data))
+except MemrlError as e:  # a malformed line: the loader names the file and line
+    print(f"stale_retrieval: {e}", file=sys.stderr)
+    sys.exit(2)
 cfg = {"answer_mode": "short", "candidates": "memories", "k_per_speaker": 3, "manager": "add_only"}
 f1 = {}
 if preds:
