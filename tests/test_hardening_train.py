@@ -287,6 +287,39 @@ def test_demo_checks_given_data_files_and_stage_labels(tmp_path, synth_dir, tiny
     assert rc == 2 and "holds no conversation" in err and not (tmp_path / "o").exists()
 
 
+def test_demo_refuses_an_eval_split_that_repeats_training_questions(tmp_path, synth_dir, tiny_model_dir,
+                                                                     no_expensive_steps, capsys):
+    """A data=<dir> whose validation.jsonl repeats train questions (by id, or the same text under a new id) would
+    report F1 on trained questions as held out: refused, unless allow_eval_overlap names it a fit diagnostic."""
+    import json
+    import shutil
+
+    from memrl.demo.outcome import OutcomeDemoConfig, _report, check_outcome_demo
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    first = json.loads((data / "train.jsonl").read_text().splitlines()[0])
+    for q in first["questions"]:  # a copy under new ids still leaks its answers
+        q["question_id"] = "copy:" + q["question_id"]
+    clean = (data / "validation.jsonl").read_text()
+    (data / "validation.jsonl").write_text(clean + json.dumps(first) + "\n")
+    args = ["demo", f"out={tmp_path / 'o'}", f"model={tiny_model_dir}", f"data={data}", "benchmark=synthetic",
+            "warm_start_conversations=0"]
+    rc, _, err = run_cli(args, capsys)
+    n = len(first["questions"])
+    assert rc == 2 and f"{n} question(s) of validation.jsonl are also in train.jsonl" in err
+    assert "allow_eval_overlap=true" in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
+    cfg = OutcomeDemoConfig(out=str(tmp_path / "o"), model=str(tiny_model_dir), data=str(data), benchmark="synthetic",
+                            warm_start_conversations=0, allow_eval_overlap=True)
+    check_outcome_demo(cfg)  # allowed: checked, nothing raised
+    (data / "validation.jsonl").write_text(clean)  # disjoint again: passes without the switch
+    check_outcome_demo(OutcomeDemoConfig(out=str(tmp_path / "o"), model=str(tiny_model_dir), data=str(data),
+                                         benchmark="synthetic", warm_start_conversations=0))
+    s = {"wall_seconds": 1.0, "policies": [], "diff_vs_start_by_algo": {}, "eval_questions_seen_in_training": n}
+    assert f"Fit diagnostic, not a held-out result: {n} of the evaluated questions" in _report(cfg, s, "")
+    assert "Fit diagnostic" not in _report(cfg, {**s, "eval_questions_seen_in_training": 0}, "")
+
+
 def test_demo_report_names_only_the_algorithms_it_ran():
     from memrl.demo.outcome import OutcomeDemoConfig, _report
 

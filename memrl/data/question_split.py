@@ -122,6 +122,18 @@ def check_split(convs: Sequence[Conversation], slices: dict[str, list[Conversati
                         "questions (each category's share is rounded); give it a larger fraction")
 
 
+def shared_questions(train: Sequence[Conversation], held_out: Sequence[Conversation]) -> list[str]:
+    """The question ids of `held_out` that `train` also holds: the same id, or the same question text in the same
+    conversation (a copy under a new id still leaks its answer). Empty for disjoint slices."""
+    def norm(text: str) -> str:
+        return " ".join(text.lower().split())
+
+    ids = {q.question_id for c in train for q in c.questions}
+    texts = {(c.conversation_id, norm(q.question)) for c in train for q in c.questions}
+    return [q.question_id for c in held_out for q in c.questions
+            if q.question_id in ids or (c.conversation_id, norm(q.question)) in texts]
+
+
 def plan_question_split(convs: Sequence[Conversation], fractions: dict[str, float], seed: int = 0,
                         skip_categories: Sequence[str] = (), source: str = "the input") -> dict[str, list[Conversation]]:
     """The slices `write_question_split` would write, checked (`check_split`), without writing them."""

@@ -41,7 +41,7 @@ from omegaconf import OmegaConf
 from memrl.config import ConfigError, as_dict, save_resolved
 from memrl.data.io import write_json
 from memrl.data.loaders import load_conversations, load_locomo
-from memrl.data.question_split import plan_question_split, write_question_split
+from memrl.data.question_split import plan_question_split, shared_questions, write_question_split
 from memrl.data_synth.config import SynthConfig
 from memrl.data_synth.synth import run_synthesis, split_assignment
 from memrl.eval.config import EvalConfig
@@ -78,6 +78,8 @@ class OutcomeDemoConfig:
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.4])  # train, eval shares of a LoCoMo file
     train_split: str = "train"
     eval_split: str = "validation"
+    allow_eval_overlap: bool = False  # data=<dir> whose eval split repeats train questions is refused; true runs it
+    #   anyway as a fit diagnostic (can RL fit the questions it trains on?), flagged in summary.json and report.md
     benchmark: str = "locomo"  # eval protocol of the data: synthetic | locomo (a LoCoMo file needs locomo)
     data_seed: int = 0
     num_conversations: int = 40
@@ -302,6 +304,12 @@ def check_outcome_demo(cfg: OutcomeDemoConfig) -> None:
                                   f"={split}; the demo reads <data>/<split>.jsonl)")
             if not load_conversations(f):
                 raise ConfigError(f"data: {f} holds no conversation")
+        shared = eval_overlap(cfg)
+        if shared and not cfg.allow_eval_overlap:
+            raise ConfigError(f"data: {len(shared)} question(s) of {cfg.eval_split}.jsonl are also in "
+                              f"{cfg.train_split}.jsonl (e.g. {shared[0]}): the demo would report F1 on questions it "
+                              "trained on. Give disjoint splits (memrl data split-questions), or allow_eval_overlap=true "
+                              "for a fit diagnostic")
     else:
         data = str(out / "data")
         synth = synth_config(cfg, out)
@@ -339,6 +347,16 @@ def check_outcome_demo(cfg: OutcomeDemoConfig) -> None:
             raise ConfigError(str(e)) from None
     for tc in recipes:
         check_recipe(tc)
+
+
+def eval_overlap(cfg: OutcomeDemoConfig) -> list[str]:
+    """Question ids the eval split shares with the train split of a data=<dir> (a LoCoMo file or synthesized data
+    is split by the demo itself, disjoint by construction)."""
+    if not cfg.data or is_locomo_file(cfg.data):
+        return []
+    d = Path(cfg.data)
+    return shared_questions(load_conversations(d / f"{cfg.train_split}.jsonl"),
+                            load_conversations(d / f"{cfg.eval_split}.jsonl"))
 
 
 def _synthesize(cfg: OutcomeDemoConfig, out: Path, say) -> str:
@@ -407,6 +425,7 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
     groups = {label: group for label, group, *_ in runs}
     summary = _summarize(cfg, order, groups, data, {k: v[1] for k, v in evals.items()}, timings, time.time() - t0)
     summary["ceiling"] = ceiling
+    summary["eval_questions_seen_in_training"] = len(eval_overlap(cfg))
     summary["curves"] = _curves(cfg, out, runs, curves, {k: v[1] for k, v in evals.items()})
     write_json(out / "summary.json", summary)
     _plot_curves(summary["curves"], out)
@@ -578,6 +597,9 @@ def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
         "includes 0 is not a result."), "",
         "```", _headline(s), "```", "",
     ]
+    if s.get("eval_questions_seen_in_training"):
+        head[-4:-4] = [f"**Fit diagnostic, not a held-out result: {s['eval_questions_seen_in_training']} of the evaluated "
+                       f"questions are also in `{cfg.train_split}` (allow_eval_overlap).**", ""]
     return "\n".join(head) + compare_md + "\n"
 
 
