@@ -598,8 +598,9 @@ def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
         "```", _headline(s), "```", "",
     ]
     if s.get("eval_questions_seen_in_training"):
-        head[-4:-4] = [f"**Fit diagnostic, not a held-out result: {s['eval_questions_seen_in_training']} of the evaluated "
-                       f"questions are also in `{cfg.train_split}` (allow_eval_overlap).**", ""]
+        flag = (f"**Fit diagnostic, not a held-out result: {s['eval_questions_seen_in_training']} of the evaluated "
+                f"questions are also in `{cfg.train_split}` (allow_eval_overlap).**")
+        head[-4:-4] = [flag, ""]
     return "\n".join(head) + compare_md + "\n"
 
 
