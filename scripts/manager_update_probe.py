@@ -112,3 +112,11 @@ if "add" in results:  # every policy against storing the turn (the add_only rule
     for name, r in results.items():
         m, lo, hi = paired_ci([x - y for x, y in zip(r["per_row_qa"], base)])
         print(f"{name}: QA {statistics.fmean(r['per_row_qa']):.3f}, - add {m:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    consts = [n for n, s in specs.items() if s in ("add", "noop", "update_top")]
+    if len(consts) > 1:  # a ceiling for choosing the op per row: each row's best constant op, picked by the probes
+        #                  it is scored on (the answerer is greedy, so this is what a policy that knew from the turn
+        #                  which op the probes reward would score; no such policy is shown to exist)
+        best = [max(results[n]["per_row_qa"][i] for n in consts) for i in range(len(rows))]
+        m, lo, hi = paired_ci([x - y for x, y in zip(best, base)])
+        print(f"per-row best of {'/'.join(consts)} (oracle): QA {statistics.fmean(best):.3f}, - add {m:+.3f} "
+              f"[{lo:+.3f}, {hi:+.3f}]")
