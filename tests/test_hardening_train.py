@@ -316,7 +316,7 @@ def test_demo_refuses_an_eval_split_that_repeats_training_questions(tmp_path, sy
     check_outcome_demo(OutcomeDemoConfig(out=str(tmp_path / "o"), model=str(tiny_model_dir), data=str(data),
                                          benchmark="synthetic", warm_start_conversations=0))
     s = {"wall_seconds": 1.0, "policies": [], "diff_vs_start_by_algo": {}, "eval_questions_seen_in_training": n}
-    assert f"Fit diagnostic, not a held-out result: {n} of the evaluated questions" in _report(cfg, s, "")
+    assert f"Fit diagnostic, not a held-out result: {n} of the evaluated questions were trained on" in _report(cfg, s, "")
     assert "Fit diagnostic" not in _report(cfg, {**s, "eval_questions_seen_in_training": 0}, "")
 
 

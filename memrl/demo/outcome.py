@@ -558,6 +558,9 @@ def _summarize(cfg, order, groups, data, results, timings, wall) -> dict[str, An
 
 def _headline(s: dict[str, Any]) -> str:
     lines = [f"{'policy':24s} {'F1':>7s} {'vs start (95% CI)':>28s}  top-answer share"]
+    if s.get("eval_questions_seen_in_training"):  # printed and reported first: these numbers are not held out
+        lines.insert(0, f"Fit diagnostic, not a held-out result: {s['eval_questions_seen_in_training']} of the "
+                        "evaluated questions were trained on (allow_eval_overlap)")
     for r in s["policies"]:
         ci = r["ci95_vs_start"]
         d = "" if r["diff_vs_start"] is None else f"{r['diff_vs_start']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
@@ -597,10 +600,6 @@ def _report(cfg: OutcomeDemoConfig, s: dict[str, Any], compare_md: str) -> str:
         "includes 0 is not a result."), "",
         "```", _headline(s), "```", "",
     ]
-    if s.get("eval_questions_seen_in_training"):
-        flag = (f"**Fit diagnostic, not a held-out result: {s['eval_questions_seen_in_training']} of the evaluated "
-                f"questions are also in `{cfg.train_split}` (allow_eval_overlap).**")
-        head[-4:-4] = [flag, ""]
     return "\n".join(head) + compare_md + "\n"
 
 
