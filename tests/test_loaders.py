@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import copy
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -741,7 +742,7 @@ def test_split_questions_deals_every_question_once_stratified_and_seeded(conv26_
     from collections import Counter
 
     from memrl.data.loaders import load_conversations
-    from memrl.data.question_split import parse_fractions, split_questions, write_question_split
+    from memrl.data.question_split import parse_fractions, shared_questions, split_questions, write_question_split
     from memrl.data.schema import DataError
 
     convs = load_conversations(conv26_path, "locomo")
@@ -749,6 +750,12 @@ def test_split_questions_deals_every_question_once_stratified_and_seeded(conv26_
     ids = {k: [q.question_id for c in v for q in c.questions] for k, v in parts.items()}
     kept = [q for q in convs[0].questions if q.category_id != 5]
     assert not set(ids["train"]) & set(ids["validation"])
+    assert shared_questions(parts["train"], parts["validation"]) == []  # what memrl demo checks for data=<dir>
+    leak = parts["train"][0].questions[0]
+    moved = dataclasses.replace(leak, question_id="new-id", question="  " + leak.question.upper() + " ")
+    for q in (leak, moved):  # the same id, or the same question (case, spacing aside) in the same conversation
+        held = [dataclasses.replace(parts["validation"][0], questions=[*parts["validation"][0].questions, q])]
+        assert shared_questions(parts["train"], held) == [q.question_id]
     assert sorted(ids["train"] + ids["validation"]) == sorted(q.question_id for q in kept)
     for cat, n in Counter(q.category_id for q in kept).items():  # each slice has the category mix of the whole
         n_train = sum(q.category_id == cat for c in parts["train"] for q in c.questions)
