@@ -742,7 +742,12 @@ def test_split_questions_deals_every_question_once_stratified_and_seeded(conv26_
     from collections import Counter
 
     from memrl.data.loaders import load_conversations
-    from memrl.data.question_split import parse_fractions, shared_questions, split_questions, write_question_split
+    from memrl.data.question_split import (
+        parse_fractions,
+        shared_questions,
+        split_questions,
+        write_question_split,
+    )
     from memrl.data.schema import DataError
 
     convs = load_conversations(conv26_path, "locomo")
