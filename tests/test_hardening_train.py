@@ -311,7 +311,7 @@ def test_demo_refuses_an_eval_split_that_repeats_training_questions(tmp_path, sy
     assert "allow_eval_overlap=true" in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
     cfg = OutcomeDemoConfig(out=str(tmp_path / "o"), model=str(tiny_model_dir), data=str(data), benchmark="synthetic",
                             warm_start_conversations=0, allow_eval_overlap=True)
-    check_outcome_demo(cfg)  # allowed: checked, nothing raised
+    assert len(check_outcome_demo(cfg)) == n  # allowed: checked, the shared questions returned for the summary
     (data / "validation.jsonl").write_text(clean)  # disjoint again: passes without the switch
     check_outcome_demo(OutcomeDemoConfig(out=str(tmp_path / "o"), model=str(tiny_model_dir), data=str(data),
                                          benchmark="synthetic", warm_start_conversations=0))

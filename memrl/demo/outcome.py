@@ -285,11 +285,14 @@ def start_policy(cfg: OutcomeDemoConfig) -> str:
     return cfg.init_from or cfg.model
 
 
-def check_outcome_demo(cfg: OutcomeDemoConfig) -> None:
+def check_outcome_demo(cfg: OutcomeDemoConfig) -> list[str]:
     """Every name, path and key the pipeline will use, checked in seconds before its first expensive step (a
     misspelt baseline used to fail after every training stage): out, the data splits, the start model and each
-    baseline (resolved as `memrl eval` resolves policies), every stage's training recipe and eval config."""
+    baseline (resolved as `memrl eval` resolves policies), every stage's training recipe and eval config.
+    Returns the eval questions a data=<dir> shares with its train split (only with allow_eval_overlap; a LoCoMo
+    file or synthesized data is split by the demo itself, disjoint by construction)."""
     cfg.validate()
+    shared: list[str] = []
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out={out} is an existing file; the demo writes a directory")
@@ -297,14 +300,16 @@ def check_outcome_demo(cfg: OutcomeDemoConfig) -> None:
         data = locomo_split(cfg, out, write=False)
     elif cfg.data:
         data = cfg.data
+        splits = {}
         for split in (cfg.train_split, cfg.eval_split):
             f = Path(cfg.data) / f"{split}.jsonl"
             if not f.is_file():
                 raise ConfigError(f"data: {f} does not exist ({'train_split' if split == cfg.train_split else 'eval_split'}"
                                   f"={split}; the demo reads <data>/<split>.jsonl)")
-            if not load_conversations(f):
+            splits[split] = load_conversations(f)
+            if not splits[split]:
                 raise ConfigError(f"data: {f} holds no conversation")
-        shared = eval_overlap(cfg)
+        shared = shared_questions(splits[cfg.train_split], splits[cfg.eval_split])
         if shared and not cfg.allow_eval_overlap:
             raise ConfigError(f"data: {len(shared)} question(s) of {cfg.eval_split}.jsonl are also in "
                               f"{cfg.train_split}.jsonl (e.g. {shared[0]}): the demo would report F1 on questions it "
@@ -347,16 +352,7 @@ def check_outcome_demo(cfg: OutcomeDemoConfig) -> None:
             raise ConfigError(str(e)) from None
     for tc in recipes:
         check_recipe(tc)
-
-
-def eval_overlap(cfg: OutcomeDemoConfig) -> list[str]:
-    """Question ids the eval split shares with the train split of a data=<dir> (a LoCoMo file or synthesized data
-    is split by the demo itself, disjoint by construction)."""
-    if not cfg.data or is_locomo_file(cfg.data):
-        return []
-    d = Path(cfg.data)
-    return shared_questions(load_conversations(d / f"{cfg.train_split}.jsonl"),
-                            load_conversations(d / f"{cfg.eval_split}.jsonl"))
+    return shared
 
 
 def _synthesize(cfg: OutcomeDemoConfig, out: Path, say) -> str:
@@ -370,7 +366,7 @@ def _synthesize(cfg: OutcomeDemoConfig, out: Path, say) -> str:
 def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str, Any]:
     import torch  # deferred: torch is only needed once models run
 
-    check_outcome_demo(cfg)
+    seen_in_training = check_outcome_demo(cfg)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     t0 = time.time()
@@ -425,7 +421,7 @@ def run_outcome_demo(cfg: OutcomeDemoConfig, progress: bool = True) -> dict[str,
     groups = {label: group for label, group, *_ in runs}
     summary = _summarize(cfg, order, groups, data, {k: v[1] for k, v in evals.items()}, timings, time.time() - t0)
     summary["ceiling"] = ceiling
-    summary["eval_questions_seen_in_training"] = len(eval_overlap(cfg))
+    summary["eval_questions_seen_in_training"] = len(seen_in_training)
     summary["curves"] = _curves(cfg, out, runs, curves, {k: v[1] for k, v in evals.items()})
     write_json(out / "summary.json", summary)
     _plot_curves(summary["curves"], out)
