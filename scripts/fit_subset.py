@@ -21,6 +21,9 @@ if len(args) != 4 or not Path(args[0]).is_file() or not args[1].isdigit() or int
           f"a directory); got {args}", file=sys.stderr)
     sys.exit(2)
 src, n, seed, out = Path(args[0]), int(args[1]), int(args[2]), Path(args[3])
+if out.is_dir() and any(out.iterdir()):  # it would overwrite a real split with one that repeats its questions
+    print(f"fit_subset: {out} is not empty; give a new or empty directory", file=sys.stderr)
+    sys.exit(2)
 try:
     convs = load_conversations(src)
 except MemrlError as e:  # a malformed line: the loader names the file and line
